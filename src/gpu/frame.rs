@@ -1,0 +1,119 @@
+//! Recording a frame: dispatches are collected, then encoded into one compute pass and sent in
+//! one submit, with the read-back copies riding the same submission.
+
+use std::rc::Rc;
+
+use super::kernel::Compiled;
+use super::pool::{BufferPool, Usage};
+use super::readback::Pending;
+use super::ring::SLOT_BYTES;
+use super::{Gpu, Kernel, Tensor};
+
+struct Recorded {
+    compiled: Rc<Compiled>,
+    bind_group: Rc<wgpu::BindGroup>,
+    uniform_offset: u32,
+    workgroups: [u32; 3],
+}
+
+pub struct Frame<'g> {
+    gpu: &'g Gpu,
+    uniforms: Vec<u8>,
+    dispatches: Vec<Recorded>,
+    copies: Vec<(Tensor, Pending)>,
+}
+
+impl<'g> Frame<'g> {
+    pub(crate) fn new(gpu: &'g Gpu) -> Self {
+        Frame { gpu, uniforms: Vec::new(), dispatches: Vec::new(), copies: Vec::new() }
+    }
+
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
+    }
+
+    /// Records one dispatch of `kernel` with `params` in its uniform slot and `buffers` bound in
+    /// order. Panics on a programming error (wrong buffer count, oversized params): callers are the
+    /// op dispatchers, which validate user-visible shapes themselves.
+    pub fn dispatch<P: bytemuck::Pod>(&mut self, kernel: &'static Kernel, params: &P, buffers: &[&Tensor], workgroups: [u32; 3]) {
+        assert_eq!(buffers.len(), kernel.bindings.len(), "{}: {} buffers bound, {} declared", kernel.entry, buffers.len(), kernel.bindings.len());
+        let bytes = bytemuck::bytes_of(params);
+        assert!(bytes.len() as u64 <= SLOT_BYTES, "{}: parameters of {} bytes exceed a uniform slot", kernel.entry, bytes.len());
+        for (i, a) in buffers.iter().enumerate() {
+            for b in &buffers[i + 1..] {
+                assert!(!a.same_storage(b), "{}: one buffer bound twice ({a:?}, {b:?})", kernel.entry);
+            }
+        }
+        let gpu = self.gpu;
+        let stride = gpu.ring.borrow().stride as usize;
+        let uniform_offset = self.uniforms.len();
+        self.uniforms.extend_from_slice(bytes);
+        self.uniforms.resize(uniform_offset + stride, 0);
+
+        let ring = gpu.ring.borrow();
+        let mut kernels = gpu.kernels.borrow_mut();
+        let compiled = kernels.pipeline(&gpu.device, &ring.layout, kernel, &gpu.stats);
+        let ids: Vec<(u64, &wgpu::Buffer)> = buffers.iter().map(|t| (t.buffer_id(), t.buffer())).collect();
+        let bind_group = kernels.bind_group(&gpu.device, &compiled, &ids, &gpu.stats);
+        self.dispatches.push(Recorded { compiled, bind_group, uniform_offset: uniform_offset as u32, workgroups });
+    }
+
+    /// Number of dispatches recorded so far.
+    pub fn len(&self) -> usize {
+        self.dispatches.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dispatches.is_empty()
+    }
+
+    /// Schedules a copy of `t` to host memory after the frame's compute pass; await the returned
+    /// [`Pending`] after [`Frame::submit`].
+    pub fn read(&mut self, t: &Tensor) -> Pending {
+        let gpu = self.gpu;
+        let staging = BufferPool::take_usage(&gpu.pool, &gpu.device, t.byte_size(), Usage::Staging, &gpu.stats);
+        let pending = Pending::new(staging, t.byte_size());
+        self.copies.push((t.clone(), pending.clone()));
+        pending
+    }
+
+    /// Writes the frame's uniforms (one write), encodes every dispatch into one compute pass,
+    /// appends the read-back copies and submits once.
+    pub fn submit(self) {
+        let gpu = self.gpu;
+        let mut ring = gpu.ring.borrow_mut();
+        ring.reserve(&gpu.device, self.uniforms.len() as u64, &gpu.stats);
+        if !self.uniforms.is_empty() {
+            gpu.queue.write_buffer(&ring.buffer, 0, &self.uniforms);
+        }
+        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pix2seqd frame") });
+        let mut passes = 0;
+        if !self.dispatches.is_empty() {
+            passes = 1;
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pix2seqd"), timestamp_writes: None });
+            let mut current: Option<*const Compiled> = None;
+            for d in &self.dispatches {
+                let this = Rc::as_ptr(&d.compiled);
+                if current != Some(this) {
+                    pass.set_pipeline(&d.compiled.pipeline);
+                    current = Some(this);
+                }
+                pass.set_bind_group(0, &ring.bind_group, &[d.uniform_offset]);
+                pass.set_bind_group(1, &*d.bind_group, &[]);
+                let [x, y, z] = d.workgroups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+        }
+        for (t, pending) in &self.copies {
+            encoder.copy_buffer_to_buffer(t.buffer(), 0, pending.staging(), 0, t.byte_size().next_multiple_of(4));
+        }
+        gpu.queue.submit(Some(encoder.finish()));
+        drop(ring);
+        let dispatches = self.dispatches.len() as u64;
+        gpu.bump(|s| {
+            s.submits += 1;
+            s.compute_passes += passes;
+            s.dispatches += dispatches;
+        });
+    }
+}

@@ -1,0 +1,59 @@
+"""DAVIS 2016 (``../shared/data/davis2016/SEQ/{images,masks}/NNNNN.{jpg,png}``), one object per video.
+
+The foreground is class "object" (class id 1) with instance id 1; the background is void (0, 0),
+like the official DAVIS setting whose semantic channel is all zeros (spec §1.4).
+
+Splits (sequences sorted by name): the last 4 (motocross-jump, paragliding-launch, scooter-black,
+soapbox) are ``val``, the first 12 ``train``; ``all`` has the 16.
+
+Items are clips of ``clip_length`` consecutive frames ending at every frame that has
+``clip_length - 1`` predecessors: the k-previous-frames sampler for video training (k = clip
+length - 1; the last frame is the target). ``clip_length = 1`` gives single frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .common import ClassInfo, RawExample, data_root, read_label_png, read_rgb
+
+CLASSES = [ClassInfo("object", True, (220, 20, 60))]
+VAL_COUNT = 4
+SPLITS = ("train", "val", "all")
+
+
+class Davis:
+    classes = CLASSES
+
+    def __init__(self, split: str, clip_length: int = 1, root: Path | None = None) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"DAVIS split must be one of {SPLITS}, got {split!r}")
+        if clip_length < 1:
+            raise ValueError(f"clip_length must be >= 1, got {clip_length}")
+        self.root = root or data_root() / "davis2016"
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"DAVIS not found at {self.root} (see ../shared/data/README.md)")
+        names = sorted(p.name for p in self.root.iterdir() if (p / "images").is_dir())
+        self.sequences = {"train": names[:-VAL_COUNT], "val": names[-VAL_COUNT:], "all": names}[split]
+        self.clip_length = clip_length
+        self.frames = {seq: sorted(p.stem for p in (self.root / seq / "images").glob("*.jpg")) for seq in self.sequences}
+        self.items = [(seq, t) for seq in self.sequences for t in range(clip_length - 1, len(self.frames[seq]))]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int) -> list[RawExample]:
+        seq, last = self.items[index]
+        return [self.load_frame(seq, t) for t in range(last - self.clip_length + 1, last + 1)]
+
+    def load_frame(self, seq: str, t: int) -> RawExample:
+        frame = self.frames[seq][t]
+        image = read_rgb(self.root / seq / "images" / f"{frame}.jpg")
+        mask_path = self.root / seq / "masks" / f"{frame}.png"
+        mask = read_label_png(mask_path) > 0
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f"{mask_path}: size {mask.shape} differs from its image {image.shape[:2]}")
+        ids = mask.astype(np.int64)
+        return RawExample(image, ids.copy(), ids, f"{seq}/{frame}")
