@@ -31,21 +31,3 @@ fn activate(x: f32, act: u32) -> f32 {
         default: { return x; }
     }
 }
-
-// The shared noise generator, defined in docs/rng.md (same code in src/ops/rng.rs and
-// train/pix2seqd_train/rng.py).
-fn pcg_hash(x: u32) -> u32 {
-    let state = x * 747796405u + 2891336453u;
-    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-    return (word >> 22u) ^ word;
-}
-
-fn rng_u32(seed: u32, counter: u32) -> u32 {
-    return pcg_hash(pcg_hash(counter) ^ pcg_hash(seed ^ 0x9E3779B9u));
-}
-
-fn rng_normal(seed: u32, i: u32) -> f32 {
-    let u1 = f32((rng_u32(seed, 2u * i) >> 8u) + 1u) * (1.0 / 16777216.0);
-    let u2 = f32(rng_u32(seed, 2u * i + 1u) >> 8u) * (1.0 / 16777216.0);
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}

@@ -7,7 +7,7 @@ use super::kernel::Compiled;
 use super::pool::{BufferPool, Usage};
 use super::readback::Pending;
 use super::ring::SLOT_BYTES;
-use super::{Gpu, Kernel, Tensor};
+use super::{Access, Gpu, Kernel, Tensor};
 
 struct Recorded {
     compiled: Rc<Compiled>,
@@ -39,9 +39,11 @@ impl<'g> Frame<'g> {
         assert_eq!(buffers.len(), kernel.bindings.len(), "{}: {} buffers bound, {} declared", kernel.entry, buffers.len(), kernel.bindings.len());
         let bytes = bytemuck::bytes_of(params);
         assert!(bytes.len() as u64 <= SLOT_BYTES, "{}: parameters of {} bytes exceed a uniform slot", kernel.entry, bytes.len());
+        // WebGPU rejects a buffer bound both read-only and writable in one dispatch.
         for (i, a) in buffers.iter().enumerate() {
-            for b in &buffers[i + 1..] {
-                assert!(!a.same_storage(b), "{}: one buffer bound twice ({a:?}, {b:?})", kernel.entry);
+            for (j, b) in buffers.iter().enumerate().skip(i + 1) {
+                let writes = kernel.bindings[i] == Access::ReadWrite || kernel.bindings[j] == Access::ReadWrite;
+                assert!(!(writes && a.same_storage(b)), "{}: one buffer bound as input and output ({a:?}, {b:?})", kernel.entry);
             }
         }
         let gpu = self.gpu;

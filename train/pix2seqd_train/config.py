@@ -152,7 +152,11 @@ class ModelConfig:
 
     # ---- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        unused = ("stages",) if self.backbone.type == "resnet50_c4" else ("widths", "blocks")
+        for key in unused:  # fields of the other backbone type
+            data["backbone"].pop(key)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
@@ -253,4 +257,17 @@ def load_config(path: str | Path) -> ModelConfig:
 
 
 def save_config(cfg: ModelConfig, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    Path(path).write_text(to_json(cfg.to_dict()) + "\n")
+
+
+def to_json(value: Any, indent: int = 0) -> str:
+    """Readable JSON: objects one key per line; lists of scalars, lists of lists and the objects
+    inside a list (the class table) on one line each."""
+    pad, inner = " " * indent, " " * (indent + 2)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(k)}: {to_json(v, indent + 2)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        items = [f"{inner}{json.dumps(v, separators=(', ', ': '))}" for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return json.dumps(value, separators=(", ", ": "))

@@ -79,6 +79,11 @@ def add_noise(m0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> tuple[tor
     return g4.sqrt() * m0 + (1 - g4).sqrt() * eps, g
 
 
+def unwrap(model: Any) -> "Pix2SeqD":
+    """The Pix2SeqD inside a DistributedDataParallel (or similar `.module`) wrapper."""
+    return model.module if hasattr(model, "module") else model
+
+
 def training_loss(
     model: "Pix2SeqD",
     images: torch.Tensor,
@@ -92,23 +97,20 @@ def training_loss(
     images [B, 3, H, W] in [0, 1]; cls_map / inst_map [B, Hm, Wm] ints (class = dataset label + 1);
     prev_maps [B, k, Hm, Wm, 2] ints for video models (already frame-dropped by the data side).
     loss = mean over B, Hm, Wm and the 2 groups of w * CE, with t ~ U(0, 1) per example.
+    `model` may be wrapped in DistributedDataParallel: the gradient pass is one model(...) call.
     """
-    cfg = model.cfg
+    cfg = unwrap(model).cfg
     device = images.device
     batch = images.shape[0]
     m0 = ids_to_analog_bits(cls_map, inst_map, cfg)
     weights = pixel_weights(inst_map, cfg.max_instances, cfg.mask_weight_p)
 
-    features, tokens, _ = model.encode(images)
     t = torch.rand(batch, generator=generator, device=device)
     eps = torch.randn(m0.shape, generator=generator, device=device)
     m_t, g = add_noise(m0, t, eps)
     prev = prev_maps_to_analog_bits(prev_maps, cfg) if prev_maps is not None else None
-
-    self_cond = None
-    if cfg.self_cond:
-        self_cond = _self_cond_estimate(model, m_t, features, tokens, g, prev)
-    logits = model.decode(m_t, features, tokens, g, prev=prev, self_cond=self_cond)
+    self_cond = _self_cond_estimate(unwrap(model), images, m_t, g, prev) if cfg.self_cond else None
+    logits = model(images, m_t, g, prev=prev, self_cond=self_cond)
 
     group_losses = []
     for group_logits, target in zip(split_logits(logits, cfg), target_ids(cls_map, inst_map, cfg)):
@@ -124,18 +126,18 @@ def training_loss(
     return loss, logs
 
 
-def _self_cond_estimate(model: "Pix2SeqD", m_t: torch.Tensor, features: torch.Tensor,
-                        tokens: torch.Tensor, g: torch.Tensor, prev: torch.Tensor | None) -> torch.Tensor:
+@torch.no_grad()
+def _self_cond_estimate(model: "Pix2SeqD", images: torch.Tensor, m_t: torch.Tensor, g: torch.Tensor,
+                        prev: torch.Tensor | None) -> torch.Tensor:
     """Official scheme (spec §3.3): the first floor(B/2) examples get x̃0 = stop_grad(f([x_t, 0])),
     the others x̃0 = 0."""
     estimate = torch.zeros_like(m_t)
     half = m_t.shape[0] // 2
     if half:
-        with torch.no_grad():
-            logits = model.decode(m_t[:half], features[:half], tokens[:half], g[:half],
-                                  prev=None if prev is None else prev[:half],
-                                  self_cond=torch.zeros_like(m_t[:half]))
-            estimate[:half] = expected_analog_bits(logits, model.cfg)
+        features, tokens, _ = model.encode(images[:half])
+        logits = model.decode(m_t[:half], features, tokens, g[:half],
+                              prev=None if prev is None else prev[:half], self_cond=torch.zeros_like(m_t[:half]))
+        estimate[:half] = expected_analog_bits(logits, model.cfg)
     return estimate
 
 
@@ -158,6 +160,7 @@ def sample(
     the DDIM state after each step), features (F), tokens (E), taps, prev_bits.
     Call model.eval() first (dropout, BatchNorm statistics).
     """
+    model = unwrap(model)
     cfg = model.cfg
     batch = images.shape[0]
     mask_h, mask_w = cfg.mask_size

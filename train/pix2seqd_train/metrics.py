@@ -63,7 +63,7 @@ class PQStat:
 
     def __iadd__(self, other: "PQStat") -> "PQStat":
         for cat, stat in other.per_category.items():
-            self[cat] += stat
+            self[cat].__iadd__(stat)
         return self
 
     def average(self, isthing: Mapping[int, bool], which: bool | None = None) -> tuple[dict[str, float], dict[int, dict[str, float]]]:

@@ -2,6 +2,7 @@
 synthetic scenes, and the registry that turns them into model-ready samples."""
 
 from .common import ClassInfo, RawExample, data_root
-from .registry import MixtureDataset, PanopticDataset, build_dataset, model_classes
+from .registry import MixtureDataset, PanopticDataset, build_dataset, dataset_classes, model_classes
 
-__all__ = ["ClassInfo", "RawExample", "data_root", "MixtureDataset", "PanopticDataset", "build_dataset", "model_classes"]
+__all__ = ["ClassInfo", "RawExample", "data_root", "MixtureDataset", "PanopticDataset", "build_dataset", "dataset_classes",
+           "model_classes"]

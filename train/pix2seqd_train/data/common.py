@@ -4,7 +4,7 @@ A *source* dataset (CamVid, coco128, ...) loads a :class:`RawExample` at its ori
 uint8 RGB image plus two int64 label maps, ``cls`` (class id = dataset label + 1, 0 = void) and
 ``inst`` (segment id, 0 = void; every non-void segment, stuff included, has an id >= 1; spec §1.4).
 
-:class:`PanopticDataset` turns raw examples into training/eval *samples* at the model's sizes:
+:class:`~.registry.PanopticDataset` turns raw examples into training/eval *samples* at the model's sizes:
 
 * ``image``: float32 ``[3, H, W]`` in [0, 1], letterboxed: resized to fit, padded bottom/right with
   0.3 like the official code (``data/transforms.py``);
@@ -12,6 +12,8 @@ uint8 RGB image plus two int64 label maps, ``cls`` (class id = dataset label + 1
   image-resolution canvas, padding = void;
 * ``name`` (str), ``orig_size`` and ``content_size`` (int64 ``[2]``, H and W): the original image
   size and the unpadded part of the canvas, to map predictions back for evaluation.
+
+The registry (:mod:`.registry`) does this; this module holds the shared types and geometry.
 
 Video sources yield a *clip*: a list of such dicts, one per frame, with identical geometry.
 """
@@ -31,7 +33,6 @@ from .. import SHARED_DATA_DIR
 
 PAD_VALUE = 0.3  # image padding value of the official pipeline (data/transforms.py)
 VOID = 0
-
 
 
 def data_root() -> Path:
@@ -199,6 +200,15 @@ def place_on_canvas(ex: RawExample, geom: Geometry, canvas_hw: tuple[int, int]) 
     return canvas
 
 
+def unletterbox(labels: np.ndarray, image_hw: tuple[int, int], content_hw: Sequence[int],
+                orig_hw: Sequence[int]) -> np.ndarray:
+    """Map a mask-resolution prediction back to the original image (spec §1.2, evaluation):
+    nearest upsample to the image size, crop the padding off, nearest resize to the original size."""
+    full = nearest_resize(labels, *image_hw)
+    cropped = full[: int(content_hw[0]), : int(content_hw[1])]
+    return nearest_resize(cropped, int(orig_hw[0]), int(orig_hw[1]))
+
+
 def letterbox_geometry(h: int, w: int, canvas_hw: tuple[int, int]) -> Geometry:
     """Evaluation geometry: fit inside the canvas, no crop, no flip."""
     return Geometry(scale=fit_scale(h, w, *canvas_hw))
@@ -250,6 +260,19 @@ def canvas_to_sample(canvas: Canvas, mask_hw: tuple[int, int]) -> dict[str, Any]
         "orig_size": torch.tensor(canvas.orig_size, dtype=torch.int64),
         "content_size": torch.tensor(canvas.content_size, dtype=torch.int64),
     }
+
+
+def stack_prev_masks(items: Sequence[Any], prev_masks: int) -> torch.Tensor:
+    """Video condition from clip samples: the labels of each clip's frames before its last one as
+    ``[B, k, H_m, W_m, 2]`` (oldest first, [..., 0] class, [..., 1] id), zero maps where a clip has
+    fewer than k earlier frames (a single image has none)."""
+    out = []
+    for item in items:
+        clip = item if isinstance(item, list) else [item]
+        empty = torch.zeros(clip[-1]["cls"].shape + (2,), dtype=torch.int64)
+        frames = [torch.stack([f["cls"], f["inst"]], -1) for f in clip[:-1]][-prev_masks:] if prev_masks else []
+        out.append(torch.stack([empty] * (prev_masks - len(frames)) + frames))
+    return torch.stack(out)
 
 
 def remap_classes(source: Sequence[ClassInfo], target: Sequence[ClassInfo], dataset: str) -> np.ndarray:

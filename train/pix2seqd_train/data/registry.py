@@ -9,12 +9,11 @@ capped to the instance budget, ids permuted for training (spec §1.4).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ..augment import AugmentConfig, augment_frames
 from ..panoptic import permute_instance_ids
 from .camvid import CamVid
 from .coco128 import Coco128
@@ -36,6 +35,9 @@ from .common import (
 )
 from .davis import Davis
 from .synthetic import Synthetic
+
+if TYPE_CHECKING:  # augment imports data.common; importing it here eagerly would be circular
+    from ..augment import AugmentConfig
 
 
 def model_classes(cfg: Any) -> list[ClassInfo]:
@@ -89,6 +91,16 @@ SOURCES: dict[str, Callable[..., SourceDataset]] = {
 }
 
 
+def dataset_classes(name: str, **options: Any) -> list[ClassInfo]:
+    """The class list a dataset brings (to build a model config whose classes match it)."""
+    static = {"camvid": CamVid.classes, "coco128": Coco128.classes, "davis": Davis.classes}
+    if name in static:
+        return list(static[name])
+    if name in ("coco_panoptic", "coco_panoptic_sample"):
+        return SOURCES[name]("val" if name.endswith("sample") else options.pop("split", "val"), None, **options).classes
+    raise ValueError(f"dataset {name!r} has no class list of its own (synthetic uses the model's classes)")
+
+
 class PanopticDataset(torch.utils.data.Dataset):
     """Model-ready samples from a source reader (see :mod:`.common` for the sample layout).
 
@@ -131,6 +143,8 @@ class PanopticDataset(torch.utils.data.Dataset):
             geom = letterbox_geometry(*frames[0].image.shape[:2], self.image_hw)
             canvases = [place_on_canvas(f, geom, self.image_hw) for f in frames]
         else:
+            from ..augment import augment_frames
+
             paste = lambda r: self.raw(int(r.integers(len(self))))[-1]  # noqa: E731
             canvases = augment_frames(frames, self.image_hw, self.augment, rng, self.isthing, paste)
         samples = [canvas_to_sample(c, self.mask_hw) for c in canvases]
@@ -179,6 +193,8 @@ def build_dataset(name: str, split: str, cfg: Any, augment: AugmentConfig | Mapp
     paths for ``coco_panoptic``, ``size``/``length`` for ``synthetic``)."""
     if name not in SOURCES:
         raise KeyError(f"unknown dataset {name!r}; known: {sorted(SOURCES)}")
+    from ..augment import AugmentConfig
+
     source = SOURCES[name](split, cfg, **options)
     if augment is not None and not isinstance(augment, AugmentConfig):
         augment = AugmentConfig.from_dict(augment)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): installs what the tests need on a fresh Debian
+# machine, then runs every test. GPU kernels run on lavapipe (Vulkan on the CPU); no GPU needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "system packages (lavapipe)"
+missing=()
+ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
+ldconfig -p | grep -q 'libvulkan.so.1' || missing+=(libvulkan1)
+if [ ${#missing[@]} -gt 0 ]; then
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+echo "ok"
+
+step "Rust wasm32 target"
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+echo "ok"
+
+step "Python packages (train/requirements.txt)"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r train/requirements.txt
+echo "ok"
+
+step "cargo test (kernels on $(command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null | grep -m1 deviceName | sed 's/.*= //' || echo lavapipe))"
+cargo test --locked --all-targets
+
+step "library builds for wasm32 (nothing native-only in the engine)"
+cargo build --locked --lib --target wasm32-unknown-unknown
+
+step "pytest train/"
+python3 -m pytest train/ -q -p no:cacheprovider

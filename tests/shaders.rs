@@ -1,0 +1,46 @@
+//! Every shader (prelude included, exactly as the runtime compiles it) parses and validates with
+//! naga under WebGPU's default capabilities, so nothing that a browser would reject ships.
+
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+#[test]
+fn every_shader_validates_with_webgpu_default_capabilities() {
+    let shaders = pix2seqd::ops::all_shaders();
+    assert!(!shaders.is_empty());
+    let mut failures = Vec::new();
+    for shader in &shaders {
+        let source = shader.full_source();
+        match naga::front::wgsl::parse_str(&source) {
+            Err(e) => failures.push(format!("{}: {}", shader.name, e.emit_to_string(&source))),
+            Ok(module) => {
+                if let Err(e) = Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module) {
+                    failures.push(format!("{}: {}", shader.name, e.emit_to_string(&source)));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{} shaders valid", shaders.len());
+}
+
+#[test]
+fn every_kernel_entry_point_exists_with_a_workgroup_within_webgpu_defaults() {
+    for kernel in pix2seqd::ops::all_kernels() {
+        let module = naga::front::wgsl::parse_str(&kernel.shader.full_source()).expect("parsed above");
+        let entry = module
+            .entry_points
+            .iter()
+            .find(|e| e.name == kernel.entry)
+            .unwrap_or_else(|| panic!("{}: no entry point {}", kernel.shader.name, kernel.entry));
+        let [x, y, z] = entry.workgroup_size;
+        assert!(x * y * z <= 256 && x <= 256 && y <= 256 && z <= 64, "{}: workgroup {x}x{y}x{z} exceeds WebGPU defaults", kernel.entry);
+    }
+}
+
+#[test]
+fn a_broken_shader_is_reported_with_its_source_span() {
+    let source = "fn f() -> f32 { return 1u; }";
+    let module = naga::front::wgsl::parse_str(source).expect("parses");
+    let err = Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module).unwrap_err();
+    assert!(!err.emit_to_string(source).is_empty());
+}
