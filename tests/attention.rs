@@ -66,7 +66,9 @@ fn odd_lengths_and_head_dims() {
     // other than 32 and 64.
     let gpu = gpu();
     let mut r = Rand::new("attention-odd");
-    for (lq, lk, heads, dh) in [(1, 1, 1, 4), (3, 5, 2, 8), (63, 33, 3, 16), (64, 31, 2, 64), (129, 97, 1, 32), (70, 200, 2, 48), (5, 65, 5, 20)] {
+    for (lq, lk, heads, dh) in
+        [(1, 1, 1, 4), (3, 5, 2, 8), (63, 33, 3, 16), (64, 31, 2, 64), (129, 97, 1, 32), (70, 200, 2, 48), (5, 65, 5, 20)]
+    {
         separate(&gpu, &mut r, &Shape { batch: 1 + lq % 2, lq, lk, heads, dh }, 1.0);
     }
 }
@@ -99,7 +101,13 @@ fn packed_self_attention() {
         f.submit();
         assert_eq!(o.shape(), [s.batch, s.lq, d]);
         let want = cpu::attention(&q, &k, &v, s.batch, s.lq, s.lk, s.heads, s.dh);
-        assert_close(&format!("attention_qkv b{} L{} {}x{}", s.batch, s.lq, s.heads, s.dh), &gpu.read_blocking(&o).unwrap(), &want, RTOL, ATOL);
+        assert_close(
+            &format!("attention_qkv b{} L{} {}x{}", s.batch, s.lq, s.heads, s.dh),
+            &gpu.read_blocking(&o).unwrap(),
+            &want,
+            RTOL,
+            ATOL,
+        );
     }
 }
 
@@ -118,7 +126,13 @@ fn packed_cross_attention() {
         let o = attention::attention_q_kv(&mut f, &tq, &tkv, s.heads).unwrap();
         f.submit();
         let want = cpu::attention(&q, &k, &v, s.batch, s.lq, s.lk, s.heads, s.dh);
-        assert_close(&format!("attention_q_kv b{} {}x{} {}x{}", s.batch, s.lq, s.lk, s.heads, s.dh), &gpu.read_blocking(&o).unwrap(), &want, RTOL, ATOL);
+        assert_close(
+            &format!("attention_q_kv b{} {}x{} {}x{}", s.batch, s.lq, s.lk, s.heads, s.dh),
+            &gpu.read_blocking(&o).unwrap(),
+            &want,
+            RTOL,
+            ATOL,
+        );
     }
 }
 
@@ -139,32 +153,4 @@ fn shape_errors_name_the_op() {
     assert!(err.starts_with("attention_qkv:"), "{err}");
     let err = attention::attention_q_kv(&mut f, &q, &k, 1).unwrap_err().to_string();
     assert!(err.starts_with("attention_q_kv:"), "{err}");
-}
-
-/// Throughput on this machine's adapter; not a correctness test. Run with
-/// `cargo test --release --test attention -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn bench_attention_4097() {
-    let gpu = gpu();
-    let mut r = Rand::new("bench");
-    let l = std::env::var("ATTN_BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(4097usize);
-    for (heads, dh) in [(8usize, 64usize), (16, 32)] {
-        let d = heads * dh;
-        let t = gpu.upload(&[1, l, 3 * d], &r.vec(l * 3 * d, -1.0, 1.0)).unwrap();
-        let mut times = vec![];
-        for _ in 0..3 {
-            let t0 = std::time::Instant::now();
-            let mut f = gpu.frame();
-            let o = attention::attention_qkv(&mut f, &t, heads).unwrap();
-            f.submit();
-            gpu.wait_idle();
-            times.push(t0.elapsed().as_secs_f64());
-            drop(o);
-        }
-        times.remove(0);
-        let best = times.iter().cloned().fold(f64::MAX, f64::min);
-        let flops = attention::attention_flops(1, l, l, heads, dh);
-        eprintln!("attention L={l} {heads}x{dh} on {}: {:.1} ms = {:.2} GFLOP/s", gpu.adapter().name, best * 1e3, flops / best / 1e9);
-    }
 }

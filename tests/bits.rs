@@ -103,7 +103,13 @@ fn expected_bits_fold_past_65535_workgroups() {
     let mut f = gpu.frame();
     let x = bits::expected_bits(&mut f, &tl, &spec).unwrap();
     f.submit();
-    assert_close(&format!("expected bits, {pixels} pixels"), &gpu.read_blocking(&x).unwrap(), &cpu::expected_bits(&logits, &spec), 0.0, 1e-5 * spec.b_scale);
+    assert_close(
+        &format!("expected bits, {pixels} pixels"),
+        &gpu.read_blocking(&x).unwrap(),
+        &cpu::expected_bits(&logits, &spec),
+        0.0,
+        1e-5 * spec.b_scale,
+    );
 }
 
 #[test]
@@ -138,7 +144,13 @@ fn ddim_step_matches_cpu_and_the_fused_kernel() {
         let got_x0 = gpu.read_blocking(&fused_x0).unwrap();
         assert_close(&format!("{name} fused x0"), &got_x0, &want_x0, 0.0, 1e-5 * spec.b_scale);
         // The fused state update from the GPU's own x̂0 (so the comparison isolates the step).
-        assert_close(&format!("{name} fused m"), &gpu.read_blocking(&tm3).unwrap(), &cpu::ddim_step(&m, &got_x0, spec.b_scale, &k), 1e-5, 1e-6);
+        assert_close(
+            &format!("{name} fused m"),
+            &gpu.read_blocking(&tm3).unwrap(),
+            &cpu::ddim_step(&m, &got_x0, spec.b_scale, &k),
+            1e-5,
+            1e-6,
+        );
     }
 }
 

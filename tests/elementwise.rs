@@ -35,8 +35,20 @@ fn affine_and_film() {
         let y = elementwise::film(&mut f, &tx, &tss, act).unwrap();
         let z = elementwise::affine(&mut f, &tx, 0.5, -0.25, act).unwrap();
         f.submit();
-        assert_close(&format!("film {act:?} {n}x{h}x{w}x{c}"), &gpu.read_blocking(&y).unwrap(), &elementwise::cpu::film(&x, n, c, &ss, act), 1e-5, 1e-6);
-        assert_close(&format!("affine {act:?}"), &gpu.read_blocking(&z).unwrap(), &elementwise::cpu::affine(&x, 0.5, -0.25, act), 1e-5, 1e-6);
+        assert_close(
+            &format!("film {act:?} {n}x{h}x{w}x{c}"),
+            &gpu.read_blocking(&y).unwrap(),
+            &elementwise::cpu::film(&x, n, c, &ss, act),
+            1e-5,
+            1e-6,
+        );
+        assert_close(
+            &format!("affine {act:?}"),
+            &gpu.read_blocking(&z).unwrap(),
+            &elementwise::cpu::affine(&x, 0.5, -0.25, act),
+            1e-5,
+            1e-6,
+        );
     }
 }
 

@@ -62,7 +62,13 @@ fn scalar_embedding_matches_cpu() {
         let atol = 1e-5f32.max(scale * 2e-7);
         let want_a = cpu::scalar_embedding(&[values[0]; 3], scale, dim);
         assert_close(&format!("scalar uniform scale {scale} d{dim}"), &gpu.read_blocking(&a).unwrap(), &want_a, 0.0, atol);
-        assert_close(&format!("scalar tensor scale {scale} d{dim} n{n}"), &gpu.read_blocking(&b).unwrap(), &cpu::scalar_embedding(&values, scale, dim), 0.0, atol);
+        assert_close(
+            &format!("scalar tensor scale {scale} d{dim} n{n}"),
+            &gpu.read_blocking(&b).unwrap(),
+            &cpu::scalar_embedding(&values, scale, dim),
+            0.0,
+            atol,
+        );
     }
 }
 

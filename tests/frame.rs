@@ -58,7 +58,10 @@ fn pipelines_are_created_once_up_front() {
     gpu.preload(&kernels);
     let s = gpu.stats();
     assert_eq!(s.pipelines as usize, kernels.len(), "one pipeline per kernel");
-    assert_eq!(s.shader_modules as usize, pix2seqd::ops::all_shaders().iter().filter(|sh| kernels.iter().any(|k| std::ptr::eq(k.shader, **sh))).count());
+    assert_eq!(
+        s.shader_modules as usize,
+        pix2seqd::ops::all_shaders().iter().filter(|sh| kernels.iter().any(|k| std::ptr::eq(k.shader, **sh))).count()
+    );
     gpu.preload(&kernels);
     assert_eq!(gpu.stats().pipelines, s.pipelines, "preloading twice creates nothing");
 }

@@ -171,35 +171,3 @@ fn shape_errors_name_the_op() {
     let err = matmul::linear(&mut f, &a, &w, Epilogue { residual: Some(&a), ..Default::default() }).unwrap_err().to_string();
     assert!(err.starts_with("linear:") && err.contains("residual"), "{err}");
 }
-
-/// Throughput on this machine's adapter; not a correctness test. Run with
-/// `cargo test --release --test matmul -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn bench_matmul_1024() {
-    let gpu = gpu();
-    let mut r = Rand::new("bench");
-    let s = std::env::var("MATMUL_BENCH_SIZE").ok().and_then(|v| v.parse().ok()).unwrap_or(1024usize);
-    let ta = gpu.upload(&[s, s], &r.vec(s * s, -1.0, 1.0)).unwrap();
-    let tb = gpu.upload(&[s, s], &r.vec(s * s, -1.0, 1.0)).unwrap();
-    let mut times = vec![];
-    for _ in 0..6 {
-        let t0 = std::time::Instant::now();
-        let mut f = gpu.frame();
-        let c = matmul::matmul(&mut f, &ta, &tb, Epilogue::default()).unwrap();
-        f.submit();
-        gpu.wait_idle();
-        times.push(t0.elapsed().as_secs_f64());
-        drop(c);
-    }
-    times.remove(0);
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let flops = matmul::matmul_flops(s, s, s, 1);
-    eprintln!(
-        "matmul {s}³ on {}: best {:.1} ms = {:.2} GFLOP/s, median {:.1} ms",
-        gpu.adapter().name,
-        times[0] * 1e3,
-        flops / times[0] / 1e9,
-        times[times.len() / 2] * 1e3
-    );
-}

@@ -12,7 +12,18 @@ use pix2seqd::ops::Activation;
 // kernels work relative to a pivot taken from the data, so the offset's ulp never enters).
 
 #[allow(clippy::too_many_arguments)]
-fn check_gn(gpu: &pix2seqd::gpu::Gpu, r: &mut Rand, n: usize, h: usize, w: usize, c: usize, groups: usize, film: bool, act: Activation, offset: f32) -> f32 {
+fn check_gn(
+    gpu: &pix2seqd::gpu::Gpu,
+    r: &mut Rand,
+    n: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+    groups: usize,
+    film: bool,
+    act: Activation,
+    offset: f32,
+) -> f32 {
     let x: Vec<f32> = r.vec(n * h * w * c, -2.0, 2.0).into_iter().map(|v| v + offset).collect();
     let gamma = r.vec(c, 0.5, 1.5);
     let beta = r.vec(c, -0.5, 0.5);
@@ -42,10 +53,10 @@ fn group_norm_odd_sizes() {
         (1usize, 5usize, 7usize, 3usize, 1usize, false, Activation::None),
         (2, 9, 11, 37, 1, true, Activation::Silu),
         (2, 13, 3, 64, 8, false, Activation::Silu),
-        (1, 17, 19, 96, 32, true, Activation::Silu),  // 3 channels per group, vec4 apply
-        (2, 6, 5, 300, 3, true, Activation::Gelu),    // > 256 channels: two channel blocks, groups across them
-        (2, 4, 5, 520, 2, true, Activation::Silu),    // 260 channels per group, three channel blocks
-        (1, 1, 1, 8, 2, false, Activation::Relu),     // one pixel
+        (1, 17, 19, 96, 32, true, Activation::Silu), // 3 channels per group, vec4 apply
+        (2, 6, 5, 300, 3, true, Activation::Gelu),   // > 256 channels: two channel blocks, groups across them
+        (2, 4, 5, 520, 2, true, Activation::Silu),   // 260 channels per group, three channel blocks
+        (1, 1, 1, 8, 2, false, Activation::Relu),    // one pixel
         (3, r.range(1, 20), r.range(1, 20), 4 * r.range(1, 20), 4, true, Activation::Silu),
     ] {
         check_gn(&gpu, &mut r, n, h, w, c, g, film, act, 0.0);
@@ -105,8 +116,20 @@ fn layer_norm_rows() {
         f.submit();
         assert_eq!(y.shape(), &shape[..]);
         let atol = 1e-5;
-        assert_close(&format!("ln {shape:?} offset {offset}"), &gpu.read_blocking(&y).unwrap(), &cpu::layer_norm(&x, d, &gamma, &beta, 1e-6, Activation::None), 1e-4, atol);
-        assert_close(&format!("ln+gelu {shape:?}"), &gpu.read_blocking(&z).unwrap(), &cpu::layer_norm(&x, d, &gamma, &beta, 1e-6, Activation::Gelu), 1e-4, atol);
+        assert_close(
+            &format!("ln {shape:?} offset {offset}"),
+            &gpu.read_blocking(&y).unwrap(),
+            &cpu::layer_norm(&x, d, &gamma, &beta, 1e-6, Activation::None),
+            1e-4,
+            atol,
+        );
+        assert_close(
+            &format!("ln+gelu {shape:?}"),
+            &gpu.read_blocking(&z).unwrap(),
+            &cpu::layer_norm(&x, d, &gamma, &beta, 1e-6, Activation::Gelu),
+            1e-4,
+            atol,
+        );
     }
 }
 
@@ -137,7 +160,8 @@ fn chained_norms_in_one_frame_reuse_pooled_scratch_safely() {
     let (g1, b1, g2, b2) = (r.vec(c, 0.5, 1.5), r.vec(c, -0.5, 0.5), r.vec(c, 0.5, 1.5), r.vec(c, -0.5, 0.5));
     let ss = r.vec(n * 2 * c, -0.5, 0.5);
     let up = |v: &[f32], s: &[usize]| gpu.upload(s, v).unwrap();
-    let (tx, tg1, tb1, tg2, tb2, tss) = (up(&x, &[n, h, w, c]), up(&g1, &[c]), up(&b1, &[c]), up(&g2, &[c]), up(&b2, &[c]), up(&ss, &[n, 2 * c]));
+    let (tx, tg1, tb1, tg2, tb2, tss) =
+        (up(&x, &[n, h, w, c]), up(&g1, &[c]), up(&b1, &[c]), up(&g2, &[c]), up(&b2, &[c]), up(&ss, &[n, 2 * c]));
     let mut f = gpu.frame();
     let y1 = norm::group_norm(&mut f, &tx, &tg1, &tb1, g, 1e-5, Activation::Silu).unwrap();
     let y2 = norm::group_norm_film(&mut f, &y1, &tg2, &tb2, g, 1e-5, &tss, Activation::Silu).unwrap();

@@ -36,7 +36,14 @@ impl<'g> Frame<'g> {
     /// order. Panics on a programming error (wrong buffer count, oversized params): callers are the
     /// op dispatchers, which validate user-visible shapes themselves.
     pub fn dispatch<P: bytemuck::Pod>(&mut self, kernel: &'static Kernel, params: &P, buffers: &[&Tensor], workgroups: [u32; 3]) {
-        assert_eq!(buffers.len(), kernel.bindings.len(), "{}: {} buffers bound, {} declared", kernel.entry, buffers.len(), kernel.bindings.len());
+        assert_eq!(
+            buffers.len(),
+            kernel.bindings.len(),
+            "{}: {} buffers bound, {} declared",
+            kernel.entry,
+            buffers.len(),
+            kernel.bindings.len()
+        );
         let bytes = bytemuck::bytes_of(params);
         assert!(bytes.len() as u64 <= SLOT_BYTES, "{}: parameters of {} bytes exceed a uniform slot", kernel.entry, bytes.len());
         // WebGPU rejects a buffer bound both read-only and writable in one dispatch.

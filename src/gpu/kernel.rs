@@ -64,7 +64,13 @@ pub(crate) struct KernelCache {
 }
 
 impl KernelCache {
-    pub fn pipeline(&mut self, device: &wgpu::Device, uniform_layout: &wgpu::BindGroupLayout, kernel: &'static Kernel, stats: &Cell<Stats>) -> Rc<Compiled> {
+    pub fn pipeline(
+        &mut self,
+        device: &wgpu::Device,
+        uniform_layout: &wgpu::BindGroupLayout,
+        kernel: &'static Kernel,
+        stats: &Cell<Stats>,
+    ) -> Rc<Compiled> {
         if let Some(p) = self.pipelines.get(&kernel.key()) {
             return p.clone();
         }
@@ -101,7 +107,8 @@ impl KernelCache {
                         count: None,
                     })
                     .collect();
-                let storage = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("pix2seqd storage"), entries: &entries });
+                let storage = device
+                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("pix2seqd storage"), entries: &entries });
                 let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                     label: Some("pix2seqd pipeline layout"),
                     bind_group_layouts: &[Some(uniform_layout), Some(&storage)],
@@ -125,7 +132,13 @@ impl KernelCache {
     }
 
     /// The bind group of these buffers for this layout, created on first use.
-    pub fn bind_group(&mut self, device: &wgpu::Device, compiled: &Compiled, buffers: &[(u64, &wgpu::Buffer)], stats: &Cell<Stats>) -> Rc<wgpu::BindGroup> {
+    pub fn bind_group(
+        &mut self,
+        device: &wgpu::Device,
+        compiled: &Compiled,
+        buffers: &[(u64, &wgpu::Buffer)],
+        stats: &Cell<Stats>,
+    ) -> Rc<wgpu::BindGroup> {
         let key = (compiled.layout_key, buffers.iter().map(|(id, _)| *id).collect::<Vec<_>>());
         self.bind_groups
             .entry(key)
@@ -138,7 +151,11 @@ impl KernelCache {
                     .enumerate()
                     .map(|(i, (_, b))| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
                     .collect();
-                Rc::new(device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &compiled.storage_layout, entries: &entries }))
+                Rc::new(device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: None,
+                    layout: &compiled.storage_layout,
+                    entries: &entries,
+                }))
             })
             .clone()
     }

@@ -25,9 +25,9 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 pub use frame::Frame;
-pub use ring::SLOT_BYTES;
 pub use kernel::{Access, Kernel, Shader};
 pub use readback::Pending;
+pub use ring::SLOT_BYTES;
 pub use tensor::{DType, Tensor};
 
 use kernel::KernelCache;
@@ -126,11 +126,7 @@ impl Gpu {
     /// Opens the best adapter of this machine (or browser) and a device with the limits it offers.
     pub async fn new(options: GpuOptions) -> Result<Gpu, GpuError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let power_preference = if options.low_power {
-            wgpu::PowerPreference::LowPower
-        } else {
-            wgpu::PowerPreference::HighPerformance
-        };
+        let power_preference = if options.low_power { wgpu::PowerPreference::LowPower } else { wgpu::PowerPreference::HighPerformance };
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions { power_preference, ..Default::default() })
             .await

@@ -11,23 +11,79 @@
 //! Head `h` is channels `h·dh .. (h+1)·dh` of each part (PyTorch's `view(B, L, heads, dh)`).
 //! The output is `[batch, Lq, heads·dh]` with the same head order, scale `1/sqrt(dh)`.
 //! `dh` must be a multiple of 4 and at most 64 (32 and 64 are the model's).
+//!
+//! Kernel (`shaders/attention.wgsl`): a workgroup of 64 threads takes 64 queries (128 for dh 32:
+//! two per thread) of one (batch, head); K and V stream through 16 KiB of workgroup memory in
+//! blocks of 32 keys (dh 64) or 64 keys (dh 32); each thread keeps its queries, running maxima,
+//! sums and output accumulators in registers and updates them per chunk of 8 keys. Lengths need
+//! not be multiples of any block.
 
 use crate::gpu::{Access, Frame, GpuError, Kernel, Shader, Tensor};
 
-pub static SHADER: Shader = Shader { name: "attention", source: include_str!("../../shaders/attention.wgsl") };
+/// The shader compiled three ways (see the head of `shaders/attention.wgsl`): registers sized for
+/// dh 64 with one query per thread, dh 32 with two queries per thread (each staged K/V read feeds
+/// both), and any other multiple of 4 up to 64 (loops guarded by the uniform head dim).
+pub static SHADER_D64: Shader = Shader {
+    name: "attention_d64",
+    source: concat!(
+        "const DH4: u32 = 16u;\nconst QPT: u32 = 1u;\nconst GENERIC: bool = false;\n",
+        include_str!("../../shaders/attention.wgsl")
+    ),
+};
+pub static SHADER_D32: Shader = Shader {
+    name: "attention_d32",
+    source: concat!(
+        "const DH4: u32 = 8u;\nconst QPT: u32 = 2u;\nconst GENERIC: bool = false;\n",
+        include_str!("../../shaders/attention.wgsl")
+    ),
+};
+pub static SHADER_ANY: Shader = Shader {
+    name: "attention_any",
+    source: concat!(
+        "const DH4: u32 = 16u;\nconst QPT: u32 = 1u;\nconst GENERIC: bool = true;\n",
+        include_str!("../../shaders/attention.wgsl")
+    ),
+};
 
-/// Separate tensors: `q, k, v, o`.
-pub static ATTN: Kernel = Kernel { shader: &SHADER, entry: "attn", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
-/// Packed self-attention: `qkv, o`.
-pub static ATTN_QKV: Kernel = Kernel { shader: &SHADER, entry: "attn_qkv", bindings: &[Access::Read, Access::ReadWrite] };
-/// Query plus packed keys/values: `q, kv, o`.
-pub static ATTN_Q_KV: Kernel = Kernel { shader: &SHADER, entry: "attn_q_kv", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
+const R: Access = Access::Read;
+const W: Access = Access::ReadWrite;
 
-pub const SHADERS: &[&Shader] = &[&SHADER];
-pub const KERNELS: &[&Kernel] = &[&ATTN, &ATTN_QKV, &ATTN_Q_KV];
+/// One specialisation's three binding layouts: separate `q, k, v, o`; packed self-attention
+/// `qkv, o`; query plus packed keys/values `q, kv, o`.
+pub struct Kernels {
+    pub separate: Kernel,
+    pub qkv: Kernel,
+    pub q_kv: Kernel,
+    /// Queries per thread of this specialisation.
+    queries_per_thread: usize,
+}
 
-/// Queries per workgroup (`QB` in the shader).
-const QUERY_BLOCK: usize = 64;
+const fn kernels(shader: &'static Shader, queries_per_thread: usize) -> Kernels {
+    Kernels {
+        separate: Kernel { shader, entry: "attn", bindings: &[R, R, R, W] },
+        qkv: Kernel { shader, entry: "attn_qkv", bindings: &[R, W] },
+        q_kv: Kernel { shader, entry: "attn_q_kv", bindings: &[R, R, W] },
+        queries_per_thread,
+    }
+}
+
+pub static D64: Kernels = kernels(&SHADER_D64, 1);
+pub static D32: Kernels = kernels(&SHADER_D32, 2);
+pub static ANY: Kernels = kernels(&SHADER_ANY, 1);
+
+pub const SHADERS: &[&Shader] = &[&SHADER_D64, &SHADER_D32, &SHADER_ANY];
+pub const KERNELS: &[&Kernel] =
+    &[&D64.separate, &D64.qkv, &D64.q_kv, &D32.separate, &D32.qkv, &D32.q_kv, &ANY.separate, &ANY.qkv, &ANY.q_kv];
+
+#[derive(Clone, Copy)]
+enum Layout {
+    Separate,
+    Qkv,
+    QKv,
+}
+
+/// Threads per workgroup (`QB` in the shader).
+const THREADS: usize = 64;
 /// vec4 per staged K (and V) block (`KV_VEC4`).
 const KV_VEC4: usize = 512;
 /// Keys per online-softmax chunk (`CHUNK`).
@@ -89,10 +145,24 @@ pub fn attention(frame: &mut Frame, q: &Tensor, k: &Tensor, v: &Tensor, heads: u
     let (b, lq, d) = tokens(OP, "q", q)?;
     let (bk, lk, dk) = tokens(OP, "k", k)?;
     if (bk, dk) != (b, d) || v.shape() != k.shape() {
-        return Err(GpuError::shape(OP, format!("q {:?}, k {:?}, v {:?} disagree (want k = v = [{b}, Lk, {d}])", q.shape(), k.shape(), v.shape())));
+        return Err(GpuError::shape(
+            OP,
+            format!("q {:?}, k {:?}, v {:?} disagree (want k = v = [{b}, Lk, {d}])", q.shape(), k.shape(), v.shape()),
+        ));
     }
     let dh = check_heads(OP, d, heads)?;
-    run(frame, OP, &ATTN, &[q, k, v], b, lq, lk, heads, dh, [Part { t: q, off: 0 }, Part { t: k, off: 0 }, Part { t: v, off: 0 }])
+    run(
+        frame,
+        OP,
+        Layout::Separate,
+        &[q, k, v],
+        b,
+        lq,
+        lk,
+        heads,
+        dh,
+        [Part { t: q, off: 0 }, Part { t: k, off: 0 }, Part { t: v, off: 0 }],
+    )
 }
 
 /// Self-attention on the output of one fused QKV linear: `qkv` `[batch, L, 3·d]` = `[q | k | v]`.
@@ -105,7 +175,7 @@ pub fn attention_qkv(frame: &mut Frame, qkv: &Tensor, heads: usize) -> Result<Te
     }
     let d = c / 3;
     let dh = check_heads(OP, d, heads)?;
-    run(frame, OP, &ATTN_QKV, &[qkv], b, l, l, heads, dh, [Part { t: qkv, off: 0 }, Part { t: qkv, off: d }, Part { t: qkv, off: 2 * d }])
+    run(frame, OP, Layout::Qkv, &[qkv], b, l, l, heads, dh, [Part { t: qkv, off: 0 }, Part { t: qkv, off: d }, Part { t: qkv, off: 2 * d }])
 }
 
 /// Cross-attention with packed keys and values: `q` `[batch, Lq, d]`, `kv` `[batch, Lk, 2·d]`
@@ -118,14 +188,14 @@ pub fn attention_q_kv(frame: &mut Frame, q: &Tensor, kv: &Tensor, heads: usize) 
         return Err(GpuError::shape(OP, format!("kv must be [{b}, Lk, {}] for q {:?}, got {:?}", 2 * d, q.shape(), kv.shape())));
     }
     let dh = check_heads(OP, d, heads)?;
-    run(frame, OP, &ATTN_Q_KV, &[q, kv], b, lq, lk, heads, dh, [Part { t: q, off: 0 }, Part { t: kv, off: 0 }, Part { t: kv, off: d }])
+    run(frame, OP, Layout::QKv, &[q, kv], b, lq, lk, heads, dh, [Part { t: q, off: 0 }, Part { t: kv, off: 0 }, Part { t: kv, off: d }])
 }
 
 #[allow(clippy::too_many_arguments)]
 fn run(
     frame: &mut Frame,
     op: &'static str,
-    kernel: &'static Kernel,
+    layout: Layout,
     inputs: &[&Tensor],
     batch: usize,
     lq: usize,
@@ -138,7 +208,17 @@ fn run(
     if lk == 0 && lq > 0 && batch > 0 {
         return Err(GpuError::shape(op, "no keys to attend to (Lk = 0)"));
     }
-    let q_blocks = lq.div_ceil(QUERY_BLOCK);
+    let set = match dh {
+        64 => &D64,
+        32 => &D32,
+        _ => &ANY,
+    };
+    let kernel = match layout {
+        Layout::Separate => &set.separate,
+        Layout::Qkv => &set.qkv,
+        Layout::QKv => &set.q_kv,
+    };
+    let q_blocks = lq.div_ceil(THREADS * set.queries_per_thread);
     let groups = q_blocks as u64 * heads as u64 * batch as u64;
     let largest = inputs.iter().map(|t| t.len()).max().unwrap_or(0).max(batch * lq * d);
     if groups > u32::MAX as u64 || largest / 4 > u32::MAX as usize {

@@ -17,13 +17,16 @@ use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 
 pub static SHADER: Shader = Shader { name: "bits", source: include_str!("../../shaders/bits.wgsl") };
 
-pub static IDS_TO_BITS: Kernel = Kernel { shader: &SHADER, entry: "ids_to_bits", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
+pub static IDS_TO_BITS: Kernel =
+    Kernel { shader: &SHADER, entry: "ids_to_bits", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
 pub static EXPECTED_BITS: Kernel = Kernel { shader: &SHADER, entry: "expected_bits", bindings: &[Access::Read, Access::ReadWrite] };
 pub static EXPECTED_BITS_DDIM: Kernel =
     Kernel { shader: &SHADER, entry: "expected_bits_ddim", bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite] };
 pub static DDIM_STEP: Kernel = Kernel { shader: &SHADER, entry: "ddim_step", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static DDIM_STEP_IN_PLACE: Kernel = Kernel { shader: &SHADER, entry: "ddim_step_in_place", bindings: &[Access::Read, Access::ReadWrite] };
-pub static BITS_TO_IDS: Kernel = Kernel { shader: &SHADER, entry: "bits_to_ids", bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite] };
+pub static DDIM_STEP_IN_PLACE: Kernel =
+    Kernel { shader: &SHADER, entry: "ddim_step_in_place", bindings: &[Access::Read, Access::ReadWrite] };
+pub static BITS_TO_IDS: Kernel =
+    Kernel { shader: &SHADER, entry: "bits_to_ids", bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite] };
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&IDS_TO_BITS, &EXPECTED_BITS, &EXPECTED_BITS_DDIM, &DDIM_STEP, &DDIM_STEP_IN_PLACE, &BITS_TO_IDS];
@@ -59,7 +62,10 @@ impl BitSpec {
 
     fn check(&self, op: &'static str) -> Result<(), GpuError> {
         if self.class_bits > MAX_GROUP_BITS || self.instance_bits > MAX_GROUP_BITS {
-            return Err(GpuError::shape(op, format!("{} class and {} instance bits: at most {MAX_GROUP_BITS} per group", self.class_bits, self.instance_bits)));
+            return Err(GpuError::shape(
+                op,
+                format!("{} class and {} instance bits: at most {MAX_GROUP_BITS} per group", self.class_bits, self.instance_bits),
+            ));
         }
         if self.n_bits() == 0 {
             return Err(GpuError::shape(op, "no bits"));
@@ -162,7 +168,16 @@ pub fn ids_to_bits(frame: &mut Frame, class_map: &Tensor, instance_map: &Tensor,
     const OP: &str = "ids_to_bits";
     spec.check(OP)?;
     if class_map.shape() != instance_map.shape() || class_map.dtype() != DType::U32 || instance_map.dtype() != DType::U32 {
-        return Err(GpuError::shape(OP, format!("maps must be u32 of one shape, got {:?} {:?} and {:?} {:?}", class_map.shape(), class_map.dtype(), instance_map.shape(), instance_map.dtype())));
+        return Err(GpuError::shape(
+            OP,
+            format!(
+                "maps must be u32 of one shape, got {:?} {:?} and {:?} {:?}",
+                class_map.shape(),
+                class_map.dtype(),
+                instance_map.shape(),
+                instance_map.dtype()
+            ),
+        ));
     }
     let pixels = class_map.len();
     check_index(OP, pixels * spec.n_bits())?;
@@ -197,7 +212,13 @@ pub fn expected_bits(frame: &mut Frame, logits: &Tensor, spec: &BitSpec) -> Resu
 
 /// One sampler step after the network: x̂0 = clip(expected_bits(logits), −b, b) is returned and
 /// the state `m` (`[.., n_bits]`, same pixels) is updated in place by the DDIM step.
-pub fn expected_bits_ddim(frame: &mut Frame, logits: &Tensor, m: &Tensor, spec: &BitSpec, k: &DdimCoefficients) -> Result<Tensor, GpuError> {
+pub fn expected_bits_ddim(
+    frame: &mut Frame,
+    logits: &Tensor,
+    m: &Tensor,
+    spec: &BitSpec,
+    k: &DdimCoefficients,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "expected_bits_ddim";
     spec.check(OP)?;
     k.check(OP)?;
@@ -250,7 +271,13 @@ pub fn ddim_step_in_place(frame: &mut Frame, m: &Tensor, x0: &Tensor, b_scale: f
 
 /// Analog bits `[N, H, W, n_bits]` → (class map, instance map), u32 `[N, H, W]`: each bit is
 /// `x > 0`, `id = Σ bit_k·2^k`, then `class ≤ num_classes − 1`, `instance ≤ max_instances − 1`.
-pub fn bits_to_ids(frame: &mut Frame, x: &Tensor, spec: &BitSpec, num_classes: u32, max_instances: u32) -> Result<(Tensor, Tensor), GpuError> {
+pub fn bits_to_ids(
+    frame: &mut Frame,
+    x: &Tensor,
+    spec: &BitSpec,
+    num_classes: u32,
+    max_instances: u32,
+) -> Result<(Tensor, Tensor), GpuError> {
     const OP: &str = "bits_to_ids";
     spec.check(OP)?;
     if num_classes == 0 || max_instances == 0 {
@@ -323,8 +350,6 @@ pub mod cpu {
     pub fn bits_to_ids(x: &[f32], spec: &BitSpec, num_classes: u32, max_instances: u32) -> (Vec<u32>, Vec<u32>) {
         let to_int = |bits: &[f32]| bits.iter().enumerate().fold(0u32, |acc, (k, &v)| acc | (((v > 0.0) as u32) << k));
         let cb = spec.class_bits as usize;
-        x.chunks_exact(spec.n_bits())
-            .map(|px| (to_int(&px[..cb]).min(num_classes - 1), to_int(&px[cb..]).min(max_instances - 1)))
-            .unzip()
+        x.chunks_exact(spec.n_bits()).map(|px| (to_int(&px[..cb]).min(num_classes - 1), to_int(&px[cb..]).min(max_instances - 1))).unzip()
     }
 }

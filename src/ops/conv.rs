@@ -46,7 +46,8 @@ pub static MAX_POOL_VEC4: Kernel = Kernel { shader: &DEPTHWISE_SHADER, entry: "m
 pub static MAX_POOL_SCALAR: Kernel = Kernel { shader: &DEPTHWISE_SHADER, entry: "max_pool_scalar", bindings: POOL_BINDINGS };
 
 pub const SHADERS: &[&Shader] = &[&SHADER, &DEPTHWISE_SHADER];
-pub const KERNELS: &[&Kernel] = &[&CONV2D_VEC4, &CONV2D_VEC4W, &CONV2D_SCALAR, &DEPTHWISE_VEC4, &DEPTHWISE_SCALAR, &MAX_POOL_VEC4, &MAX_POOL_SCALAR];
+pub const KERNELS: &[&Kernel] =
+    &[&CONV2D_VEC4, &CONV2D_VEC4W, &CONV2D_SCALAR, &DEPTHWISE_VEC4, &DEPTHWISE_SCALAR, &MAX_POOL_VEC4, &MAX_POOL_SCALAR];
 
 /// Output tile of one conv2d workgroup: 128 pixels x 64 output channels (see `shaders/conv.wgsl`).
 const TILE_M: usize = 128;
@@ -201,7 +202,10 @@ fn check_nhwc(op: &'static str, x: &Tensor) -> Result<[usize; 4], GpuError> {
 }
 
 fn check_u32(op: &'static str, what: &str, v: usize) -> Result<u32, GpuError> {
-    u32::try_from(v).ok().filter(|v| *v < (1 << 30)).ok_or_else(|| GpuError::shape(op, format!("{what} = {v} is too large for the kernel's indices")))
+    u32::try_from(v)
+        .ok()
+        .filter(|v| *v < (1 << 30))
+        .ok_or_else(|| GpuError::shape(op, format!("{what} = {v} is too large for the kernel's indices")))
 }
 
 fn distinct(op: &'static str, tensors: &[(&str, &Tensor)]) -> Result<(), GpuError> {
@@ -250,7 +254,9 @@ pub fn conv2d(frame: &mut Frame, x: &Tensor, w: &Tensor, geom: &Geometry, epi: &
     distinct(OP, &bound)?;
     let m = n * oh * ow;
     let k = kh * kw * cin;
-    for (what, v) in [("input elements", x.len()), ("weight elements", w.len()), ("output elements", m * cout), ("N*OH*OW", m), ("KH*KW*Cin", k)] {
+    for (what, v) in
+        [("input elements", x.len()), ("weight elements", w.len()), ("output elements", m * cout), ("N*OH*OW", m), ("KH*KW*Cin", k)]
+    {
         check_u32(OP, what, v)?;
     }
     let gpu = frame.gpu();
@@ -306,7 +312,14 @@ pub fn conv2d(frame: &mut Frame, x: &Tensor, w: &Tensor, geom: &Geometry, epi: &
 }
 
 /// Shared validation of the depthwise conv and max-pool.
-fn window_params(op: &'static str, xs: [usize; 4], (kh, kw): (usize, usize), geom: &Geometry, act: Activation, flags: u32) -> Result<(WindowParams, [usize; 4], bool), GpuError> {
+fn window_params(
+    op: &'static str,
+    xs: [usize; 4],
+    (kh, kw): (usize, usize),
+    geom: &Geometry,
+    act: Activation,
+    flags: u32,
+) -> Result<(WindowParams, [usize; 4], bool), GpuError> {
     let [n, h, w, c] = xs;
     let (oh, ow) = geom
         .output_size((h, w), (kh, kw))
@@ -315,7 +328,9 @@ fn window_params(op: &'static str, xs: [usize; 4], (kh, kw): (usize, usize), geo
     let groups = if vec4 { c / 4 } else { c };
     let ow_blocks = ow.div_ceil(WINDOW_PIXELS_PER_THREAD);
     let threads = n * oh * ow_blocks * groups;
-    for (what, v) in [("input elements", n * h * w * c), ("output elements", n * oh * ow * c), ("threads", threads), ("window", kh * kw * c)] {
+    for (what, v) in
+        [("input elements", n * h * w * c), ("output elements", n * oh * ow * c), ("threads", threads), ("window", kh * kw * c)]
+    {
         check_u32(op, what, v)?;
     }
     let p = WindowParams {
@@ -342,7 +357,14 @@ fn window_params(op: &'static str, xs: [usize; 4], (kh, kw): (usize, usize), geo
 
 /// Depthwise conv2d (groups = C) over `x [N, H, W, C]` with weights `w [KH, KW, C]`, giving
 /// `act(conv + bias)` of shape `[N, OH, OW, C]`.
-pub fn depthwise_conv2d(frame: &mut Frame, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, geom: &Geometry, act: Activation) -> Result<Tensor, GpuError> {
+pub fn depthwise_conv2d(
+    frame: &mut Frame,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    geom: &Geometry,
+    act: Activation,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "depthwise_conv2d";
     let xs = check_nhwc(OP, x)?;
     let c = xs[3];
@@ -395,14 +417,10 @@ pub fn max_pool2d(frame: &mut Frame, x: &Tensor, (kh, kw): (usize, usize), geom:
     Ok(y)
 }
 
-fn host_shape_error(op: &'static str, detail: String) -> GpuError {
-    GpuError::Shape { op, detail }
-}
-
 /// PyTorch conv weights `[Cout, Cin, KH, KW]` (OIHW) to this module's `[KH, KW, Cin, Cout]`.
 pub fn oihw_to_hwio(w: &[f32], [o, i, kh, kw]: [usize; 4]) -> Result<Vec<f32>, GpuError> {
     if w.len() != o * i * kh * kw {
-        return Err(host_shape_error("oihw_to_hwio", format!("{} values for shape [{o}, {i}, {kh}, {kw}]", w.len())));
+        return Err(GpuError::shape("oihw_to_hwio", format!("{} values for shape [{o}, {i}, {kh}, {kw}]", w.len())));
     }
     let mut out = vec![0.0; w.len()];
     for oc in 0..o {
@@ -420,7 +438,10 @@ pub fn oihw_to_hwio(w: &[f32], [o, i, kh, kw]: [usize; 4]) -> Result<Vec<f32>, G
 /// PyTorch depthwise weights `[C, 1, KH, KW]` to this module's `[KH, KW, C]`.
 pub fn depthwise_oihw_to_hwc(w: &[f32], [c, one, kh, kw]: [usize; 4]) -> Result<Vec<f32>, GpuError> {
     if one != 1 || w.len() != c * kh * kw {
-        return Err(host_shape_error("depthwise_oihw_to_hwc", format!("{} values for shape [{c}, {one}, {kh}, {kw}] (want [C, 1, KH, KW])", w.len())));
+        return Err(GpuError::shape(
+            "depthwise_oihw_to_hwc",
+            format!("{} values for shape [{c}, {one}, {kh}, {kw}] (want [C, 1, KH, KW])", w.len()),
+        ));
     }
     let mut out = vec![0.0; w.len()];
     for ch in 0..c {
@@ -453,7 +474,7 @@ pub fn fold_batch_norm(
     let o = gamma.len();
     let lens_ok = o > 0 && beta.len() == o && mean.len() == o && var.len() == o && bias.is_none_or(|b| b.len() == o);
     if !lens_ok || weight_oihw.len() % o != 0 {
-        return Err(host_shape_error(
+        return Err(GpuError::shape(
             "fold_batch_norm",
             format!(
                 "weight of {} values, bias {:?}, gamma {o}, beta {}, mean {}, var {}: want C > 0 values each and a weight of C x something",
@@ -499,7 +520,14 @@ pub mod cpu {
 
     /// conv2d: `x [N, H, W, Cin]`, `w [KH, KW, Cin, Cout]` (HWIO) → `[N, OH, OW, Cout]`.
     /// Panics when the geometry gives no output.
-    pub fn conv2d(x: &[f32], [n, h, wd, cin]: [usize; 4], w: &[f32], [kh, kw, wcin, cout]: [usize; 4], geom: &Geometry, epi: &Epilogue) -> Vec<f32> {
+    pub fn conv2d(
+        x: &[f32],
+        [n, h, wd, cin]: [usize; 4],
+        w: &[f32],
+        [kh, kw, wcin, cout]: [usize; 4],
+        geom: &Geometry,
+        epi: &Epilogue,
+    ) -> Vec<f32> {
         assert_eq!(cin, wcin, "conv2d: Cin of input and weight differ");
         assert_eq!(x.len(), n * h * wd * cin, "conv2d: input length");
         assert_eq!(w.len(), kh * kw * cin * cout, "conv2d: weight length");
@@ -539,7 +567,15 @@ pub mod cpu {
     }
 
     /// Depthwise conv2d: `x [N, H, W, C]`, `w [KH, KW, C]` → `act(conv + bias)` `[N, OH, OW, C]`.
-    pub fn depthwise_conv2d(x: &[f32], [n, h, wd, c]: [usize; 4], w: &[f32], (kh, kw): (usize, usize), bias: Option<&[f32]>, geom: &Geometry, act: Activation) -> Vec<f32> {
+    pub fn depthwise_conv2d(
+        x: &[f32],
+        [n, h, wd, c]: [usize; 4],
+        w: &[f32],
+        (kh, kw): (usize, usize),
+        bias: Option<&[f32]>,
+        geom: &Geometry,
+        act: Activation,
+    ) -> Vec<f32> {
         assert_eq!(x.len(), n * h * wd * c, "depthwise_conv2d: input length");
         assert_eq!(w.len(), kh * kw * c, "depthwise_conv2d: weight length");
         let (oh, ow) = geom.output_size((h, wd), (kh, kw)).expect("depthwise_conv2d: no output for this geometry");

@@ -96,7 +96,16 @@ pub fn position_code_2d(frame: &mut Frame, height: usize, width: usize, dim: usi
         return Err(GpuError::shape("position_code_2d", format!("empty grid {height}x{width}")));
     }
     let out = frame.gpu().tensor(&[rows, dim], crate::gpu::DType::F32)?;
-    let p = Params { rows: rows as u32, dim: dim as u32, height: height as u32, width: width as u32, value: 0.0, scale: 1.0, _pad0: 0, _pad1: 0 };
+    let p = Params {
+        rows: rows as u32,
+        dim: dim as u32,
+        height: height as u32,
+        width: width as u32,
+        value: 0.0,
+        scale: 1.0,
+        _pad0: 0,
+        _pad1: 0,
+    };
     let groups = frame.gpu().fold_workgroups(groups_for(rows * dim, ELEMENTWISE_WORKGROUP));
     frame.dispatch(&POSITION_2D, &p, &[&out], groups);
     Ok(out)

@@ -14,13 +14,16 @@ pub static COPY_WINDOW: Kernel = Kernel { shader: &SHADER, entry: "copy_window",
 pub static COPY_WINDOW_VEC4: Kernel = Kernel { shader: &SHADER, entry: "copy_window_vec4", bindings: &[Access::Read, Access::ReadWrite] };
 pub static UPSAMPLE: Kernel = Kernel { shader: &SHADER, entry: "upsample", bindings: &[Access::Read, Access::ReadWrite] };
 pub static UPSAMPLE_VEC4: Kernel = Kernel { shader: &SHADER, entry: "upsample_vec4", bindings: &[Access::Read, Access::ReadWrite] };
-pub static UPSAMPLE_ADD: Kernel = Kernel { shader: &SHADER, entry: "upsample_add", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static UPSAMPLE_ADD_VEC4: Kernel = Kernel { shader: &SHADER, entry: "upsample_add_vec4", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
+pub static UPSAMPLE_ADD: Kernel =
+    Kernel { shader: &SHADER, entry: "upsample_add", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
+pub static UPSAMPLE_ADD_VEC4: Kernel =
+    Kernel { shader: &SHADER, entry: "upsample_add_vec4", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
 pub static TOKENS_POS_APPEND: Kernel =
     Kernel { shader: &SHADER, entry: "tokens_pos_append", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
-pub const KERNELS: &[&Kernel] = &[&COPY_WINDOW, &COPY_WINDOW_VEC4, &UPSAMPLE, &UPSAMPLE_VEC4, &UPSAMPLE_ADD, &UPSAMPLE_ADD_VEC4, &TOKENS_POS_APPEND];
+pub const KERNELS: &[&Kernel] =
+    &[&COPY_WINDOW, &COPY_WINDOW_VEC4, &UPSAMPLE, &UPSAMPLE_VEC4, &UPSAMPLE_ADD, &UPSAMPLE_ADD_VEC4, &TOKENS_POS_APPEND];
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -56,7 +59,17 @@ fn check_f32(op: &'static str, t: &Tensor) -> Result<(), GpuError> {
 /// Copies `width` elements of every row of `src` (rows of `src_stride`, from `src_off`) into the
 /// rows of `dst` (rows of `dst_stride`, from `dst_off`). Rows are the same count in both.
 #[allow(clippy::too_many_arguments)]
-fn copy_window_raw(frame: &mut Frame, src: &Tensor, dst: &Tensor, rows: usize, width: usize, src_stride: usize, src_off: usize, dst_stride: usize, dst_off: usize) {
+fn copy_window_raw(
+    frame: &mut Frame,
+    src: &Tensor,
+    dst: &Tensor,
+    rows: usize,
+    width: usize,
+    src_stride: usize,
+    src_off: usize,
+    dst_stride: usize,
+    dst_off: usize,
+) {
     if rows == 0 || width == 0 {
         return;
     }
@@ -80,7 +93,14 @@ fn copy_window_raw(frame: &mut Frame, src: &Tensor, dst: &Tensor, rows: usize, w
 /// Copies channels `[src_offset, src_offset + width)` of `src` `[.., Cs]` into channels
 /// `[dst_offset, dst_offset + width)` of `dst` `[.., Cd]` (same leading dims); the rest of `dst`
 /// is left as it is. `dst` must not share storage with `src`.
-pub fn copy_channels(frame: &mut Frame, src: &Tensor, src_offset: usize, dst: &Tensor, dst_offset: usize, width: usize) -> Result<(), GpuError> {
+pub fn copy_channels(
+    frame: &mut Frame,
+    src: &Tensor,
+    src_offset: usize,
+    dst: &Tensor,
+    dst_offset: usize,
+    width: usize,
+) -> Result<(), GpuError> {
     const OP: &str = "copy_channels";
     check_f32(OP, src)?;
     check_f32(OP, dst)?;
@@ -131,7 +151,10 @@ pub fn slice_channels(frame: &mut Frame, x: &Tensor, start: usize, len: usize) -
     let mut shape = x.shape().to_vec();
     let c = shape[shape.len() - 1];
     if start + len > c {
-        return Err(GpuError::shape("slice_channels", format!("[{start}, {}) is outside the {c} channels of {:?}", start + len, x.shape())));
+        return Err(GpuError::shape(
+            "slice_channels",
+            format!("[{start}, {}) is outside the {c} channels of {:?}", start + len, x.shape()),
+        ));
     }
     *shape.last_mut().unwrap() = len;
     let out = frame.gpu().tensor(&shape, DType::F32)?;
@@ -161,7 +184,8 @@ fn upsample_impl(frame: &mut Frame, op: &'static str, x: &Tensor, fy: usize, fx:
     }
     let unit = if c % 4 == 0 { 4 } else { 1 };
     let len = elements / unit;
-    let p = Params { len: len as u32, width: (c / unit) as u32, h: h as u32, w: w as u32, fy: fy as u32, fx: fx as u32, ..Default::default() };
+    let p =
+        Params { len: len as u32, width: (c / unit) as u32, h: h as u32, w: w as u32, fy: fy as u32, fx: fx as u32, ..Default::default() };
     let groups = frame.gpu().fold_workgroups(groups_for(len, ELEMENTWISE_WORKGROUP));
     match (skip, unit) {
         (None, 4) => frame.dispatch(&UPSAMPLE_VEC4, &p, &[x, &out], groups),

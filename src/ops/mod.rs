@@ -61,12 +61,34 @@ pub fn erf(x: f32) -> f32 {
 
 /// Every shader file, for validation and preloading.
 pub fn all_shaders() -> Vec<&'static Shader> {
-    [attention::SHADERS, bits::SHADERS, conv::SHADERS, elementwise::SHADERS, embed::SHADERS, layout::SHADERS, matmul::SHADERS, norm::SHADERS, rng::SHADERS].concat()
+    [
+        attention::SHADERS,
+        bits::SHADERS,
+        conv::SHADERS,
+        elementwise::SHADERS,
+        embed::SHADERS,
+        layout::SHADERS,
+        matmul::SHADERS,
+        norm::SHADERS,
+        rng::SHADERS,
+    ]
+    .concat()
 }
 
 /// Every kernel, for [`crate::Gpu::preload`].
 pub fn all_kernels() -> Vec<&'static Kernel> {
-    [attention::KERNELS, bits::KERNELS, conv::KERNELS, elementwise::KERNELS, embed::KERNELS, layout::KERNELS, matmul::KERNELS, norm::KERNELS, rng::KERNELS].concat()
+    [
+        attention::KERNELS,
+        bits::KERNELS,
+        conv::KERNELS,
+        elementwise::KERNELS,
+        embed::KERNELS,
+        layout::KERNELS,
+        matmul::KERNELS,
+        norm::KERNELS,
+        rng::KERNELS,
+    ]
+    .concat()
 }
 
 /// Workgroup size of the one-thread-per-element kernels.

@@ -16,12 +16,18 @@ use crate::ops::{groups_for, Activation, ELEMENTWISE_WORKGROUP};
 pub static SHADER: Shader = Shader { name: "norm", source: include_str!("../../shaders/norm.wgsl") };
 
 pub static GN_STATS: Kernel = Kernel { shader: &SHADER, entry: "gn_stats", bindings: &[Access::Read, Access::ReadWrite] };
-pub static GN_FINALIZE: Kernel = Kernel { shader: &SHADER, entry: "gn_finalize", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
-pub static GN_FINALIZE_FILM: Kernel =
-    Kernel { shader: &SHADER, entry: "gn_finalize_film", bindings: &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
+pub static GN_FINALIZE: Kernel =
+    Kernel { shader: &SHADER, entry: "gn_finalize", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
+pub static GN_FINALIZE_FILM: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "gn_finalize_film",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
 pub static GN_APPLY: Kernel = Kernel { shader: &SHADER, entry: "gn_apply", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static GN_APPLY_VEC4: Kernel = Kernel { shader: &SHADER, entry: "gn_apply_vec4", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static LAYER_NORM: Kernel = Kernel { shader: &SHADER, entry: "layer_norm", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
+pub static GN_APPLY_VEC4: Kernel =
+    Kernel { shader: &SHADER, entry: "gn_apply_vec4", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
+pub static LAYER_NORM: Kernel =
+    Kernel { shader: &SHADER, entry: "layer_norm", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
 pub static LAYER_NORM_VEC4: Kernel =
     Kernel { shader: &SHADER, entry: "layer_norm_vec4", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
 
@@ -142,7 +148,15 @@ fn group_norm_impl(
 
 /// `act(GroupNorm(x))` for x `[N, .., C]` channels-last (statistics over all non-batch positions
 /// and the C/groups channels of each group), γ, β `[C]`.
-pub fn group_norm(frame: &mut Frame, x: &Tensor, gamma: &Tensor, beta: &Tensor, groups: usize, eps: f32, act: Activation) -> Result<Tensor, GpuError> {
+pub fn group_norm(
+    frame: &mut Frame,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    groups: usize,
+    eps: f32,
+    act: Activation,
+) -> Result<Tensor, GpuError> {
     group_norm_impl(frame, "group_norm", x, gamma, beta, groups, eps, None, act)
 }
 
@@ -194,7 +208,17 @@ pub mod cpu {
 
     /// x `[N, R, C]` flattened; `scale_shift` `[N, 2C]` if FiLM is fused.
     #[allow(clippy::too_many_arguments)]
-    pub fn group_norm(x: &[f32], n: usize, c: usize, groups: usize, gamma: &[f32], beta: &[f32], eps: f32, scale_shift: Option<&[f32]>, act: Activation) -> Vec<f32> {
+    pub fn group_norm(
+        x: &[f32],
+        n: usize,
+        c: usize,
+        groups: usize,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+        scale_shift: Option<&[f32]>,
+        act: Activation,
+    ) -> Vec<f32> {
         let per = x.len() / n.max(1);
         let cg = c / groups;
         let count = (per / groups) as f64;

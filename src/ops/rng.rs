@@ -30,7 +30,15 @@ struct Params {
     _pad: u32,
 }
 
-fn fill(frame: &mut Frame, op: &'static str, kernel: &'static Kernel, shape: &[usize], dtype: DType, seed: u32, offset: u32) -> Result<Tensor, GpuError> {
+fn fill(
+    frame: &mut Frame,
+    op: &'static str,
+    kernel: &'static Kernel,
+    shape: &[usize],
+    dtype: DType,
+    seed: u32,
+    offset: u32,
+) -> Result<Tensor, GpuError> {
     let len: usize = shape.iter().product();
     if len as u64 > u32::MAX as u64 {
         return Err(GpuError::shape(op, format!("{shape:?} has {len} elements; the counter is 32-bit")));

@@ -69,7 +69,7 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32)
     let mut excess = 0f32;
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let abs = (g - w).abs();
-        if !abs.is_finite() && !(g.is_nan() && w.is_nan()) {
+        if !(abs.is_finite() || (g.is_nan() && w.is_nan())) {
             panic!("{name}: element {i} is {g}, want {w}");
         }
         let rel = abs / w.abs().max(1e-30);

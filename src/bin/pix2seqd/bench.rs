@@ -1,19 +1,22 @@
 //! `pix2seqd bench ops`: throughput of the core kernels on this machine's adapter, at the sizes the
-//! models use. Each kernel is recorded `reps` times into one frame (one submit), after one warm-up
-//! frame, and timed from submit to completion; the median frame gives ms per kernel and GFLOP/s
-//! (or GB/s for the bandwidth-bound norm).
+//! models use. Each kernel is recorded into its own frame (one submit) after one warm-up frame and
+//! timed from submit to completion; the median of `iters` frames gives ms per kernel and GFLOP/s
+//! (GB/s for the bandwidth-bound norm). The time includes the submit and the wait for completion.
 
 use std::time::Instant;
 
 use pix2seqd::gpu::{Frame, Gpu, GpuError, Tensor};
 use pix2seqd::ops::{attention, conv, matmul, norm, Activation};
 
+/// Records one kernel into a frame and returns its output (kept alive until the frame is done).
+type Record = Box<dyn Fn(&mut Frame) -> Result<Tensor, GpuError>>;
+
 struct Case {
     name: &'static str,
     /// Work per kernel: FLOPs, or bytes moved for bandwidth-bound kernels.
     work: f64,
     unit: &'static str,
-    record: Box<dyn Fn(&mut Frame) -> Result<Tensor, GpuError>>,
+    record: Record,
 }
 
 fn filled(gpu: &Gpu, shape: &[usize], scale: f32) -> Result<Tensor, String> {
@@ -77,31 +80,33 @@ fn cases(gpu: &Gpu) -> Result<Vec<Case>, String> {
     Ok(out)
 }
 
-fn time_frame(gpu: &Gpu, case: &Case, reps: u32) -> Result<f64, String> {
+fn time_frame(gpu: &Gpu, case: &Case) -> Result<f64, String> {
     let mut frame = gpu.frame();
-    let mut last = None;
-    for _ in 0..reps {
-        last = Some((case.record)(&mut frame).map_err(|e| e.to_string())?);
-    }
+    let output = (case.record)(&mut frame).map_err(|e| e.to_string())?;
     let start = Instant::now();
     frame.submit();
     gpu.wait_idle();
-    drop(last);
+    drop(output);
     Ok(start.elapsed().as_secs_f64() * 1e3)
 }
 
 pub fn ops(gpu: &Gpu, iters: u32, json: bool) -> Result<(), String> {
     let a = gpu.adapter();
     if !json {
-        println!("adapter: {} ({}, {}){}", a.name, a.device_type, a.backend, if gpu.is_fallback_adapter() { " — software adapter" } else { "" });
+        println!(
+            "adapter: {} ({}, {}){}",
+            a.name,
+            a.device_type,
+            a.backend,
+            if gpu.is_fallback_adapter() { " — software adapter" } else { "" }
+        );
         println!("{:<38} {:>10} {:>12}", "kernel", "ms", "throughput");
     }
     gpu.preload(&pix2seqd::ops::all_kernels());
     let mut rows = Vec::new();
     for case in cases(gpu)? {
-        time_frame(gpu, &case, 1)?; // warm-up: pipelines, buffers, bind groups
-        let reps = 2;
-        let mut samples: Vec<f64> = (0..iters.max(1)).map(|_| time_frame(gpu, &case, reps).map(|ms| ms / reps as f64)).collect::<Result<_, _>>()?;
+        time_frame(gpu, &case)?; // warm-up: pipelines, buffers, bind groups
+        let mut samples: Vec<f64> = (0..iters.max(1)).map(|_| time_frame(gpu, &case)).collect::<Result<_, _>>()?;
         samples.sort_by(f64::total_cmp);
         let ms = samples[samples.len() / 2];
         let rate = case.work / (ms * 1e-3) / 1e9;
@@ -112,7 +117,10 @@ pub fn ops(gpu: &Gpu, iters: u32, json: bool) -> Result<(), String> {
         }
     }
     if json {
-        println!("{:#}", serde_json::json!({"adapter": a.name, "backend": a.backend, "fallback_adapter": gpu.is_fallback_adapter(), "iters": iters, "kernels": rows}));
+        println!(
+            "{:#}",
+            serde_json::json!({"adapter": a.name, "backend": a.backend, "fallback_adapter": gpu.is_fallback_adapter(), "iters": iters, "kernels": rows})
+        );
     }
     Ok(())
 }

@@ -37,7 +37,7 @@ enum BenchWhat {
     /// Throughput of the core kernels (conv 3x3, matmul, attention, group norm) in GFLOP/s.
     Ops {
         /// Timed repetitions per kernel (after one warm-up).
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 3)]
         iters: u32,
     },
 }
@@ -70,7 +70,7 @@ fn info(cli: &Cli) -> Result<(), String> {
     let l = gpu.limits();
     let limits = [
         ("max_buffer_size", l.max_buffer_size),
-        ("max_storage_buffer_binding_size", l.max_storage_buffer_binding_size as u64),
+        ("max_storage_buffer_binding_size", l.max_storage_buffer_binding_size),
         ("max_storage_buffers_per_shader_stage", l.max_storage_buffers_per_shader_stage as u64),
         ("max_compute_workgroup_storage_size", l.max_compute_workgroup_storage_size as u64),
         ("max_compute_invocations_per_workgroup", l.max_compute_invocations_per_workgroup as u64),
@@ -93,7 +93,10 @@ fn info(cli: &Cli) -> Result<(), String> {
         if gpu.is_fallback_adapter() {
             println!("note      this is a software adapter: correct, but far slower than a GPU");
         }
-        println!("features  {}", features.iter().map(|(k, v)| format!("{k}: {}", if *v { "yes" } else { "no" })).collect::<Vec<_>>().join(", "));
+        println!(
+            "features  {}",
+            features.iter().map(|(k, v)| format!("{k}: {}", if *v { "yes" } else { "no" })).collect::<Vec<_>>().join(", ")
+        );
         println!("limits");
         for (k, v) in limits {
             println!("  {k:<40} {v}");
