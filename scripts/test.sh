@@ -8,6 +8,13 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Mesa complains on every device creation when this is unset (headless CI).
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+    XDG_RUNTIME_DIR=$(mktemp -d)
+    chmod 700 "$XDG_RUNTIME_DIR"
+    export XDG_RUNTIME_DIR
+fi
+
 step "system packages (lavapipe)"
 missing=()
 ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
@@ -26,7 +33,7 @@ step "Python packages (train/requirements.txt)"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r train/requirements.txt
 echo "ok"
 
-step "cargo test (kernels on $(command -v vulkaninfo >/dev/null && vulkaninfo --summary 2>/dev/null | grep -m1 deviceName | sed 's/.*= //' || echo lavapipe))"
+step "cargo test (GPU kernels vs their CPU twins; lavapipe when there is no GPU)"
 cargo test --locked --all-targets
 
 step "library builds for wasm32 (nothing native-only in the engine)"
