@@ -32,6 +32,7 @@ fn every_kernel_entry_point_exists_with_a_workgroup_within_webgpu_defaults() {
             .iter()
             .find(|e| e.name == kernel.entry)
             .unwrap_or_else(|| panic!("{}: no entry point {}", kernel.shader.name, kernel.entry));
+        assert!(kernel.bindings.len() <= 8, "{}: more storage buffers than WebGPU's default 8", kernel.entry);
         let [x, y, z] = entry.workgroup_size;
         assert!(x * y * z <= 256 && x <= 256 && y <= 256 && z <= 64, "{}: workgroup {x}x{y}x{z} exceeds WebGPU defaults", kernel.entry);
     }

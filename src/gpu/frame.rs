@@ -62,8 +62,7 @@ impl<'g> Frame<'g> {
         let ring = gpu.ring.borrow();
         let mut kernels = gpu.kernels.borrow_mut();
         let compiled = kernels.pipeline(&gpu.device, &ring.layout, kernel, &gpu.stats);
-        let ids: Vec<(u64, &wgpu::Buffer)> = buffers.iter().map(|t| (t.buffer_id(), t.buffer())).collect();
-        let bind_group = kernels.bind_group(&gpu.device, &compiled, &ids, &gpu.stats);
+        let bind_group = kernels.bind_group(&gpu.device, &compiled, buffers, &gpu.stats);
         self.dispatches.push(Recorded { compiled, bind_group, uniform_offset: uniform_offset as u32, workgroups });
     }
 

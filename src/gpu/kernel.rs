@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::Stats;
+use super::{Stats, Tensor};
 
 /// How a kernel uses a storage buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,13 +54,20 @@ pub(crate) struct Compiled {
     pub layout_key: usize,
 }
 
+/// Storage buffers one kernel may bind: WebGPU's default `maxStorageBuffersPerShaderStage`.
+pub const MAX_STORAGE_BINDINGS: usize = 8;
+
+/// A bind group's identity: its layout and the pool ids of its buffers (unused slots `u64::MAX`).
+/// A fixed array, so looking it up allocates nothing per dispatch.
+type BindKey = (usize, [u64; MAX_STORAGE_BINDINGS]);
+
 /// Shader modules, layouts, pipelines and bind groups, each created once.
 #[derive(Default)]
 pub(crate) struct KernelCache {
     modules: HashMap<usize, wgpu::ShaderModule>,
     layouts: HashMap<Vec<Access>, (Rc<wgpu::BindGroupLayout>, Rc<wgpu::PipelineLayout>)>,
     pipelines: HashMap<usize, Rc<Compiled>>,
-    bind_groups: HashMap<(usize, Vec<u64>), Rc<wgpu::BindGroup>>,
+    bind_groups: HashMap<BindKey, Rc<wgpu::BindGroup>>,
 }
 
 impl KernelCache {
@@ -74,6 +81,12 @@ impl KernelCache {
         if let Some(p) = self.pipelines.get(&kernel.key()) {
             return p.clone();
         }
+        assert!(
+            kernel.bindings.len() <= MAX_STORAGE_BINDINGS,
+            "{}: {} storage buffers exceed WebGPU's default {MAX_STORAGE_BINDINGS}",
+            kernel.entry,
+            kernel.bindings.len()
+        );
         let bump = |f: &dyn Fn(&mut Stats)| {
             let mut s = stats.get();
             f(&mut s);
@@ -136,10 +149,14 @@ impl KernelCache {
         &mut self,
         device: &wgpu::Device,
         compiled: &Compiled,
-        buffers: &[(u64, &wgpu::Buffer)],
+        buffers: &[&Tensor],
         stats: &Cell<Stats>,
     ) -> Rc<wgpu::BindGroup> {
-        let key = (compiled.layout_key, buffers.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+        let mut ids = [u64::MAX; MAX_STORAGE_BINDINGS];
+        for (slot, t) in ids.iter_mut().zip(buffers) {
+            *slot = t.buffer_id();
+        }
+        let key = (compiled.layout_key, ids);
         self.bind_groups
             .entry(key)
             .or_insert_with(|| {
@@ -149,7 +166,7 @@ impl KernelCache {
                 let entries: Vec<wgpu::BindGroupEntry> = buffers
                     .iter()
                     .enumerate()
-                    .map(|(i, (_, b))| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+                    .map(|(i, t)| wgpu::BindGroupEntry { binding: i as u32, resource: t.buffer().as_entire_binding() })
                     .collect();
                 Rc::new(device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: None,
