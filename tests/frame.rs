@@ -85,3 +85,32 @@ fn oversized_tensors_are_refused_with_a_clear_error() {
     let err = gpu.tensor(&[elements], pix2seqd::gpu::DType::F32).unwrap_err().to_string();
     assert!(err.contains("allows at most"), "{err}");
 }
+
+#[test]
+fn a_profiled_frame_times_every_dispatch_and_computes_the_same() {
+    let gpu = gpu();
+    assert!(gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY), "lavapipe and real GPUs report timestamp queries");
+    let mut r = Rand::new("profile");
+    let n = 1 << 16;
+    let x = gpu.upload(&[n], &r.vec(n, -1.0, 1.0)).unwrap();
+    let record = |f: &mut pix2seqd::gpu::Frame| {
+        let a = elementwise::affine(f, &x, 2.0, 0.5, Activation::Gelu).unwrap();
+        let b = elementwise::add(f, &a, &x, 1.0, Activation::Silu).unwrap();
+        (a, b)
+    };
+    let mut plain = gpu.frame();
+    let (_, want) = record(&mut plain);
+    plain.submit();
+    let want = gpu.read_blocking(&want).unwrap();
+
+    let mut profiled = gpu.frame();
+    let (_, got) = record(&mut profiled);
+    let before = gpu.stats();
+    let timings = pollster::block_on(profiled.submit_profiled().unwrap().into_timings(&gpu)).unwrap();
+    assert_eq!(gpu.stats().compute_passes - before.compute_passes, 2, "one pass per dispatch when profiling");
+    assert_eq!(timings.iter().map(|(e, _)| *e).collect::<Vec<_>>(), ["unary", "add"]);
+    assert!(timings.iter().all(|(_, ms)| ms.is_finite() && *ms >= 0.0), "{timings:?}");
+    assert!(timings.iter().map(|(_, ms)| ms).sum::<f64>() > 0.0, "{timings:?}");
+    assert_eq!(gpu.read_blocking(&got).unwrap(), want);
+    assert!(gpu.frame().submit_profiled().is_err(), "an empty frame has nothing to profile");
+}

@@ -7,9 +7,10 @@ use super::kernel::Compiled;
 use super::pool::{BufferPool, Usage};
 use super::readback::Pending;
 use super::ring::SLOT_BYTES;
-use super::{Access, Gpu, Kernel, Tensor};
+use super::{Access, Gpu, GpuError, Kernel, Tensor};
 
 struct Recorded {
+    entry: &'static str,
     compiled: Rc<Compiled>,
     bind_group: Rc<wgpu::BindGroup>,
     uniform_offset: u32,
@@ -63,7 +64,7 @@ impl<'g> Frame<'g> {
         let mut kernels = gpu.kernels.borrow_mut();
         let compiled = kernels.pipeline(&gpu.device, &ring.layout, kernel, &gpu.stats);
         let bind_group = kernels.bind_group(&gpu.device, &compiled, buffers, &gpu.stats);
-        self.dispatches.push(Recorded { compiled, bind_group, uniform_offset: uniform_offset as u32, workgroups });
+        self.dispatches.push(Recorded { entry: kernel.entry, compiled, bind_group, uniform_offset: uniform_offset as u32, workgroups });
     }
 
     /// Number of dispatches recorded so far.
@@ -88,6 +89,44 @@ impl<'g> Frame<'g> {
     /// Writes the frame's uniforms (one write), encodes every dispatch into one compute pass,
     /// appends the read-back copies and submits once.
     pub fn submit(self) {
+        self.encode_and_submit(None);
+    }
+
+    /// Submits like [`Frame::submit`], but gives every dispatch its own compute pass with
+    /// timestamps at its start and end, and returns their GPU durations. For measuring only: the
+    /// extra passes and the query objects cost what a normal frame does not.
+    pub fn submit_profiled(self) -> Result<Profile, GpuError> {
+        let gpu = self.gpu;
+        if !gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(GpuError::Unsupported { op: "profile", detail: "this adapter has no timestamp queries".into() });
+        }
+        let queries = 2 * self.dispatches.len() as u32;
+        if queries == 0 || queries > wgpu::QUERY_SET_MAX_QUERIES {
+            return Err(GpuError::Unsupported {
+                op: "profile",
+                detail: format!("a profiled frame holds 1 to {} dispatches, this one {}", wgpu::QUERY_SET_MAX_QUERIES / 2, queries / 2),
+            });
+        }
+        let query_set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("pix2seqd profile"),
+            ty: wgpu::QueryType::Timestamp,
+            count: queries,
+        });
+        let bytes = queries as u64 * wgpu::QUERY_SIZE as u64;
+        let resolved = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("pix2seqd profile"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = BufferPool::take_usage(&gpu.pool, &gpu.device, bytes, Usage::Staging, &gpu.stats);
+        let pending = Pending::new(staging, bytes);
+        let entries = self.dispatches.iter().map(|d| d.entry).collect();
+        self.encode_and_submit(Some((&query_set, &resolved, &pending)));
+        Ok(Profile { entries, pending, tick_ns: gpu.queue.get_timestamp_period() as f64 })
+    }
+
+    fn encode_and_submit(self, profile: Option<(&wgpu::QuerySet, &wgpu::Buffer, &Pending)>) {
         let gpu = self.gpu;
         let mut ring = gpu.ring.borrow_mut();
         ring.reserve(&gpu.device, self.uniforms.len() as u64, &gpu.stats);
@@ -96,11 +135,22 @@ impl<'g> Frame<'g> {
         }
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pix2seqd frame") });
         let mut passes = 0;
-        if !self.dispatches.is_empty() {
-            passes = 1;
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pix2seqd"), timestamp_writes: None });
+        // One pass for the frame, or one per dispatch when profiling (timestamps bracket passes).
+        let groups: Vec<&[Recorded]> = match profile {
+            None if self.dispatches.is_empty() => Vec::new(),
+            None => vec![&self.dispatches[..]],
+            Some(_) => self.dispatches.chunks(1).collect(),
+        };
+        for (i, group) in groups.into_iter().enumerate() {
+            passes += 1;
+            let timestamp_writes = profile.map(|(query_set, _, _)| wgpu::ComputePassTimestampWrites {
+                query_set,
+                beginning_of_pass_write_index: Some(2 * i as u32),
+                end_of_pass_write_index: Some(2 * i as u32 + 1),
+            });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pix2seqd"), timestamp_writes });
             let mut current: Option<*const Compiled> = None;
-            for d in &self.dispatches {
+            for d in group {
                 let this = Rc::as_ptr(&d.compiled);
                 if current != Some(this) {
                     pass.set_pipeline(&d.compiled.pipeline);
@@ -111,6 +161,11 @@ impl<'g> Frame<'g> {
                 let [x, y, z] = d.workgroups;
                 pass.dispatch_workgroups(x, y, z);
             }
+        }
+        if let Some((query_set, resolved, pending)) = profile {
+            let queries = 2 * self.dispatches.len() as u32;
+            encoder.resolve_query_set(query_set, 0..queries, resolved, 0);
+            encoder.copy_buffer_to_buffer(resolved, 0, pending.staging(), 0, queries as u64 * wgpu::QUERY_SIZE as u64);
         }
         for (t, pending) in &self.copies {
             encoder.copy_buffer_to_buffer(t.buffer(), 0, pending.staging(), 0, t.byte_size().next_multiple_of(4));
@@ -123,5 +178,25 @@ impl<'g> Frame<'g> {
             s.compute_passes += passes;
             s.dispatches += dispatches;
         });
+    }
+}
+
+/// GPU timestamps of a profiled frame; await [`Profile::into_timings`].
+pub struct Profile {
+    entries: Vec<&'static str>,
+    pending: Pending,
+    tick_ns: f64,
+}
+
+impl Profile {
+    /// `(kernel entry point, milliseconds)` per dispatch, in recording order.
+    pub async fn into_timings(self, gpu: &Gpu) -> Result<Vec<(&'static str, f64)>, GpuError> {
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&self.pending.into_bytes(gpu).await?);
+        Ok(self
+            .entries
+            .into_iter()
+            .zip(ticks.chunks_exact(2))
+            .map(|(entry, t)| (entry, t[1].saturating_sub(t[0]) as f64 * self.tick_ns * 1e-6))
+            .collect())
     }
 }

@@ -24,7 +24,7 @@ mod tensor;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-pub use frame::Frame;
+pub use frame::{Frame, Profile};
 pub use kernel::{Access, Kernel, Shader};
 pub use readback::Pending;
 pub use ring::SLOT_BYTES;

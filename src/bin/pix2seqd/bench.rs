@@ -1,7 +1,7 @@
 //! `pix2seqd bench ops`: throughput of the core kernels on this machine's adapter, at the sizes the
-//! models use. Each kernel is recorded into its own frame (one submit) after one warm-up frame and
-//! timed from submit to completion; the median of `iters` frames gives ms per kernel and GFLOP/s
-//! (GB/s for the bandwidth-bound norm). The time includes the submit and the wait for completion.
+//! models use. Each kernel is recorded into its own frame after one warm-up frame and timed with
+//! GPU timestamps (wall time from submit to completion where the adapter has none); the median of
+//! `iters` frames gives ms per kernel and GFLOP/s (GB/s for the bandwidth-bound norm).
 
 use std::time::Instant;
 
@@ -80,14 +80,27 @@ fn cases(gpu: &Gpu) -> Result<Vec<Case>, String> {
     Ok(out)
 }
 
+/// Milliseconds of one frame holding the case's kernel(s): GPU time from timestamp queries where
+/// the adapter has them, else wall time from submit to completion.
 fn time_frame(gpu: &Gpu, case: &Case) -> Result<f64, String> {
     let mut frame = gpu.frame();
     let output = (case.record)(&mut frame).map_err(|e| e.to_string())?;
-    let start = Instant::now();
-    frame.submit();
-    gpu.wait_idle();
+    let ms = if gpu_timestamps(gpu) {
+        let timings =
+            pollster::block_on(frame.submit_profiled().map_err(|e| e.to_string())?.into_timings(gpu)).map_err(|e| e.to_string())?;
+        timings.iter().map(|(_, ms)| ms).sum()
+    } else {
+        let start = Instant::now();
+        frame.submit();
+        gpu.wait_idle();
+        start.elapsed().as_secs_f64() * 1e3
+    };
     drop(output);
-    Ok(start.elapsed().as_secs_f64() * 1e3)
+    Ok(ms)
+}
+
+fn gpu_timestamps(gpu: &Gpu) -> bool {
+    gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY)
 }
 
 pub fn ops(gpu: &Gpu, iters: u32, json: bool) -> Result<(), String> {
@@ -100,6 +113,7 @@ pub fn ops(gpu: &Gpu, iters: u32, json: bool) -> Result<(), String> {
             a.backend,
             if gpu.is_fallback_adapter() { " — software adapter" } else { "" }
         );
+        println!("timer: {}", if gpu_timestamps(gpu) { "GPU timestamps" } else { "wall clock, submit to completion" });
         println!("{:<38} {:>10} {:>12}", "kernel", "ms", "throughput");
     }
     gpu.preload(&pix2seqd::ops::all_kernels());
@@ -119,7 +133,7 @@ pub fn ops(gpu: &Gpu, iters: u32, json: bool) -> Result<(), String> {
     if json {
         println!(
             "{:#}",
-            serde_json::json!({"adapter": a.name, "backend": a.backend, "fallback_adapter": gpu.is_fallback_adapter(), "iters": iters, "kernels": rows})
+            serde_json::json!({"adapter": a.name, "backend": a.backend, "fallback_adapter": gpu.is_fallback_adapter(), "gpu_timestamps": gpu_timestamps(gpu), "iters": iters, "kernels": rows})
         );
     }
     Ok(())
