@@ -5,8 +5,8 @@
 //! Conventions shared by every family:
 //! - activations are channels-last: `[N, H, W, C]` (tokens `[N, L, C]`), f32;
 //! - shapes and strides go to the shader in its uniform parameters, never baked into the source;
-//! - dispatchers validate shapes and return [`GpuError::Shape`] naming the op, then record into a
-//!   [`Frame`]; nothing runs until the frame is submitted.
+//! - dispatchers validate shapes and return [`GpuError::Shape`](crate::GpuError::Shape) naming the op, then record into a
+//!   [`Frame`](crate::gpu::Frame); nothing runs until the frame is submitted.
 
 use crate::gpu::{Kernel, Shader};
 
