@@ -5,7 +5,9 @@
 //! [`ops`] holds one module per kernel family, each pairing a `shaders/*.wgsl` file with its
 //! dispatcher and its plain-Rust CPU reference.
 
+pub mod data;
 pub mod gpu;
 pub mod ops;
+pub mod panoptic;
 
 pub use gpu::{Gpu, GpuError, GpuOptions, Tensor};

@@ -15,9 +15,11 @@ pub mod bits;
 pub mod conv;
 pub mod elementwise;
 pub mod embed;
+pub mod ingest;
 pub mod layout;
 pub mod matmul;
 pub mod norm;
+pub mod render;
 pub mod rng;
 
 /// Activation applied in a kernel's epilogue. The codes match the `ACT_*` constants of

@@ -1,0 +1,1 @@
+//! Ingest: decoded RGBA8 image -> letterboxed, normalised model input. (Being written.)

@@ -1,0 +1,1 @@
+//! Render: class / instance maps -> RGBA8 overlay with outlines. (Being written.)
