@@ -5,8 +5,12 @@
 //! [`ops`] holds one module per kernel family, each pairing a `shaders/*.wgsl` file with its
 //! dispatcher and its plain-Rust CPU reference.
 
+pub mod backend;
+pub mod cpu;
 pub mod data;
+pub mod diffusion;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod panoptic;
 

@@ -1,13 +1,14 @@
 //! Recording a frame: dispatches are collected, then encoded into one compute pass and sent in
 //! one submit, with the read-back copies riding the same submission.
 
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use super::kernel::Compiled;
 use super::pool::{BufferPool, Usage};
 use super::readback::Pending;
 use super::ring::SLOT_BYTES;
-use super::{Access, Gpu, GpuError, Kernel, Tensor};
+use super::{Access, DType, Gpu, GpuError, Kernel, Tensor};
 
 struct Recorded {
     entry: &'static str,
@@ -22,11 +23,14 @@ pub struct Frame<'g> {
     uniforms: Vec<u8>,
     dispatches: Vec<Recorded>,
     copies: Vec<(Tensor, Pending)>,
+    /// Buffers bound by this frame's dispatches so far: an upload during the frame must not land
+    /// in one of them, since queue writes run before the frame's commands.
+    bound: HashSet<u64>,
 }
 
 impl<'g> Frame<'g> {
     pub(crate) fn new(gpu: &'g Gpu) -> Self {
-        Frame { gpu, uniforms: Vec::new(), dispatches: Vec::new(), copies: Vec::new() }
+        Frame { gpu, uniforms: Vec::new(), dispatches: Vec::new(), copies: Vec::new(), bound: HashSet::new() }
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -54,6 +58,7 @@ impl<'g> Frame<'g> {
                 assert!(!(writes && a.same_storage(b)), "{}: one buffer bound as input and output ({a:?}, {b:?})", kernel.entry);
             }
         }
+        self.bound.extend(buffers.iter().map(|t| t.buffer_id()));
         let gpu = self.gpu;
         let stride = gpu.ring.borrow().stride as usize;
         let uniform_offset = self.uniforms.len();
@@ -65,6 +70,38 @@ impl<'g> Frame<'g> {
         let compiled = kernels.pipeline(&gpu.device, &ring.layout, kernel, &gpu.stats);
         let bind_group = kernels.bind_group(&gpu.device, &compiled, buffers, &gpu.stats);
         self.dispatches.push(Recorded { entry: kernel.entry, compiled, bind_group, uniform_offset: uniform_offset as u32, workgroups });
+    }
+
+    /// A tensor holding `data`, safe to create mid-frame: its buffer is none of those this frame
+    /// has bound so far. ([`Gpu::upload`] writes at once, before any recorded dispatch runs, so a
+    /// pooled buffer released earlier in the frame would receive the data too early.)
+    pub fn upload(&mut self, shape: &[usize], data: &[f32]) -> Result<Tensor, GpuError> {
+        self.upload_bytes(shape, DType::F32, bytemuck::cast_slice(data), data.len())
+    }
+
+    /// [`Frame::upload`] for u32 words.
+    pub fn upload_u32(&mut self, shape: &[usize], data: &[u32]) -> Result<Tensor, GpuError> {
+        self.upload_bytes(shape, DType::U32, bytemuck::cast_slice(data), data.len())
+    }
+
+    fn upload_bytes(&mut self, shape: &[usize], dtype: DType, bytes: &[u8], len: usize) -> Result<Tensor, GpuError> {
+        let elements: usize = shape.iter().product();
+        if elements != len {
+            return Err(GpuError::shape("upload", format!("shape {shape:?} holds {elements} elements, data has {len}")));
+        }
+        // Rejected buffers stay held until a fresh one comes out of the pool, then go back.
+        let mut rejected = Vec::new();
+        let t = loop {
+            let t = self.gpu.tensor(shape, dtype)?;
+            if !self.bound.contains(&t.buffer_id()) {
+                break t;
+            }
+            rejected.push(t);
+        };
+        if !bytes.is_empty() {
+            self.gpu.queue.write_buffer(t.buffer(), 0, bytes);
+        }
+        Ok(t)
     }
 
     /// Number of dispatches recorded so far.

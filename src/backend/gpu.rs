@@ -1,0 +1,141 @@
+//! [`Backend`] on the GPU: every op records one or more kernels into the frame; nothing runs
+//! until the frame is submitted.
+
+use super::{Backend, Epilogue, Upload};
+use crate::gpu::{Frame, Gpu, GpuError, Tensor};
+use crate::ops::bits::{self, BitSpec, DdimCoefficients};
+use crate::ops::conv::{self, Geometry};
+use crate::ops::{attention, elementwise, embed, layout, matmul, norm, rng, Activation};
+
+pub struct GpuBackend<'f, 'g> {
+    pub frame: &'f mut Frame<'g>,
+}
+
+impl<'f, 'g> GpuBackend<'f, 'g> {
+    pub fn new(frame: &'f mut Frame<'g>) -> Self {
+        GpuBackend { frame }
+    }
+}
+
+impl Upload<Tensor> for Gpu {
+    fn upload(&self, shape: &[usize], data: &[f32]) -> Result<Tensor, GpuError> {
+        Gpu::upload(self, shape, data)
+    }
+}
+
+impl Backend for GpuBackend<'_, '_> {
+    type Tensor = Tensor;
+
+    fn shape(t: &Tensor) -> &[usize] {
+        t.shape()
+    }
+
+    fn reshape(t: &Tensor, shape: &[usize]) -> Tensor {
+        t.reshape(shape)
+    }
+
+    fn upload(&mut self, shape: &[usize], data: &[f32]) -> Result<Tensor, GpuError> {
+        self.frame.upload(shape, data)
+    }
+
+    fn upload_u32(&mut self, shape: &[usize], data: &[u32]) -> Result<Tensor, GpuError> {
+        self.frame.upload_u32(shape, data)
+    }
+
+    fn conv2d(&mut self, x: &Tensor, w: &Tensor, geom: &Geometry, epi: Epilogue<Tensor>) -> Result<Tensor, GpuError> {
+        let epi = conv::Epilogue { bias: epi.bias, act: epi.act, residual: epi.residual, scale: epi.scale };
+        conv::conv2d(self.frame, x, w, geom, &epi)
+    }
+
+    fn depthwise_conv2d(&mut self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, geom: &Geometry, act: Activation) -> Result<Tensor, GpuError> {
+        conv::depthwise_conv2d(self.frame, x, w, bias, geom, act)
+    }
+
+    fn max_pool2d(&mut self, x: &Tensor, window: (usize, usize), geom: &Geometry) -> Result<Tensor, GpuError> {
+        conv::max_pool2d(self.frame, x, window, geom)
+    }
+
+    fn linear(&mut self, x: &Tensor, w: &Tensor, epi: Epilogue<Tensor>) -> Result<Tensor, GpuError> {
+        matmul::linear(self.frame, x, w, matmul::Epilogue { bias: epi.bias, act: epi.act, residual: epi.residual })
+    }
+
+    fn layer_norm(&mut self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32, act: Activation) -> Result<Tensor, GpuError> {
+        norm::layer_norm(self.frame, x, gamma, beta, eps, act)
+    }
+
+    fn group_norm(
+        &mut self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        groups: usize,
+        eps: f32,
+        scale_shift: Option<&Tensor>,
+        act: Activation,
+    ) -> Result<Tensor, GpuError> {
+        match scale_shift {
+            Some(ss) => norm::group_norm_film(self.frame, x, gamma, beta, groups, eps, ss, act),
+            None => norm::group_norm(self.frame, x, gamma, beta, groups, eps, act),
+        }
+    }
+
+    fn attention_qkv(&mut self, qkv: &Tensor, heads: usize) -> Result<Tensor, GpuError> {
+        attention::attention_qkv(self.frame, qkv, heads)
+    }
+
+    fn attention_q_kv(&mut self, q: &Tensor, kv: &Tensor, heads: usize) -> Result<Tensor, GpuError> {
+        attention::attention_q_kv(self.frame, q, kv, heads)
+    }
+
+    fn add(&mut self, a: &Tensor, b: &Tensor, act: Activation) -> Result<Tensor, GpuError> {
+        elementwise::add(self.frame, a, b, 1.0, act)
+    }
+
+    fn affine(&mut self, x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor, GpuError> {
+        elementwise::affine(self.frame, x, alpha, beta, Activation::None)
+    }
+
+    fn concat_channels(&mut self, parts: &[&Tensor]) -> Result<Tensor, GpuError> {
+        layout::concat_channels(self.frame, parts)
+    }
+
+    fn upsample_nearest(&mut self, x: &Tensor, factor: usize, skip: Option<&Tensor>) -> Result<Tensor, GpuError> {
+        match skip {
+            Some(s) => layout::upsample_nearest_add(self.frame, x, factor, factor, s),
+            None => layout::upsample_nearest(self.frame, x, factor, factor),
+        }
+    }
+
+    fn append_token(&mut self, x: &Tensor, token: &Tensor, pos: Option<&Tensor>) -> Result<Tensor, GpuError> {
+        layout::append_token(self.frame, x, token, pos)
+    }
+
+    fn slice_tokens(&mut self, x: &Tensor, start: usize, len: usize) -> Result<Tensor, GpuError> {
+        layout::slice_tokens(self.frame, x, start, len)
+    }
+
+    fn scalar_embedding(&mut self, value: f32, scale: f32, n: usize, dim: usize) -> Result<Tensor, GpuError> {
+        embed::scalar_embedding(self.frame, value, scale, n, dim)
+    }
+
+    fn position_code_2d(&mut self, height: usize, width: usize, dim: usize) -> Result<Tensor, GpuError> {
+        embed::position_code_2d(self.frame, height, width, dim)
+    }
+
+    fn normal_fill(&mut self, shape: &[usize], seed: u32, offset: u32) -> Result<Tensor, GpuError> {
+        rng::normal_fill(self.frame, shape, seed, offset)
+    }
+
+    fn ids_to_bits(&mut self, class: &Tensor, instance: &Tensor, spec: &BitSpec) -> Result<Tensor, GpuError> {
+        bits::ids_to_bits(self.frame, class, instance, spec)
+    }
+
+    fn expected_bits_ddim(&mut self, logits: &Tensor, m: &Tensor, spec: &BitSpec, k: &DdimCoefficients) -> Result<(Tensor, Tensor), GpuError> {
+        let x0 = bits::expected_bits_ddim(self.frame, logits, m, spec, k)?;
+        Ok((x0, m.clone()))
+    }
+
+    fn bits_to_ids(&mut self, x: &Tensor, spec: &BitSpec, num_classes: u32, max_instances: u32) -> Result<(Tensor, Tensor), GpuError> {
+        bits::bits_to_ids(self.frame, x, spec, num_classes, max_instances)
+    }
+}

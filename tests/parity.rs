@@ -1,0 +1,261 @@
+//! PyTorch parity: the fixtures' tiny models (tests/fixtures, written by train/) run through the
+//! Rust CPU path and the GPU path (lavapipe in CI); every stored intermediate must match within
+//! tolerance and the final class / instance maps exactly. The worst error per tensor is printed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use pix2seqd::backend::{Backend, GpuBackend};
+use pix2seqd::cpu::{CpuBackend, CpuTensor};
+use pix2seqd::diffusion::{sample, SamplerOptions};
+use pix2seqd::gpu::{Gpu, Pending, Tensor};
+use pix2seqd::model::{ModelConfig, Pix2SeqD, Weights};
+
+/// f32 tensors: max |got − want| / max |want| must stay under this (the bar).
+const REL_TOL: f32 = 1e-3;
+
+fn fixture_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+struct Fixture {
+    cfg: ModelConfig,
+    weights: Vec<u8>,
+    acts: Weights,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = fixture_dir(name);
+    let cfg = ModelConfig::from_json(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let acts = Weights::parse(std::fs::read(dir.join("activations.safetensors")).unwrap()).unwrap();
+    Fixture { cfg, weights, acts }
+}
+
+impl Fixture {
+    fn f32(&mut self, name: &str) -> (Vec<usize>, Vec<f32>) {
+        let shape = self.acts.shape(name).unwrap_or_else(|| panic!("fixture has no {name}")).to_vec();
+        let v = self.acts.take(name, &shape).unwrap();
+        (shape, v)
+    }
+
+    fn ints(&mut self, name: &str) -> Vec<i64> {
+        self.acts.take_ints(name).unwrap()
+    }
+}
+
+/// NCHW → NHWC.
+fn nchw_to_nhwc(shape: &[usize], v: &[f32]) -> Vec<f32> {
+    let [n, c, h, w] = shape[..] else { panic!("not NCHW: {shape:?}") };
+    let mut out = vec![0.0; v.len()];
+    for b in 0..n {
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    out[((b * h + y) * w + x) * c + ch] = v[((b * c + ch) * h + y) * w + x];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Relative error (max |got − want| / max |want|); asserts the tolerance and prints it.
+fn check(path: &str, what: &str, got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "{path} {what}: length");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let worst = got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let rel = worst / scale;
+    eprintln!("{path:>4} {what:<28} max|Δ| {worst:.3e}  rel {rel:.3e}  (scale {scale:.3e})");
+    assert!(rel < REL_TOL && rel.is_finite(), "{path} {what}: relative error {rel:e} ≥ {REL_TOL:e}");
+    rel
+}
+
+fn check_ids(path: &str, what: &str, got: &[u32], want: &[i64]) {
+    let got: Vec<i64> = got.iter().map(|&v| v as i64).collect();
+    let diff = got.iter().zip(want).filter(|(a, b)| a != b).count();
+    eprintln!("{path:>4} {what:<28} {diff} of {} pixels differ", want.len());
+    assert_eq!(diff, 0, "{path} {what}: {diff} pixels differ");
+}
+
+/// Everything the run produced, as host vectors, for comparison.
+struct Outputs {
+    taps: Vec<Vec<f32>>,
+    tokens: Vec<f32>,
+    features: Vec<f32>,
+    prev_bits: Option<Vec<f32>>,
+    noise: Vec<f32>,
+    gammas: Vec<f32>,
+    logits0: Vec<f32>,
+    x0_steps: Vec<Vec<f32>>,
+    m_steps: Vec<Vec<f32>>,
+    class: Vec<u32>,
+    instance: Vec<u32>,
+}
+
+/// Indices (into the read-back list) of every tensor the run produced.
+struct Handles {
+    taps: Vec<usize>,
+    tokens: usize,
+    features: usize,
+    prev_bits: Option<usize>,
+    noise: usize,
+    gammas: Vec<f32>,
+    logits0: usize,
+    x0_steps: Vec<usize>,
+    m_steps: Vec<usize>,
+    class: usize,
+    instance: usize,
+}
+
+/// Runs the fixture's sampling on backend `b`; `read(t)` queues a tensor for comparison and
+/// returns its index.
+fn run<B: Backend>(b: &mut B, model: &Pix2SeqD<B::Tensor>, fx: &mut Fixture, mut read: impl FnMut(&mut B, &B::Tensor) -> usize) -> Handles {
+    let cfg = model.cfg.clone();
+    let (ishape, image) = fx.f32("image");
+    let image = b.upload(&[1, ishape[2], ishape[3], 3], &nchw_to_nhwc(&ishape, &image)).unwrap();
+    let input = b.affine(&image, cfg.backbone.input_scale, cfg.backbone.input_offset).unwrap();
+    let enc = model.encode(b, &input).unwrap();
+    let prev = (cfg.video_prev_masks > 0).then(|| {
+        let maps = fx.ints("sampler.prev_maps");
+        let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
+        let px = hm * wm;
+        let frames: Vec<B::Tensor> = (0..cfg.video_prev_masks)
+            .map(|f| {
+                let class: Vec<u32> = (0..px).map(|i| maps[(f * px + i) * 2] as u32).collect();
+                let inst: Vec<u32> = (0..px).map(|i| maps[(f * px + i) * 2 + 1] as u32).collect();
+                let c = b.upload_u32(&[1, hm, wm], &class).unwrap();
+                let i = b.upload_u32(&[1, hm, wm], &inst).unwrap();
+                b.ids_to_bits(&c, &i, &cfg.bit_spec()).unwrap()
+            })
+            .collect();
+        b.concat_channels(&frames.iter().collect::<Vec<_>>()).unwrap()
+    });
+    let cond = model.condition(b, &enc, prev.as_ref()).unwrap();
+    let opts = SamplerOptions { steps: fx.ints("steps")[0] as usize, td: fx.f32("td").1[0] as f64, seed: fx.ints("seed")[0] as u32 };
+    let out = sample(b, model, &cond, &opts, true, |_, _| {}).unwrap();
+    let tr = out.trace.unwrap();
+    Handles {
+        taps: enc.taps.iter().map(|t| read(b, t)).collect(),
+        tokens: read(b, &enc.tokens),
+        features: read(b, &enc.features),
+        prev_bits: prev.as_ref().map(|p| read(b, p)),
+        noise: read(b, &tr.noise),
+        gammas: tr.gammas.clone(),
+        logits0: read(b, tr.logits_step0.as_ref().unwrap()),
+        x0_steps: tr.x0_steps.iter().map(|t| read(b, t)).collect(),
+        m_steps: tr.m_steps.iter().map(|t| read(b, t)).collect(),
+        class: read(b, &out.class),
+        instance: read(b, &out.instance),
+    }
+}
+
+fn assemble(h: &Handles, vals: &[Vec<f32>], ints: &[Vec<u32>]) -> Outputs {
+    Outputs {
+        taps: h.taps.iter().map(|&i| vals[i].clone()).collect(),
+        tokens: vals[h.tokens].clone(),
+        features: vals[h.features].clone(),
+        prev_bits: h.prev_bits.map(|i| vals[i].clone()),
+        noise: vals[h.noise].clone(),
+        gammas: h.gammas.clone(),
+        logits0: vals[h.logits0].clone(),
+        x0_steps: h.x0_steps.iter().map(|&i| vals[i].clone()).collect(),
+        m_steps: h.m_steps.iter().map(|&i| vals[i].clone()).collect(),
+        class: ints[h.class].clone(),
+        instance: ints[h.instance].clone(),
+    }
+}
+
+fn compare(path: &str, fx: &mut Fixture, o: &Outputs) {
+    for (i, got) in o.taps.iter().enumerate() {
+        let (shape, want) = fx.f32(&format!("backbone.tap{i}"));
+        check(path, &format!("backbone.tap{i}"), got, &nchw_to_nhwc(&shape, &want));
+    }
+    check(path, "encoder.tokens", &o.tokens, &fx.f32("encoder.tokens").1);
+    let (shape, want) = fx.f32("fusion.features");
+    check(path, "fusion.features", &o.features, &nchw_to_nhwc(&shape, &want));
+    if let Some(prev) = &o.prev_bits {
+        check(path, "sampler.prev_bits", prev, &fx.f32("sampler.prev_bits").1);
+    }
+    check(path, "sampler.noise", &o.noise, &fx.f32("sampler.noise").1);
+    assert_eq!(o.gammas, fx.f32("sampler.gamma").1, "{path} γ(t_now)");
+    check(path, "decoder.logits.step0", &o.logits0, &fx.f32("decoder.logits.step0").1);
+    let (xs, x0s) = fx.f32("sampler.x0");
+    let per = x0s.len() / xs[0];
+    let (_, ms) = fx.f32("sampler.m");
+    for s in 0..xs[0] {
+        check(path, &format!("sampler.x0[{s}]"), &o.x0_steps[s], &x0s[s * per..(s + 1) * per]);
+        check(path, &format!("sampler.m[{s}]"), &o.m_steps[s], &ms[s * per..(s + 1) * per]);
+    }
+    check_ids(path, "output.class", &o.class, &fx.ints("output.class"));
+    check_ids(path, "output.instance", &o.instance, &fx.ints("output.instance"));
+}
+
+fn cpu_parity(name: &str) {
+    let mut fx = fixture(name);
+    let mut weights = Weights::parse(fx.weights.clone()).unwrap();
+    let model = Pix2SeqD::<CpuTensor>::load(fx.cfg.clone(), &mut weights, &CpuBackend).unwrap();
+    let mut b = CpuBackend;
+    let mut store: Vec<CpuTensor> = Vec::new();
+    let handles = run(&mut b, &model, &mut fx, |_, t| {
+        store.push(t.clone());
+        store.len() - 1
+    });
+    let vals: Vec<Vec<f32>> = store.iter().map(|t| t.f32().map(|v| v.to_vec()).unwrap_or_default()).collect();
+    let ints: Vec<Vec<u32>> = store.iter().map(|t| t.u32().map(|v| v.to_vec()).unwrap_or_default()).collect();
+    let out = assemble(&handles, &vals, &ints);
+    compare("cpu", &mut fx, &out);
+}
+
+fn gpu_parity(name: &str) {
+    let gpu: Gpu = common::gpu();
+    let mut fx = fixture(name);
+    let mut weights = Weights::parse(fx.weights.clone()).unwrap();
+    let model = Pix2SeqD::<Tensor>::load(fx.cfg.clone(), &mut weights, &gpu).unwrap();
+    let mut frame = gpu.frame();
+    let mut pendings: Vec<(Pending, bool)> = Vec::new();
+    let handles = {
+        let mut b = GpuBackend::new(&mut frame);
+        run(&mut b, &model, &mut fx, |b, t| {
+            let is_u32 = t.dtype() == pix2seqd::gpu::DType::U32;
+            pendings.push((b.frame.read(t), is_u32));
+            pendings.len() - 1
+        })
+    };
+    eprintln!("gpu frame: {} dispatches, one submit", frame.len());
+    frame.submit();
+    let mut vals = Vec::new();
+    let mut ints = Vec::new();
+    for (p, is_u32) in pendings {
+        if is_u32 {
+            ints.push(pollster::block_on(p.into_u32(&gpu)).unwrap());
+            vals.push(Vec::new());
+        } else {
+            vals.push(pollster::block_on(p.into_f32(&gpu)).unwrap());
+            ints.push(Vec::new());
+        }
+    }
+    let out = assemble(&handles, &vals, &ints);
+    compare("gpu", &mut fx, &out);
+}
+
+#[test]
+fn cpu_matches_pytorch_efficientnet() {
+    cpu_parity("tiny-efficientnet");
+}
+
+#[test]
+fn cpu_matches_pytorch_resnet() {
+    cpu_parity("tiny-resnet");
+}
+
+#[test]
+fn gpu_matches_pytorch_efficientnet() {
+    gpu_parity("tiny-efficientnet");
+}
+
+#[test]
+fn gpu_matches_pytorch_resnet() {
+    gpu_parity("tiny-resnet");
+}
