@@ -1,0 +1,252 @@
+//! Post-processing of sampled label maps (spec §1.6) and the letterbox geometry that maps a
+//! mask-resolution prediction back to the original image.
+//!
+//! Mirrors `panoptic.py` (`majority_vote_postprocess`, `merge_stuff`, `segment_id_map`),
+//! `data/common.py` (`nearest_resize`, `Geometry.resized_hw`, `unletterbox`) and `evaluate.py`
+//! (`postprocess_to_original`), ties included.
+
+use std::collections::HashMap;
+
+use super::{PanopticError, PanopticMap, VOID};
+
+/// Sorted distinct values of `values` and, for every element, the index of its value in that list.
+///
+/// Ids are arbitrary `u32` values (a map read from a PNG may hold any of them), so counting tables
+/// are indexed by these compact ranks rather than by the ids themselves.
+fn compact(values: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let mut distinct = values.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let rank: HashMap<u32, u32> = distinct.iter().enumerate().map(|(i, &v)| (v, i as u32)).collect();
+    let index = values.iter().map(|v| rank[v]).collect();
+    (distinct, index)
+}
+
+/// The official `majority_vote_postprocess` on one map:
+///
+/// 1. every pixel of an instance id takes the id's majority class (void pixels vote too; ties go
+///    to the smaller class id);
+/// 2. ids with fewer than `min_pixels` pixels become void;
+/// 3. id 0 is void whatever its class says, and pixels whose class ends up void get id 0.
+///
+/// Run it at the original image resolution (see [`postprocess`]).
+pub fn majority_vote(map: &PanopticMap, min_pixels: u64) -> PanopticMap {
+    let (ids, id_index) = compact(&map.instance);
+    let (classes, class_index) = compact(&map.class);
+    let num_classes = classes.len();
+    // counts[id rank * num_classes + class rank]: the votes, like the bincount in panoptic.py.
+    let mut counts = vec![0u64; ids.len() * num_classes];
+    for (&i, &c) in id_index.iter().zip(&class_index) {
+        counts[i as usize * num_classes + c as usize] += 1;
+    }
+    let majority: Vec<u32> = ids
+        .iter()
+        .enumerate()
+        .map(|(rank, &id)| {
+            let row = &counts[rank * num_classes..(rank + 1) * num_classes];
+            // Strictly greater keeps the first maximum: classes are sorted, so a tie goes to the
+            // smaller class id, as torch's argmax does.
+            let mut best = 0;
+            for (c, &n) in row.iter().enumerate() {
+                if n > row[best] {
+                    best = c;
+                }
+            }
+            let total: u64 = row.iter().sum();
+            if id == VOID || total < min_pixels {
+                VOID
+            } else {
+                classes[best]
+            }
+        })
+        .collect();
+    let class: Vec<u32> = id_index.iter().map(|&i| majority[i as usize]).collect();
+    let instance = class.iter().zip(&map.instance).map(|(&c, &id)| if c == VOID { VOID } else { id }).collect();
+    PanopticMap { height: map.height, width: map.width, class, instance }
+}
+
+/// Give all pixels of each stuff class one instance id: that of the class's largest segment (ties:
+/// the smaller id, like `torch.unique` + `argmax`). Classes are unchanged.
+///
+/// `isthing` is indexed by class id (index 0 = void); a class beyond its end counts as stuff, as in
+/// panoptic.py. Expects a majority-voted map, where each id carries a single class.
+pub fn merge_stuff(map: &PanopticMap, isthing: &[bool]) -> PanopticMap {
+    let is_stuff = |c: u32| c != VOID && !isthing.get(c as usize).copied().unwrap_or(false);
+    let mut sizes: HashMap<(u32, u32), u64> = HashMap::new();
+    for (&c, &id) in map.class.iter().zip(&map.instance) {
+        if is_stuff(c) {
+            *sizes.entry((c, id)).or_default() += 1;
+        }
+    }
+    let mut winner: HashMap<u32, (u32, u64)> = HashMap::new();
+    for (&(c, id), &n) in &sizes {
+        let best = winner.entry(c).or_insert((id, n));
+        if n > best.1 || (n == best.1 && id < best.0) {
+            *best = (id, n);
+        }
+    }
+    let instance = map.class.iter().zip(&map.instance).map(|(&c, &id)| winner.get(&c).map_or(id, |&(merged, _)| merged)).collect();
+    PanopticMap { height: map.height, width: map.width, class: map.class.clone(), instance }
+}
+
+/// Source row (or column) of each of `out` output pixels when resizing `len` pixels to `out`:
+/// `min(floor((i + 0.5) * (len / out)), len - 1)`, computed in f64 in the same order as numpy in
+/// `nearest_resize`, so the same pixels are picked.
+fn nearest_indices(len: usize, out: usize) -> Vec<usize> {
+    let step = len as f64 / out as f64;
+    (0..out).map(|i| (((i as f64 + 0.5) * step) as usize).min(len.saturating_sub(1))).collect()
+}
+
+/// Nearest-neighbour resize sampling each output pixel's centre (`data/common.py` `nearest_resize`).
+///
+/// Labels keep their values. An empty source (no pixels to sample) gives an all-void map.
+pub fn resize_nearest(map: &PanopticMap, out_h: usize, out_w: usize) -> PanopticMap {
+    if map.is_empty() {
+        return PanopticMap::void(out_h, out_w);
+    }
+    let rows = nearest_indices(map.height, out_h);
+    let cols = nearest_indices(map.width, out_w);
+    let mut class = Vec::with_capacity(out_h * out_w);
+    let mut instance = Vec::with_capacity(out_h * out_w);
+    for &r in &rows {
+        for &c in &cols {
+            class.push(map.class[r * map.width + c]);
+            instance.push(map.instance[r * map.width + c]);
+        }
+    }
+    PanopticMap { height: out_h, width: out_w, class, instance }
+}
+
+/// Top-left rows `0..h` and columns `0..w` of a map (clamped to its size).
+fn crop_top_left(map: &PanopticMap, h: usize, w: usize) -> PanopticMap {
+    let (h, w) = (h.min(map.height), w.min(map.width));
+    let mut class = Vec::with_capacity(h * w);
+    let mut instance = Vec::with_capacity(h * w);
+    for r in 0..h {
+        let row = r * map.width;
+        class.extend_from_slice(&map.class[row..row + w]);
+        instance.extend_from_slice(&map.instance[row..row + w]);
+    }
+    PanopticMap { height: h, width: w, class, instance }
+}
+
+/// Where an image sits on the model's input canvas: resized to `content_h x content_w` keeping
+/// its aspect ratio, placed at the top left, padded bottom and right (the evaluation geometry of
+/// `data/common.py`: `letterbox_geometry` + `place_on_canvas`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Letterbox {
+    /// The model's input size (the canvas), in pixels.
+    pub canvas_h: usize,
+    pub canvas_w: usize,
+    /// The resized image on the canvas, at most the canvas.
+    pub content_h: usize,
+    pub content_w: usize,
+    /// The original image size.
+    pub orig_h: usize,
+    pub orig_w: usize,
+}
+
+impl Letterbox {
+    /// Fit an `orig_h x orig_w` image inside the canvas: scale = min(H / h, W / w); content =
+    /// max(1, round(h * scale)) with Python's round half to even (`Geometry.resized_hw`), clipped
+    /// to the canvas as `place_on_canvas` crops it.
+    pub fn fit(orig_h: usize, orig_w: usize, canvas_h: usize, canvas_w: usize) -> Result<Self, PanopticError> {
+        if orig_h == 0 || orig_w == 0 || canvas_h == 0 || canvas_w == 0 {
+            return Err(PanopticError::Invalid(format!(
+                "cannot letterbox a {orig_h}x{orig_w} image onto a {canvas_h}x{canvas_w} canvas: sizes must be positive"
+            )));
+        }
+        let scale = (canvas_h as f64 / orig_h as f64).min(canvas_w as f64 / orig_w as f64);
+        let resized = |len: usize| ((len as f64 * scale).round_ties_even() as usize).max(1);
+        Ok(Letterbox {
+            canvas_h,
+            canvas_w,
+            content_h: resized(orig_h).min(canvas_h),
+            content_w: resized(orig_w).min(canvas_w),
+            orig_h,
+            orig_w,
+        })
+    }
+
+    /// The resize factor from the original image to the canvas.
+    pub fn scale(&self) -> f64 {
+        (self.canvas_h as f64 / self.orig_h as f64).min(self.canvas_w as f64 / self.orig_w as f64)
+    }
+}
+
+/// Map a prediction at mask resolution back to the original image (`data/common.py` `unletterbox`):
+/// nearest upsample to the canvas, crop the padding off, nearest resize to the original size.
+pub fn unletterbox(map: &PanopticMap, letterbox: &Letterbox) -> PanopticMap {
+    let full = resize_nearest(map, letterbox.canvas_h, letterbox.canvas_w);
+    let content = crop_top_left(&full, letterbox.content_h, letterbox.content_w);
+    resize_nearest(&content, letterbox.orig_h, letterbox.orig_w)
+}
+
+/// Mask-resolution ids -> original resolution, majority vote with minimum area, stuff merged
+/// (`evaluate.py` `postprocess_to_original`).
+pub fn postprocess(mask_map: &PanopticMap, letterbox: &Letterbox, isthing: &[bool], min_pixels: u64) -> PanopticMap {
+    let original = unletterbox(mask_map, letterbox);
+    merge_stuff(&majority_vote(&original, min_pixels), isthing)
+}
+
+/// One segment of a map: a distinct non-void `(class, instance)` pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Its id in the segment-id map, 1..=n.
+    pub id: u32,
+    pub class: u32,
+    pub instance: u32,
+    /// Pixel count.
+    pub area: u64,
+    /// `[x, y, width, height]` of the pixels, COCO style.
+    pub bbox: [u32; 4],
+}
+
+/// Number the segments (distinct `(class, instance)` pairs with a non-void class) 1..n in
+/// `(class, instance)` order, like `segment_id_map` in panoptic.py; void pixels get 0.
+///
+/// A pixel with a class but instance 0 still belongs to a segment `(class, 0)`, as in
+/// panoptic.py; after [`majority_vote`] there are none.
+pub fn segments(map: &PanopticMap) -> (Vec<u32>, Vec<Segment>) {
+    let mut pairs: Vec<(u32, u32)> = map.class.iter().zip(&map.instance).filter(|(&c, _)| c != VOID).map(|(&c, &i)| (c, i)).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let id_of: HashMap<(u32, u32), u32> = pairs.iter().enumerate().map(|(k, &pair)| (pair, k as u32 + 1)).collect();
+    let mut list: Vec<Segment> = pairs
+        .iter()
+        .enumerate()
+        .map(|(k, &(class, instance))| Segment { id: k as u32 + 1, class, instance, area: 0, bbox: [0; 4] })
+        .collect();
+    // Running bounds per segment: [min x, min y, max x, max y].
+    let mut bounds = vec![[u32::MAX, u32::MAX, 0, 0]; list.len()];
+    let mut ids = vec![VOID; map.len()];
+    for (p, (&c, &i)) in map.class.iter().zip(&map.instance).enumerate() {
+        if c == VOID {
+            continue;
+        }
+        let id = id_of[&(c, i)];
+        ids[p] = id;
+        let k = id as usize - 1;
+        list[k].area += 1;
+        let (x, y) = ((p % map.width) as u32, (p / map.width) as u32);
+        let b = &mut bounds[k];
+        *b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+    }
+    for (segment, b) in list.iter_mut().zip(&bounds) {
+        segment.bbox = [b[0], b[1], b[2] - b[0] + 1, b[3] - b[1] + 1];
+    }
+    (ids, list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_indices_match_numpy() {
+        // np.minimum(((np.arange(3) + 0.5) * (8 / 3)).astype(int), 7) = [1, 4, 6]
+        assert_eq!(nearest_indices(8, 3), vec![1, 4, 6]);
+        // upsampling 2 -> 5: (i + 0.5) * 0.4 = 0.2, 0.6, 1.0, 1.4, 1.8 -> [0, 0, 1, 1, 1]
+        assert_eq!(nearest_indices(2, 5), vec![0, 0, 1, 1, 1]);
+    }
+}
