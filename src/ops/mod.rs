@@ -69,9 +69,11 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         conv::SHADERS,
         elementwise::SHADERS,
         embed::SHADERS,
+        ingest::SHADERS,
         layout::SHADERS,
         matmul::SHADERS,
         norm::SHADERS,
+        render::SHADERS,
         rng::SHADERS,
     ]
     .concat()
@@ -85,9 +87,11 @@ pub fn all_kernels() -> Vec<&'static Kernel> {
         conv::KERNELS,
         elementwise::KERNELS,
         embed::KERNELS,
+        ingest::KERNELS,
         layout::KERNELS,
         matmul::KERNELS,
         norm::KERNELS,
+        render::KERNELS,
         rng::KERNELS,
     ]
     .concat()
