@@ -9,9 +9,15 @@ pub mod backend;
 pub mod cpu;
 pub mod data;
 pub mod diffusion;
+mod error;
 pub mod gpu;
 pub mod model;
 pub mod ops;
 pub mod panoptic;
+mod segmenter;
 
+pub use error::Error;
 pub use gpu::{Gpu, GpuError, GpuOptions, Tensor};
+pub use segmenter::{BackendKind, Image, SegmentInfo, SegmentOptions, Segmentation, Segmenter, Timings, MAX_IMAGE_SIDE};
+#[cfg(not(target_arch = "wasm32"))]
+pub use segmenter::model_paths;

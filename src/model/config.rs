@@ -316,4 +316,37 @@ impl ModelConfig {
     pub fn class_name(&self, c: usize) -> String {
         self.classes.get(c).map(|k| k.name.clone()).unwrap_or_else(|| if c == 0 { "void".into() } else { format!("class {c}") })
     }
+
+    /// Colour of every class id (void black; classes without one get `default_color`).
+    pub fn palette(&self) -> Vec<[u8; 3]> {
+        (0..self.num_classes)
+            .map(|c| match (c, self.classes.get(c).and_then(|k| k.color)) {
+                (0, _) => [0, 0, 0],
+                (_, Some(color)) => color,
+                (_, None) => crate::ops::render::default_color(c as u32),
+            })
+            .collect()
+    }
+
+    /// COCO category id of class `c` (≥ 1): the dataset's own id when the card has one, else `c`.
+    pub fn coco_category_ids(&self) -> Vec<u32> {
+        (1..self.num_classes).map(|c| self.classes.get(c).and_then(|k| k.source_id).unwrap_or(c as u32)).collect()
+    }
+
+    /// The COCO panoptic `categories` of this model (void excluded).
+    pub fn coco_categories(&self) -> Vec<crate::panoptic::Category> {
+        let palette = self.palette();
+        let isthing = self.isthing();
+        self.coco_category_ids()
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| crate::panoptic::Category {
+                id,
+                name: self.class_name(i + 1),
+                isthing: isthing[i + 1],
+                color: Some(palette[i + 1]),
+                supercategory: None,
+            })
+            .collect()
+    }
 }

@@ -41,6 +41,8 @@ struct Entry {
 
 /// A parsed safetensors file; tensors are converted to f32 when asked for.
 pub struct Weights {
+    /// `Some(seed)`: no file; [`Weights::take`] makes up values (benchmarks of untrained configs).
+    synthetic: Option<u64>,
     bytes: Vec<u8>,
     data_start: usize,
     entries: BTreeMap<String, Entry>,
@@ -101,7 +103,39 @@ impl Weights {
             }
             entries.insert(name.clone(), Entry { dtype, shape, start: data_start + start, end: data_start + end });
         }
-        Ok(Weights { bytes, data_start, entries, used: BTreeSet::new() })
+        Ok(Weights { synthetic: None, bytes, data_start, entries, used: BTreeSet::new() })
+    }
+
+    /// Random weights for any config (seeded): norm scales 1, biases 0, other tensors uniform in
+    /// ±1/√fan_in. For benchmarking a config before it is trained; the output is meaningless.
+    pub fn synthetic(seed: u64) -> Weights {
+        Weights { synthetic: Some(seed), bytes: Vec::new(), data_start: 0, entries: BTreeMap::new(), used: BTreeSet::new() }
+    }
+
+    /// Whether these are made-up weights ([`Weights::synthetic`]).
+    pub fn is_synthetic(&self) -> bool {
+        self.synthetic.is_some()
+    }
+
+    fn make_up(seed: u64, name: &str, shape: &[usize]) -> Vec<f32> {
+        let n: usize = shape.iter().product();
+        if shape.len() == 1 {
+            let is_scale = name.ends_with(".weight");
+            return vec![if is_scale { 1.0 } else { 0.0 }; n];
+        }
+        let fan_in: usize = shape[1..].iter().product::<usize>().max(1);
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let mut state = name.bytes().fold(seed ^ 0x9E37_79B9_7F4A_7C15, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3));
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                let u = ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32;
+                (2.0 * u - 1.0) * bound
+            })
+            .collect()
     }
 
     /// Names of every tensor in the file.
@@ -120,6 +154,9 @@ impl Weights {
 
     /// The tensor `name`, which must have exactly `shape`, as f32; marks it used.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+        if let Some(seed) = self.synthetic {
+            return Ok(Self::make_up(seed, name, shape));
+        }
         let e = self.entries.get(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
         if e.shape != shape {
             return Err(ModelError::WrongShape { name: name.to_string(), expected: shape.to_vec(), found: e.shape.clone() });

@@ -52,6 +52,11 @@ impl Letterbox {
         Ok(Letterbox { orig_h, orig_w, canvas_h, canvas_w, content_h: resized(orig_h, canvas_h), content_w: resized(orig_w, canvas_w) })
     }
 
+    /// The resize factor from the original image to the canvas.
+    pub fn scale(&self) -> f64 {
+        (self.canvas_h as f64 / self.orig_h as f64).min(self.canvas_w as f64 / self.orig_w as f64)
+    }
+
     /// No resize and no padding: canvas = content = orig = `h × w`.
     pub fn identity(h: usize, w: usize) -> Letterbox {
         Letterbox { orig_h: h, orig_w: w, canvas_h: h, canvas_w: w, content_h: h, content_w: w }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::{PanopticError, PanopticMap, VOID};
+use super::{PanopticMap, VOID};
 
 /// Sorted distinct values of `values` and, for every element, the index of its value in that list.
 ///
@@ -130,49 +130,7 @@ fn crop_top_left(map: &PanopticMap, h: usize, w: usize) -> PanopticMap {
     PanopticMap { height: h, width: w, class, instance }
 }
 
-/// Where an image sits on the model's input canvas: resized to `content_h x content_w` keeping
-/// its aspect ratio, placed at the top left, padded bottom and right (the evaluation geometry of
-/// `data/common.py`: `letterbox_geometry` + `place_on_canvas`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Letterbox {
-    /// The model's input size (the canvas), in pixels.
-    pub canvas_h: usize,
-    pub canvas_w: usize,
-    /// The resized image on the canvas, at most the canvas.
-    pub content_h: usize,
-    pub content_w: usize,
-    /// The original image size.
-    pub orig_h: usize,
-    pub orig_w: usize,
-}
-
-impl Letterbox {
-    /// Fit an `orig_h x orig_w` image inside the canvas: scale = min(H / h, W / w); content =
-    /// max(1, round(h * scale)) with Python's round half to even (`Geometry.resized_hw`), clipped
-    /// to the canvas as `place_on_canvas` crops it.
-    pub fn fit(orig_h: usize, orig_w: usize, canvas_h: usize, canvas_w: usize) -> Result<Self, PanopticError> {
-        if orig_h == 0 || orig_w == 0 || canvas_h == 0 || canvas_w == 0 {
-            return Err(PanopticError::Invalid(format!(
-                "cannot letterbox a {orig_h}x{orig_w} image onto a {canvas_h}x{canvas_w} canvas: sizes must be positive"
-            )));
-        }
-        let scale = (canvas_h as f64 / orig_h as f64).min(canvas_w as f64 / orig_w as f64);
-        let resized = |len: usize| ((len as f64 * scale).round_ties_even() as usize).max(1);
-        Ok(Letterbox {
-            canvas_h,
-            canvas_w,
-            content_h: resized(orig_h).min(canvas_h),
-            content_w: resized(orig_w).min(canvas_w),
-            orig_h,
-            orig_w,
-        })
-    }
-
-    /// The resize factor from the original image to the canvas.
-    pub fn scale(&self) -> f64 {
-        (self.canvas_h as f64 / self.orig_h as f64).min(self.canvas_w as f64 / self.orig_w as f64)
-    }
-}
+pub use crate::ops::ingest::Letterbox;
 
 /// Map a prediction at mask resolution back to the original image (`data/common.py` `unletterbox`):
 /// nearest upsample to the canvas, crop the padding off, nearest resize to the original size.

@@ -138,3 +138,144 @@ pub fn ops(gpu: &Gpu, iters: u32, json: bool) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// What `pix2seqd bench` runs: a model file, or built-in / file configs with synthetic weights.
+pub struct PipelineArgs {
+    pub model: Option<std::path::PathBuf>,
+    pub configs: Vec<String>,
+    pub size: Option<usize>,
+    pub steps: Vec<usize>,
+    pub iters: u32,
+    pub cpu: bool,
+    pub json: bool,
+}
+
+const WEB_CONFIG: &str = include_str!("../../../train/configs/web.json");
+const PAPER_CONFIG: &str = include_str!("../../../train/configs/paper.json");
+
+fn builtin_config(name: &str) -> Result<pix2seqd::model::ModelConfig, String> {
+    let text = match name {
+        "web" => WEB_CONFIG.to_string(),
+        "paper" => PAPER_CONFIG.to_string(),
+        path => std::fs::read_to_string(path).map_err(|e| format!("config {path}: {e} (use web, paper or a config JSON file)"))?,
+    };
+    pix2seqd::model::ModelConfig::from_json(&text).map_err(|e| format!("config {name}: {e}"))
+}
+
+/// A synthetic test image: colour gradients and a few rectangles, 640x480 (a webcam frame).
+fn test_image() -> (usize, usize, Vec<u8>) {
+    let (w, h) = (640, 480);
+    let mut rgba = Vec::with_capacity(w * h * 4);
+    for y in 0..h {
+        for x in 0..w {
+            let block = ((x / 80) + (y / 60)) % 3;
+            rgba.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, (block * 120) as u8, 255]);
+        }
+    }
+    (w, h, rgba)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Per-stage milliseconds (median over `iters` runs after one warm-up) and fps of whole images.
+pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
+    use pix2seqd::{BackendKind, Image, Segmenter};
+    let backend = if a.cpu { BackendKind::Cpu } else { BackendKind::Gpu };
+    let mut sources: Vec<(String, Result<Segmenter, String>, bool)> = Vec::new();
+    if let Some(path) = &a.model {
+        sources.push((path.display().to_string(), Segmenter::from_path(path, backend).map_err(|e| e.to_string()), false));
+    } else {
+        for name in &a.configs {
+            let mut cfg = builtin_config(name)?;
+            if let Some(s) = a.size {
+                let ratio = cfg.image_size[0] / cfg.mask_size[0];
+                cfg.image_size = [s, s];
+                cfg.mask_size = [s / ratio, s / ratio];
+                cfg.validate().map_err(|e| format!("--size {s}: {e}"))?;
+            }
+            sources.push((name.clone(), pollster::block_on(Segmenter::synthetic(cfg, 0, backend)).map_err(|e| e.to_string()), true));
+        }
+    }
+    let (w, h, rgba) = test_image();
+    let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    if !a.json {
+        println!("{:<8} {:>9} {:>5} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9} {:>7}", "model", "image", "steps", "ingest", "encoder", "step", "post", "gpu sum", "wall", "fps");
+    }
+    for (name, seg, synthetic) in &mut sources {
+        let seg = match seg {
+            Ok(s) => s,
+            Err(e) => {
+                rows.push(serde_json::json!({"model": name, "error": e.clone()}));
+                if !a.json {
+                    println!("{name:<8} error: {e}");
+                }
+                continue;
+            }
+        };
+        let cfg = seg.config().clone();
+        let size = format!("{}x{}", cfg.image_size[1], cfg.image_size[0]);
+        for &steps in &a.steps {
+            let opts = pix2seqd::SegmentOptions { steps, profile: true, ..seg.default_options() };
+            let mut runs = Vec::new();
+            let mut failure = None;
+            for i in 0..=a.iters.max(1) {
+                match seg.segment_blocking(image, &opts) {
+                    Ok(r) if i > 0 => runs.push(r.timings),
+                    Ok(_) => {}
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                if !a.json {
+                    println!("{name:<8} {size:>9} {steps:>5} error: {e}");
+                }
+                rows.push(serde_json::json!({"model": name, "image_size": cfg.image_size, "steps": steps, "error": e}));
+                continue;
+            }
+            let stage = |f: &dyn Fn(&pix2seqd::Timings) -> Option<f64>| {
+                let mut v: Vec<f64> = runs.iter().filter_map(f).collect();
+                (!v.is_empty()).then(|| median(&mut v))
+            };
+            let ingest = stage(&|t| t.ingest);
+            let encoder = stage(&|t| t.encoder);
+            let step = stage(&|t| (!t.decoder_steps.is_empty()).then(|| t.decoder_steps.iter().sum::<f64>() / t.decoder_steps.len() as f64));
+            let post = stage(&|t| t.postprocess);
+            let wall = stage(&|t| Some(t.total)).unwrap_or(f64::NAN);
+            let gpu_sum = match (ingest, encoder, step, post) {
+                (Some(i), Some(e), Some(s), Some(p)) => Some(i + e + s * steps as f64 + p),
+                _ => None,
+            };
+            let source = runs.first().map(|t| t.source).unwrap_or("none");
+            let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+            if !a.json {
+                println!(
+                    "{name:<8} {size:>9} {steps:>5} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9.1} {:>7.2}",
+                    fmt(ingest), fmt(encoder), fmt(step), fmt(post), fmt(gpu_sum), wall, 1000.0 / wall
+                );
+            }
+            rows.push(serde_json::json!({
+                "model": name, "synthetic_weights": *synthetic, "image_size": cfg.image_size, "mask_size": cfg.mask_size,
+                "steps": steps, "iters": runs.len(), "timer": source,
+                "ms": {"ingest": ingest, "encoder": encoder, "decoder_step": step, "postprocess": post, "gpu_sum": gpu_sum, "wall": wall},
+                "fps": 1000.0 / wall,
+            }));
+        }
+    }
+    let adapter = sources.iter().find_map(|(_, s, _)| s.as_ref().ok().and_then(|s| s.gpu()).map(|g| g.adapter().name.clone()));
+    if a.json {
+        println!("{:#}", serde_json::json!({"backend": backend.name(), "adapter": adapter, "input": [h, w], "results": rows}));
+    } else {
+        println!("(input {w}x{h}; stages: GPU timestamps where the adapter has them, post-processing and wall: CPU clock; fps = 1000 / wall)");
+        if let Some(a) = adapter {
+            println!("adapter: {a}");
+        }
+    }
+    Ok(())
+}

@@ -1,12 +1,17 @@
-//! The `pix2seqd` command line: `info` (adapter, backend, limits, features) and `bench ops`
-//! (kernel throughput). Errors end the process with a non-zero status and one clear line.
+//! The `pix2seqd` command line (design §9): `segment`, `eval pq|camvid|davis`, `bench`,
+//! `bench ops`, `info`. `--json` puts machine-readable JSON on stdout; errors end the process with
+//! a non-zero status and one clear line on stderr.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use pix2seqd::gpu::{Gpu, GpuOptions};
 
 mod bench;
+mod common;
+mod eval;
+mod segment;
 
 #[derive(Parser)]
 #[command(name = "pix2seqd", version, about = "Pix2Seq-D panoptic segmentation by bit diffusion, on the GPU")]
@@ -21,14 +26,111 @@ struct Cli {
     command: Command,
 }
 
+/// Model and sampler options shared by the commands that run the model.
+#[derive(Args, Clone)]
+struct ModelOpts {
+    /// Model: NAME (for NAME.json + NAME.safetensors) or either file. Default: assets/web, else
+    /// the untrained parity fixture (with a note).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Diffusion steps (default: the model's).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Time difference of the sampler, in steps (default: the model's).
+    #[arg(long)]
+    td: Option<f64>,
+    /// Noise seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u32,
+    /// Minimum segment area in pixels of the original image (smaller segments become void).
+    #[arg(long, default_value_t = 40)]
+    min_area: u64,
+    /// Run on the CPU instead of the GPU.
+    #[arg(long)]
+    cpu: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Segment images: writes NAME.png (overlay), NAME_panoptic.png and panoptic.json (COCO panoptic).
+    Segment {
+        /// Image files (JPEG or PNG).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        model: ModelOpts,
+    },
+    /// Evaluate: PQ of COCO panoptic files, or the model on CamVid / DAVIS.
+    Eval {
+        #[command(subcommand)]
+        what: EvalWhat,
+    },
     /// Show the GPU adapter, backend, limits and features this machine offers.
     Info,
-    /// Benchmarks.
+    /// Per-stage milliseconds and fps of whole images (`bench ops`: kernel throughput).
     Bench {
         #[command(subcommand)]
-        what: BenchWhat,
+        what: Option<BenchWhat>,
+        /// Benchmark this model file instead of the built-in configs.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Configs to benchmark with synthetic weights: web, paper or a config JSON file.
+        #[arg(long, value_delimiter = ',', default_value = "web,paper")]
+        config: Vec<String>,
+        /// Square input size instead of the config's (the mask keeps the config's ratio).
+        #[arg(long)]
+        size: Option<usize>,
+        /// Sampler steps to time.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,10")]
+        steps: Vec<usize>,
+        /// Timed runs per setting (after one warm-up); the median is reported.
+        #[arg(long, default_value_t = 3)]
+        iters: u32,
+        /// Run on the CPU instead of the GPU.
+        #[arg(long)]
+        cpu: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalWhat {
+    /// PQ/SQ/RQ (all, things, stuff) of COCO panoptic predictions, panopticapi semantics.
+    Pq {
+        #[arg(long)]
+        gt_json: PathBuf,
+        #[arg(long)]
+        gt_dir: PathBuf,
+        #[arg(long)]
+        pred_json: PathBuf,
+        #[arg(long)]
+        pred_dir: PathBuf,
+    },
+    /// mIoU and PQ of the model on a CamVid split (../shared/data/camvid).
+    Camvid {
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Only the first N images.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        model: ModelOpts,
+    },
+    /// J&F of streaming video segmentation on DAVIS 2016 sequences.
+    Davis {
+        /// The davis2016 folder (SEQ/images, SEQ/masks).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Sequences: val, train or all.
+        #[arg(long, default_value = "val")]
+        split: String,
+        /// Only the first N frames of every sequence.
+        #[arg(long)]
+        max_frames: Option<usize>,
+        #[command(flatten)]
+        model: ModelOpts,
     },
 }
 
@@ -60,8 +162,37 @@ fn open_gpu(cli: &Cli) -> Result<Gpu, String> {
 fn run(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Info => info(cli),
-        Command::Bench { what: BenchWhat::Ops { iters } } => bench::ops(&open_gpu(cli)?, *iters, cli.json),
+        Command::Bench { what: Some(BenchWhat::Ops { iters }), .. } => bench::ops(&open_gpu(cli)?, *iters, cli.json),
+        Command::Bench { what: None, model, config, size, steps, iters, cpu } => bench::pipeline(&bench::PipelineArgs {
+            model: model.clone(),
+            configs: config.clone(),
+            size: *size,
+            steps: steps.clone(),
+            iters: *iters,
+            cpu: *cpu,
+            json: cli.json,
+        }),
+        Command::Segment { images, out, model: m } => segment::run(segment::Args {
+            images,
+            model: m.model.as_deref(),
+            out,
+            steps: m.steps,
+            td: m.td,
+            seed: m.seed,
+            min_area: m.min_area,
+            cpu: m.cpu,
+            json: cli.json,
+        }),
+        Command::Eval { what } => match what {
+            EvalWhat::Pq { gt_json, gt_dir, pred_json, pred_dir } => eval::pq(gt_json, gt_dir, pred_json, pred_dir, cli.json),
+            EvalWhat::Camvid { split, limit, model } => eval::camvid(&model_args(model), split, *limit, cli.json),
+            EvalWhat::Davis { dir, split, max_frames, model } => eval::davis(&model_args(model), dir, split, *max_frames, cli.json),
+        },
     }
+}
+
+fn model_args(m: &ModelOpts) -> eval::ModelArgs<'_> {
+    eval::ModelArgs { model: m.model.as_deref(), steps: m.steps, td: m.td, seed: m.seed, min_area: m.min_area, cpu: m.cpu }
 }
 
 fn info(cli: &Cli) -> Result<(), String> {

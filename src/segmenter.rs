@@ -1,0 +1,400 @@
+//! The public entry point (design §3): [`Segmenter`] loads a model onto the GPU (or the CPU
+//! fallback) and segments images and video frames.
+//!
+//! One image is one GPU frame: ingest (letterbox + normalise) → encoder → conditioning → the whole
+//! sampler loop → ids, recorded into one compute pass and submitted once; the only read-back is
+//! the two mask-resolution id maps, which are post-processed on the CPU at the image's own
+//! resolution (majority vote, minimum area, stuff merge).
+//!
+//! Video: [`Segmenter::segment_frame`] feeds the last k predicted maps (k = the config's
+//! `video_prev_masks`) back as analog bits; they stay on the GPU between frames.
+//! [`Segmenter::reset`] forgets them (a new clip).
+
+use std::collections::VecDeque;
+
+use crate::backend::{Backend, GpuBackend, Upload};
+use crate::cpu::{CpuBackend, CpuTensor};
+use crate::diffusion::{sample, SamplerOptions};
+use crate::error::Error;
+use crate::gpu::{Gpu, GpuOptions, Tensor};
+use crate::model::{ModelConfig, Pix2SeqD, Weights};
+use crate::ops::ingest::{self, Letterbox};
+use crate::panoptic::{self, PanopticMap};
+
+/// Largest accepted image side (a decoded 16k image is already 1 GiB of RGBA).
+pub const MAX_IMAGE_SIDE: usize = 16384;
+
+/// A decoded image: RGBA8, row-major, `width · height · 4` bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Image<'a> {
+    pub width: usize,
+    pub height: usize,
+    pub rgba: &'a [u8],
+}
+
+impl<'a> Image<'a> {
+    pub fn new(width: usize, height: usize, rgba: &'a [u8]) -> Result<Image<'a>, Error> {
+        let invalid = |detail: String| Error::Image { name: format!("{width}x{height}"), detail };
+        if width == 0 || height == 0 || width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+            return Err(invalid(format!("sides must be 1..={MAX_IMAGE_SIDE} pixels")));
+        }
+        if rgba.len() != width * height * 4 {
+            return Err(invalid(format!("{} bytes of RGBA data, expected {}", rgba.len(), width * height * 4)));
+        }
+        Ok(Image { width, height, rgba })
+    }
+}
+
+/// Where the model runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Gpu,
+    Cpu,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Gpu => "webgpu",
+            BackendKind::Cpu => "cpu",
+        }
+    }
+}
+
+/// Per-call options; [`Segmenter::default_options`] gives the model's defaults.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SegmentOptions {
+    pub steps: usize,
+    pub td: f64,
+    pub seed: u32,
+    /// Segments smaller than this (in original-image pixels) become void (official: 40).
+    pub min_area: u64,
+    /// Time every stage with GPU timestamps (when the adapter has them).
+    pub profile: bool,
+}
+
+/// Milliseconds per stage. GPU stages come from timestamp queries when profiling, CPU stages
+/// from the wall clock; `None` where a stage was not measured separately.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Timings {
+    pub ingest: Option<f64>,
+    pub encoder: Option<f64>,
+    pub decoder_steps: Vec<f64>,
+    /// Read-back wait + post-processing on the CPU.
+    pub postprocess: Option<f64>,
+    /// Wall clock of the whole call.
+    pub total: f64,
+    /// "gpu-timestamps", "wall-clock" (per stage) or "total-only".
+    pub source: &'static str,
+}
+
+/// One segment of the result (design §9's `segments`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SegmentInfo {
+    /// Segment id (1..n; the COCO panoptic PNG's id).
+    pub id: u32,
+    pub class: u32,
+    pub label: String,
+    #[serde(rename = "isThing")]
+    pub is_thing: bool,
+    pub instance: u32,
+    pub area: u64,
+    /// `[x, y, width, height]` in original-image pixels.
+    pub bbox: [u32; 4],
+}
+
+/// The result of one image or frame.
+#[derive(Clone, Debug)]
+pub struct Segmentation {
+    /// Raw sampler output at mask resolution (letterboxed canvas).
+    pub mask: PanopticMap,
+    /// Post-processed at the original image resolution.
+    pub panoptic: PanopticMap,
+    /// Segment id map of `panoptic` (0 = void), numbered as `segments`.
+    pub segment_ids: Vec<u32>,
+    pub segments: Vec<SegmentInfo>,
+    pub letterbox: Letterbox,
+    pub timings: Timings,
+    pub backend: BackendKind,
+    /// Previous frames this frame was conditioned on (0 for images and the first frame).
+    pub conditioned_on: usize,
+}
+
+enum Engine {
+    Gpu { gpu: Gpu, model: Pix2SeqD<Tensor>, history: VecDeque<(Tensor, Tensor)> },
+    Cpu { model: Pix2SeqD<CpuTensor>, history: VecDeque<(CpuTensor, CpuTensor)> },
+}
+
+pub struct Segmenter {
+    engine: Engine,
+    cfg: ModelConfig,
+    isthing: Vec<bool>,
+}
+
+fn now_ms() -> f64 {
+    use std::sync::OnceLock;
+    static START: OnceLock<web_time::Instant> = OnceLock::new();
+    START.get_or_init(web_time::Instant::now).elapsed().as_secs_f64() * 1e3
+}
+
+/// Splits packed RGBA bytes into u32 words (byte 0 = R), the ingest kernel's input.
+fn rgba_words(rgba: &[u8]) -> Vec<u32> {
+    rgba.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Stage markers recorded while building one frame: dispatch indices on the GPU, wall-clock
+/// milliseconds on the CPU.
+#[derive(Default)]
+struct Marks {
+    ingest: f64,
+    encoder: f64,
+    steps: Vec<f64>,
+}
+
+/// The model part of one frame, on any backend: encode, condition (with the video history),
+/// sample. Returns the (class, instance) maps at mask resolution.
+fn run_model<B: Backend>(
+    b: &mut B,
+    model: &Pix2SeqD<B::Tensor>,
+    input: &B::Tensor,
+    history: &VecDeque<(B::Tensor, B::Tensor)>,
+    opts: &SegmentOptions,
+    marks: &mut Marks,
+    mark: impl Fn(&mut B) -> f64,
+) -> Result<(B::Tensor, B::Tensor), Error> {
+    let cfg = &model.cfg;
+    let enc = model.encode(b, input)?;
+    let k = cfg.video_prev_masks;
+    let prev = if k > 0 {
+        let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
+        let empty = b.upload_u32(&[1, hm, wm], &vec![0; hm * wm])?;
+        let frames: Vec<B::Tensor> = (0..k)
+            .map(|i| {
+                // Oldest first; missing frames (start of a clip) are all-void maps, i.e. bits −b.
+                let missing = k - history.len().min(k);
+                let (c, inst) = if i < missing { (&empty, &empty) } else { (&history[i - missing].0, &history[i - missing].1) };
+                b.ids_to_bits(c, inst, &cfg.bit_spec())
+            })
+            .collect::<Result<_, _>>()?;
+        Some(b.concat_channels(&frames.iter().collect::<Vec<_>>())?)
+    } else {
+        None
+    };
+    let cond = model.condition(b, &enc, prev.as_ref())?;
+    marks.encoder = mark(b);
+    let sampler = SamplerOptions { steps: opts.steps, td: opts.td, seed: opts.seed };
+    let out = sample(b, model, &cond, &sampler, false, |b, _| marks.steps.push(mark(b)))?;
+    Ok((out.class, out.instance))
+}
+
+impl Segmenter {
+    /// Loads a model (`json`: the model card or a config; `weights`: the safetensors bytes) onto
+    /// the GPU, or the CPU when `backend` says so. Fails with a clear error when no GPU adapter
+    /// exists and the GPU was asked for.
+    pub async fn new(json: &str, weights: Vec<u8>, backend: BackendKind) -> Result<Segmenter, Error> {
+        let cfg = ModelConfig::from_json(json)?;
+        Segmenter::with_weights(cfg, Weights::parse(weights)?, backend).await
+    }
+
+    /// A model for `cfg` with made-up weights ([`Weights::synthetic`]): for benchmarking configs
+    /// that have no trained weights; its masks are meaningless.
+    pub async fn synthetic(cfg: ModelConfig, seed: u64, backend: BackendKind) -> Result<Segmenter, Error> {
+        Segmenter::with_weights(cfg, Weights::synthetic(seed), backend).await
+    }
+
+    async fn with_weights(cfg: ModelConfig, mut weights: Weights, backend: BackendKind) -> Result<Segmenter, Error> {
+        let engine = match backend {
+            BackendKind::Gpu => {
+                let gpu = Gpu::new(GpuOptions::default()).await?;
+                gpu.preload(&crate::ops::all_kernels());
+                let model = Pix2SeqD::load(cfg.clone(), &mut weights, &gpu)?;
+                Engine::Gpu { gpu, model, history: VecDeque::new() }
+            }
+            BackendKind::Cpu => Engine::Cpu { model: Pix2SeqD::load(cfg.clone(), &mut weights, &CpuBackend)?, history: VecDeque::new() },
+        };
+        let isthing = cfg.isthing();
+        Ok(Segmenter { engine, cfg, isthing })
+    }
+
+    /// [`Segmenter::new`] from `NAME.json` + `NAME.safetensors` (`path` may name either file or
+    /// the stem).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_path(path: &std::path::Path, backend: BackendKind) -> Result<Segmenter, Error> {
+        let (json_path, weights_path) = model_paths(path);
+        let json = std::fs::read_to_string(&json_path).map_err(|e| Error::io(&json_path, e))?;
+        let weights = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+        pollster::block_on(Segmenter::new(&json, weights, backend))
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        match self.engine {
+            Engine::Gpu { .. } => BackendKind::Gpu,
+            Engine::Cpu { .. } => BackendKind::Cpu,
+        }
+    }
+
+    /// The GPU, when running on one.
+    pub fn gpu(&self) -> Option<&Gpu> {
+        match &self.engine {
+            Engine::Gpu { gpu, .. } => Some(gpu),
+            Engine::Cpu { .. } => None,
+        }
+    }
+
+    pub fn default_options(&self) -> SegmentOptions {
+        SegmentOptions { steps: self.cfg.sampler.steps, td: self.cfg.sampler.td, seed: 0, min_area: 40, profile: false }
+    }
+
+    /// Segments one still image (video state is neither used nor changed).
+    pub async fn segment(&mut self, image: Image<'_>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
+        self.run(image, opts, false).await
+    }
+
+    /// Segments the next frame of a video, conditioned on the previous frames' masks.
+    pub async fn segment_frame(&mut self, image: Image<'_>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
+        self.run(image, opts, true).await
+    }
+
+    /// Forgets the previous frames (start of a new clip).
+    pub fn reset(&mut self) {
+        match &mut self.engine {
+            Engine::Gpu { history, .. } => history.clear(),
+            Engine::Cpu { history, .. } => history.clear(),
+        }
+    }
+
+    /// Previous frames currently held for conditioning.
+    pub fn history_len(&self) -> usize {
+        match &self.engine {
+            Engine::Gpu { history, .. } => history.len(),
+            Engine::Cpu { history, .. } => history.len(),
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn segment_blocking(&mut self, image: Image<'_>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
+        pollster::block_on(self.segment(image, opts))
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn segment_frame_blocking(&mut self, image: Image<'_>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
+        pollster::block_on(self.segment_frame(image, opts))
+    }
+
+    async fn run(&mut self, image: Image<'_>, opts: &SegmentOptions, video: bool) -> Result<Segmentation, Error> {
+        SamplerOptions { steps: opts.steps, td: opts.td, seed: opts.seed }.validate()?;
+        let start = now_ms();
+        let cfg = self.cfg.clone();
+        let lb = Letterbox::fit(image.height, image.width, cfg.image_size[0], cfg.image_size[1])?;
+        let (alpha, beta) = (cfg.backbone.input_scale, cfg.backbone.input_offset);
+        let k = if video { cfg.video_prev_masks } else { 0 };
+        let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
+        let mut marks = Marks::default();
+        let (class, instance, mut timings, conditioned_on);
+        match &mut self.engine {
+            Engine::Gpu { gpu, model, history } => {
+                let empty = VecDeque::new();
+                let hist = if video { &*history } else { &empty };
+                conditioned_on = hist.len().min(cfg.video_prev_masks);
+                let mut frame = gpu.frame();
+                let (class_t, inst_t) = {
+                    let mut b = GpuBackend::new(&mut frame);
+                    let words = b.frame.upload_u32(&[image.height, image.width], &rgba_words(image.rgba))?;
+                    let input = ingest::ingest(b.frame, &words, &lb, alpha, beta)?;
+                    marks.ingest = b.frame.len() as f64;
+                    run_model(&mut b, model, &input, hist, opts, &mut marks, |b| b.frame.len() as f64)?
+                };
+                let read_class = frame.read(&class_t);
+                let read_inst = frame.read(&inst_t);
+                let dispatches = frame.len();
+                let profile = if opts.profile && gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) && dispatches <= 2048 {
+                    Some(frame.submit_profiled()?)
+                } else {
+                    frame.submit();
+                    None
+                };
+                class = read_class.into_u32(gpu).await?;
+                instance = read_inst.into_u32(gpu).await?;
+                timings = Timings { source: "total-only", ..Default::default() };
+                if let Some(profile) = profile {
+                    let per_dispatch = profile.into_timings(gpu).await?;
+                    let sum = |a: f64, b: f64| per_dispatch[a as usize..b as usize].iter().map(|t| t.1).sum::<f64>();
+                    timings.ingest = Some(sum(0.0, marks.ingest));
+                    timings.encoder = Some(sum(marks.ingest, marks.encoder));
+                    timings.decoder_steps = marks.steps.windows(2).map(|w| sum(w[0], w[1])).collect();
+                    timings.source = "gpu-timestamps";
+                }
+                if k > 0 {
+                    history.push_back((class_t, inst_t));
+                    while history.len() > k {
+                        history.pop_front();
+                    }
+                }
+            }
+            Engine::Cpu { model, history } => {
+                let empty = VecDeque::new();
+                let hist = if video { &*history } else { &empty };
+                conditioned_on = hist.len().min(cfg.video_prev_masks);
+                let t0 = now_ms();
+                let input = CpuBackend.upload(&[1, cfg.image_size[0], cfg.image_size[1], 3], &ingest::cpu::ingest(image.rgba, &lb, alpha, beta))?;
+                marks.ingest = now_ms();
+                let mut b = CpuBackend;
+                let (class_t, inst_t) = run_model(&mut b, model, &input, hist, opts, &mut marks, |_| now_ms())?;
+                class = class_t.u32()?.to_vec();
+                instance = inst_t.u32()?.to_vec();
+                timings = Timings {
+                    ingest: Some(marks.ingest - t0),
+                    encoder: Some(marks.encoder - marks.ingest),
+                    decoder_steps: marks.steps.windows(2).map(|w| w[1] - w[0]).collect(),
+                    source: "wall-clock",
+                    ..Default::default()
+                };
+                if k > 0 {
+                    history.push_back((class_t, inst_t));
+                    while history.len() > k {
+                        history.pop_front();
+                    }
+                }
+            }
+        }
+        let post_start = now_ms();
+        let mask = PanopticMap::new(hm, wm, class, instance)?;
+        let panoptic = panoptic::postprocess(&mask, &lb, &self.isthing, opts.min_area);
+        let (segment_ids, segs) = panoptic::segments(&panoptic);
+        let segments = segs
+            .iter()
+            .map(|s| SegmentInfo {
+                id: s.id,
+                class: s.class,
+                label: cfg.class_name(s.class as usize),
+                is_thing: self.isthing.get(s.class as usize).copied().unwrap_or(false),
+                instance: s.instance,
+                area: s.area,
+                bbox: s.bbox,
+            })
+            .collect();
+        let end = now_ms();
+        timings.postprocess = Some(end - post_start);
+        timings.total = end - start;
+        Ok(Segmentation { mask, panoptic, segment_ids, segments, letterbox: lb, timings, backend: self.backend(), conditioned_on })
+    }
+}
+
+/// `NAME.json` and `NAME.safetensors` for a path naming either file or the stem.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn model_paths(path: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let stem = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") | Some("safetensors") => path.with_extension(""),
+        _ => path.to_path_buf(),
+    };
+    let with = |ext: &str| {
+        let mut s = stem.clone().into_os_string();
+        s.push(ext);
+        std::path::PathBuf::from(s)
+    };
+    (with(".json"), with(".safetensors"))
+}
