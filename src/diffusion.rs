@@ -8,8 +8,8 @@
 //! the ids are the final x̂0 thresholded at 0.
 
 use crate::backend::Backend;
-pub use crate::ops::bits::{gamma, step_times, DdimCoefficients};
 use crate::model::{ModelError, Pix2SeqD, StepInputs};
+pub use crate::ops::bits::{gamma, step_times, DdimCoefficients};
 
 /// Run-time sampler options (the config's `sampler` gives the defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -62,7 +62,8 @@ pub fn sample<B: Backend>(
     let spec = cfg.bit_spec();
     let shape = [1, cfg.mask_size[0], cfg.mask_size[1], cfg.n_bits()];
     let mut m = b.normal_fill(&shape, opts.seed, 0)?;
-    let mut tr = trace.then(|| Trace { noise: m.clone(), gammas: Vec::new(), logits_step0: None, x0_steps: Vec::new(), m_steps: Vec::new() });
+    let mut tr =
+        trace.then(|| Trace { noise: m.clone(), gammas: Vec::new(), logits_step0: None, x0_steps: Vec::new(), m_steps: Vec::new() });
     if let Some(t) = tr.as_mut() {
         t.noise = b.affine(&m, 1.0, 0.0)?; // a copy: m is updated in place on the GPU
     }

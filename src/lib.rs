@@ -18,6 +18,6 @@ mod segmenter;
 
 pub use error::Error;
 pub use gpu::{Gpu, GpuError, GpuOptions, Tensor};
-pub use segmenter::{BackendKind, Image, SegmentInfo, SegmentOptions, Segmentation, Segmenter, Timings, MAX_IMAGE_SIDE};
 #[cfg(not(target_arch = "wasm32"))]
 pub use segmenter::model_paths;
+pub use segmenter::{BackendKind, Image, SegmentInfo, SegmentOptions, Segmentation, Segmenter, Timings, MAX_IMAGE_SIDE};

@@ -121,7 +121,7 @@ pub struct Segmentation {
 }
 
 enum Engine {
-    Gpu { gpu: Gpu, model: Pix2SeqD<Tensor>, history: VecDeque<(Tensor, Tensor)> },
+    Gpu { gpu: Box<Gpu>, model: Pix2SeqD<Tensor>, history: VecDeque<(Tensor, Tensor)> },
     Cpu { model: Pix2SeqD<CpuTensor>, history: VecDeque<(CpuTensor, CpuTensor)> },
 }
 
@@ -151,6 +151,26 @@ struct Marks {
     steps: Vec<f64>,
 }
 
+/// The video condition: analog bits of the last k maps `[1, Hm, Wm, k·n_bits]`, oldest first;
+/// frames missing at the start of a clip are all-void maps (every bit −b). `None` for image models.
+fn prev_bits<B: Backend>(b: &mut B, cfg: &ModelConfig, history: &VecDeque<(B::Tensor, B::Tensor)>) -> Result<Option<B::Tensor>, Error> {
+    let k = cfg.video_prev_masks;
+    if k == 0 {
+        return Ok(None);
+    }
+    let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
+    let empty = b.upload_u32(&[1, hm, wm], &vec![0; hm * wm])?;
+    let missing = k - history.len().min(k);
+    let skip = history.len().saturating_sub(k);
+    let frames: Vec<B::Tensor> = (0..k)
+        .map(|i| {
+            let (c, inst) = if i < missing { (&empty, &empty) } else { (&history[skip + i - missing].0, &history[skip + i - missing].1) };
+            b.ids_to_bits(c, inst, &cfg.bit_spec())
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some(b.concat_channels(&frames.iter().collect::<Vec<_>>())?))
+}
+
 /// The model part of one frame, on any backend: encode, condition (with the video history),
 /// sample. Returns the (class, instance) maps at mask resolution.
 fn run_model<B: Backend>(
@@ -164,22 +184,7 @@ fn run_model<B: Backend>(
 ) -> Result<(B::Tensor, B::Tensor), Error> {
     let cfg = &model.cfg;
     let enc = model.encode(b, input)?;
-    let k = cfg.video_prev_masks;
-    let prev = if k > 0 {
-        let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
-        let empty = b.upload_u32(&[1, hm, wm], &vec![0; hm * wm])?;
-        let frames: Vec<B::Tensor> = (0..k)
-            .map(|i| {
-                // Oldest first; missing frames (start of a clip) are all-void maps, i.e. bits −b.
-                let missing = k - history.len().min(k);
-                let (c, inst) = if i < missing { (&empty, &empty) } else { (&history[i - missing].0, &history[i - missing].1) };
-                b.ids_to_bits(c, inst, &cfg.bit_spec())
-            })
-            .collect::<Result<_, _>>()?;
-        Some(b.concat_channels(&frames.iter().collect::<Vec<_>>())?)
-    } else {
-        None
-    };
+    let prev = prev_bits(b, cfg, history)?;
     let cond = model.condition(b, &enc, prev.as_ref())?;
     marks.encoder = mark(b);
     let sampler = SamplerOptions { steps: opts.steps, td: opts.td, seed: opts.seed };
@@ -208,7 +213,7 @@ impl Segmenter {
                 let gpu = Gpu::new(GpuOptions::default()).await?;
                 gpu.preload(&crate::ops::all_kernels());
                 let model = Pix2SeqD::load(cfg.clone(), &mut weights, &gpu)?;
-                Engine::Gpu { gpu, model, history: VecDeque::new() }
+                Engine::Gpu { gpu: Box::new(gpu), model, history: VecDeque::new() }
             }
             BackendKind::Cpu => Engine::Cpu { model: Pix2SeqD::load(cfg.clone(), &mut weights, &CpuBackend)?, history: VecDeque::new() },
         };
@@ -264,6 +269,25 @@ impl Segmenter {
         match &mut self.engine {
             Engine::Gpu { history, .. } => history.clear(),
             Engine::Cpu { history, .. } => history.clear(),
+        }
+    }
+
+    /// The analog bits the next [`Segmenter::segment_frame`] will be conditioned on
+    /// (`[Hm, Wm, k·n_bits]` flattened, oldest frame first), or `None` for an image model. For
+    /// tests and debugging: it reads the state back from the GPU.
+    pub async fn conditioning(&self) -> Result<Option<Vec<f32>>, Error> {
+        match &self.engine {
+            Engine::Gpu { gpu, history, .. } => {
+                let mut frame = gpu.frame();
+                let bits = prev_bits(&mut GpuBackend::new(&mut frame), &self.cfg, history)?;
+                let Some(bits) = bits else { return Ok(None) };
+                let pending = frame.read(&bits);
+                frame.submit();
+                Ok(Some(pending.into_f32(gpu).await?))
+            }
+            Engine::Cpu { history, .. } => {
+                Ok(prev_bits(&mut CpuBackend, &self.cfg, history)?.map(|t| t.f32().map(|v| v.to_vec())).transpose()?)
+            }
         }
     }
 
@@ -340,7 +364,8 @@ impl Segmenter {
                 let hist = if video { &*history } else { &empty };
                 conditioned_on = hist.len().min(cfg.video_prev_masks);
                 let t0 = now_ms();
-                let input = CpuBackend.upload(&[1, cfg.image_size[0], cfg.image_size[1], 3], &ingest::cpu::ingest(image.rgba, &lb, alpha, beta))?;
+                let input =
+                    CpuBackend.upload(&[1, cfg.image_size[0], cfg.image_size[1], 3], &ingest::cpu::ingest(image.rgba, &lb, alpha, beta))?;
                 marks.ingest = now_ms();
                 let mut b = CpuBackend;
                 let (class_t, inst_t) = run_model(&mut b, model, &input, hist, opts, &mut marks, |_| now_ms())?;

@@ -114,3 +114,20 @@ fn a_profiled_frame_times_every_dispatch_and_computes_the_same() {
     assert_eq!(gpu.read_blocking(&got).unwrap(), want);
     assert!(gpu.frame().submit_profiled().is_err(), "an empty frame has nothing to profile");
 }
+
+#[test]
+fn uploads_mid_frame_never_land_in_a_buffer_the_frame_already_used() {
+    // Gpu::upload writes at once, before the frame's dispatches run. A buffer the frame wrote
+    // earlier and released would receive the upload too early and be overwritten by that
+    // dispatch: Frame::upload must pick another one.
+    let gpu = common::gpu();
+    let ones = gpu.upload(&[64], &[1.0; 64]).unwrap();
+    let mut f = gpu.frame();
+    let scratch = pix2seqd::ops::elementwise::affine(&mut f, &ones, 2.0, 0.0, pix2seqd::ops::Activation::None).unwrap();
+    drop(scratch); // back to the pool, still written by the recorded dispatch
+    let data: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    let uploaded = f.upload(&[64], &data).unwrap();
+    let copy = pix2seqd::ops::elementwise::affine(&mut f, &uploaded, 1.0, 0.0, pix2seqd::ops::Activation::None).unwrap();
+    f.submit();
+    assert_eq!(gpu.read_blocking(&copy).unwrap(), data);
+}

@@ -47,7 +47,14 @@ impl Backend for GpuBackend<'_, '_> {
         conv::conv2d(self.frame, x, w, geom, &epi)
     }
 
-    fn depthwise_conv2d(&mut self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, geom: &Geometry, act: Activation) -> Result<Tensor, GpuError> {
+    fn depthwise_conv2d(
+        &mut self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        geom: &Geometry,
+        act: Activation,
+    ) -> Result<Tensor, GpuError> {
         conv::depthwise_conv2d(self.frame, x, w, bias, geom, act)
     }
 
@@ -130,7 +137,13 @@ impl Backend for GpuBackend<'_, '_> {
         bits::ids_to_bits(self.frame, class, instance, spec)
     }
 
-    fn expected_bits_ddim(&mut self, logits: &Tensor, m: &Tensor, spec: &BitSpec, k: &DdimCoefficients) -> Result<(Tensor, Tensor), GpuError> {
+    fn expected_bits_ddim(
+        &mut self,
+        logits: &Tensor,
+        m: &Tensor,
+        spec: &BitSpec,
+        k: &DdimCoefficients,
+    ) -> Result<(Tensor, Tensor), GpuError> {
         let x0 = bits::expected_bits_ddim(self.frame, logits, m, spec, k)?;
         Ok((x0, m.clone()))
     }

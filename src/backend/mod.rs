@@ -54,7 +54,13 @@ pub trait Backend {
     fn upload(&mut self, shape: &[usize], data: &[f32]) -> Result<Self::Tensor, GpuError>;
     fn upload_u32(&mut self, shape: &[usize], data: &[u32]) -> Result<Self::Tensor, GpuError>;
 
-    fn conv2d(&mut self, x: &Self::Tensor, w: &Self::Tensor, geom: &Geometry, epi: Epilogue<Self::Tensor>) -> Result<Self::Tensor, GpuError>;
+    fn conv2d(
+        &mut self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        geom: &Geometry,
+        epi: Epilogue<Self::Tensor>,
+    ) -> Result<Self::Tensor, GpuError>;
     fn depthwise_conv2d(
         &mut self,
         x: &Self::Tensor,

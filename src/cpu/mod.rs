@@ -127,7 +127,8 @@ impl Backend for CpuBackend {
             [kh, kw, ci, co] if ci == xs[3] => [kh, kw, ci, co],
             _ => return Err(GpuError::shape(OP, format!("weight {:?} does not fit the input {:?}", w.shape(), x.shape()))),
         };
-        let (oh, ow) = geom.output_size((xs[1], xs[2]), (ws[0], ws[1])).ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
+        let (oh, ow) =
+            geom.output_size((xs[1], xs[2]), (ws[0], ws[1])).ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
         let out_shape = [xs[0], oh, ow, ws[3]];
         let residual = match epi.residual {
             Some(r) if r.shape() != out_shape => return Err(GpuError::shape(OP, format!("residual {:?} is not {out_shape:?}", r.shape()))),
@@ -336,15 +337,25 @@ impl Backend for CpuBackend {
         k: &DdimCoefficients,
     ) -> Result<(CpuTensor, CpuTensor), GpuError> {
         const OP: &str = "cpu expected_bits_ddim";
-        if last(logits) != spec.n_logits() || last(m) != spec.n_bits() || logits.shape()[..logits.shape().len() - 1] != m.shape()[..m.shape().len() - 1] {
+        if last(logits) != spec.n_logits()
+            || last(m) != spec.n_bits()
+            || logits.shape()[..logits.shape().len() - 1] != m.shape()[..m.shape().len() - 1]
+        {
             return Err(GpuError::shape(OP, format!("logits {:?} and m {:?} do not fit the bit layout", logits.shape(), m.shape())));
         }
-        let x0: Vec<f32> = bits::cpu::expected_bits(logits.f32()?, spec).into_iter().map(|v| v.clamp(-spec.b_scale, spec.b_scale)).collect();
+        let x0: Vec<f32> =
+            bits::cpu::expected_bits(logits.f32()?, spec).into_iter().map(|v| v.clamp(-spec.b_scale, spec.b_scale)).collect();
         let next = bits::cpu::ddim_step(m.f32()?, &x0, spec.b_scale, k);
         Ok((CpuTensor::new(m.shape(), x0)?, CpuTensor::new(m.shape(), next)?))
     }
 
-    fn bits_to_ids(&mut self, x: &CpuTensor, spec: &BitSpec, num_classes: u32, max_instances: u32) -> Result<(CpuTensor, CpuTensor), GpuError> {
+    fn bits_to_ids(
+        &mut self,
+        x: &CpuTensor,
+        spec: &BitSpec,
+        num_classes: u32,
+        max_instances: u32,
+    ) -> Result<(CpuTensor, CpuTensor), GpuError> {
         if last(x) != spec.n_bits() || num_classes == 0 || max_instances == 0 {
             return Err(GpuError::shape("cpu bits_to_ids", format!("{:?} does not fit the bit layout", x.shape())));
         }

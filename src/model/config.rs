@@ -247,7 +247,10 @@ impl ModelConfig {
             return err(format!("num_classes {} must be at least 2 and max_instances at least 1", self.num_classes));
         }
         if self.class_bits > 12 || self.instance_bits > 12 {
-            return err(format!("{} class / {} instance bits: the engine supports at most 12 per group", self.class_bits, self.instance_bits));
+            return err(format!(
+                "{} class / {} instance bits: the engine supports at most 12 per group",
+                self.class_bits, self.instance_bits
+            ));
         }
         if (1usize << self.class_bits) < self.num_classes || (1usize << self.instance_bits) < self.max_instances {
             return err("class_bits / instance_bits too small for num_classes / max_instances".into());

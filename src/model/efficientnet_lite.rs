@@ -18,7 +18,15 @@ struct MBConv<T> {
 }
 
 impl<T: Clone> MBConv<T> {
-    fn load<U: Upload<T>>(p: &mut Params<U>, name: &str, in_ch: usize, out_ch: usize, kernel: usize, stride: usize, expand_ratio: usize) -> Result<Self, ModelError> {
+    fn load<U: Upload<T>>(
+        p: &mut Params<U>,
+        name: &str,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        stride: usize,
+        expand_ratio: usize,
+    ) -> Result<Self, ModelError> {
         let hidden = in_ch * expand_ratio;
         let expand = if expand_ratio != 1 {
             Some(Conv2d::load(p, &format!("{name}.expand.conv"), in_ch, hidden, 1, 1, true, Padding::TfSame)?)

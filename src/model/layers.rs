@@ -157,7 +157,11 @@ pub struct Norm<T> {
 impl<T: Clone> Norm<T> {
     pub fn group<U: Upload<T>>(p: &mut Params<U>, name: &str, channels: usize, groups_from: usize) -> Result<Self, ModelError> {
         let groups = group_count(channels, groups_from)?;
-        Ok(Norm { weight: p.tensor(&format!("{name}.weight"), &[channels])?, bias: p.tensor(&format!("{name}.bias"), &[channels])?, groups })
+        Ok(Norm {
+            weight: p.tensor(&format!("{name}.weight"), &[channels])?,
+            bias: p.tensor(&format!("{name}.bias"), &[channels])?,
+            groups,
+        })
     }
 
     pub fn layer<U: Upload<T>>(p: &mut Params<U>, name: &str, dim: usize) -> Result<Self, ModelError> {
@@ -169,7 +173,13 @@ impl<T: Clone> Norm<T> {
     }
 
     /// GroupNorm with the ResBlock's FiLM `y·(1 + scale) + shift` fused.
-    pub fn forward_film<B: Backend<Tensor = T>>(&self, b: &mut B, x: &T, scale_shift: Option<&T>, act: Activation) -> Result<T, ModelError> {
+    pub fn forward_film<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        x: &T,
+        scale_shift: Option<&T>,
+        act: Activation,
+    ) -> Result<T, ModelError> {
         Ok(if self.groups == 0 {
             b.layer_norm(x, &self.weight, &self.bias, LAYER_NORM_EPS, act)?
         } else {
@@ -240,7 +250,10 @@ pub struct FeedForward<T> {
 
 impl<T: Clone> FeedForward<T> {
     pub fn load<U: Upload<T>>(p: &mut Params<U>, name: &str, dim: usize, hidden: usize) -> Result<Self, ModelError> {
-        Ok(FeedForward { fc1: Linear::load(p, &format!("{name}.fc1"), dim, hidden)?, fc2: Linear::load(p, &format!("{name}.fc2"), hidden, dim)? })
+        Ok(FeedForward {
+            fc1: Linear::load(p, &format!("{name}.fc1"), dim, hidden)?,
+            fc2: Linear::load(p, &format!("{name}.fc2"), hidden, dim)?,
+        })
     }
 
     /// `residual + fc2(gelu(fc1(x)))`.

@@ -71,7 +71,8 @@ impl<T: Clone> Pix2SeqD<T> {
         let bits = cfg.n_bits();
         let step_channels = bits + if cfg.self_cond { bits } else { 0 };
         let const_channels = fusion.out_channels + cfg.video_prev_masks * bits;
-        let decoder = TransUNet::load(&mut p, &cfg.decoder, step_channels, const_channels, cfg.n_logits(), cfg.encoder.dim, cfg.time_scaling)?;
+        let decoder =
+            TransUNet::load(&mut p, &cfg.decoder, step_channels, const_channels, cfg.n_logits(), cfg.encoder.dim, cfg.time_scaling)?;
         p.weights.finish()?;
         Ok(Pix2SeqD { cfg, backbone, encoder, fusion, decoder })
     }
@@ -101,7 +102,12 @@ impl<T: Clone> Pix2SeqD<T> {
 
     /// The per-image decoder work: `prev_bits` `[1, Hm, Wm, k·n_bits]` are the previous masks'
     /// analog bits (video configs only; all −b for "no previous frame").
-    pub fn condition<B: Backend<Tensor = T>>(&self, b: &mut B, enc: &Encoded<T>, prev_bits: Option<&T>) -> Result<Condition<T>, ModelError> {
+    pub fn condition<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        enc: &Encoded<T>,
+        prev_bits: Option<&T>,
+    ) -> Result<Condition<T>, ModelError> {
         let const_input = match (self.cfg.video_prev_masks, prev_bits) {
             (0, _) => enc.features.clone(),
             (_, Some(prev)) => b.concat_channels(&[&enc.features, prev])?,

@@ -45,7 +45,14 @@ pub struct DecoderLayer<T> {
 
 impl<T: Clone> DecoderLayer<T> {
     #[allow(clippy::too_many_arguments)]
-    pub fn load<U: Upload<T>>(p: &mut Params<U>, name: &str, dim: usize, heads: usize, mlp_dim: usize, context_dim: usize) -> Result<Self, ModelError> {
+    pub fn load<U: Upload<T>>(
+        p: &mut Params<U>,
+        name: &str,
+        dim: usize,
+        heads: usize,
+        mlp_dim: usize,
+        context_dim: usize,
+    ) -> Result<Self, ModelError> {
         Ok(DecoderLayer {
             self_norm: Norm::layer(p, &format!("{name}.self_norm"), dim)?,
             self_attn: MultiHeadAttention::load_self(p, &format!("{name}.self_attn"), dim, heads)?,

@@ -188,7 +188,16 @@ impl<T: Clone> TransUNet<T> {
             conv_in: Conv2d::load(p, "decoder.mid.conv_in", ch, dim, 1, 1, true, Padding::Symmetric)?,
             time_token: Linear::load(p, "decoder.mid.time_token", emb_dim, dim)?,
             layers: (0..cfg.transformer_layers)
-                .map(|l| DecoderLayer::load(p, &format!("decoder.mid.layers.{l}"), dim, cfg.transformer_heads, cfg.transformer_mlp_dim, context_dim))
+                .map(|l| {
+                    DecoderLayer::load(
+                        p,
+                        &format!("decoder.mid.layers.{l}"),
+                        dim,
+                        cfg.transformer_heads,
+                        cfg.transformer_mlp_dim,
+                        context_dim,
+                    )
+                })
                 .collect::<Result<_, _>>()?,
             norm_out: Norm::group(p, "decoder.mid.norm_out", dim, dim)?,
             conv_out: Conv2d::load(p, "decoder.mid.conv_out", dim, dim, 1, 1, true, Padding::Symmetric)?,
@@ -231,7 +240,8 @@ impl<T: Clone> TransUNet<T> {
     /// K/V of every bottleneck layer.
     pub fn condition<B: Backend<Tensor = T>>(&self, b: &mut B, const_input: &T, context: &T) -> Result<Condition<T>, ModelError> {
         let geom = crate::ops::conv::Geometry::valid(1);
-        let conv_in_const = b.conv2d(const_input, &self.conv_in_const, &geom, crate::backend::Epilogue::new(Some(&self.conv_in_bias), Activation::None))?;
+        let conv_in_const =
+            b.conv2d(const_input, &self.conv_in_const, &geom, crate::backend::Epilogue::new(Some(&self.conv_in_bias), Activation::None))?;
         let context_kv = self.mid.layers.iter().map(|l| l.context_kv(b, context)).collect::<Result<_, _>>()?;
         Ok(Condition { conv_in_const, context_kv })
     }
@@ -241,7 +251,12 @@ impl<T: Clone> TransUNet<T> {
     pub fn forward<B: Backend<Tensor = T>>(&self, b: &mut B, step_input: &T, gamma: f32, cond: &Condition<T>) -> Result<T, ModelError> {
         let emb = self.time_embed.forward(b, gamma)?;
         let geom = crate::ops::conv::Geometry::valid(1);
-        let x = b.conv2d(step_input, &self.conv_in_step, &geom, crate::backend::Epilogue::new(None, Activation::None).with_residual(&cond.conv_in_const))?;
+        let x = b.conv2d(
+            step_input,
+            &self.conv_in_step,
+            &geom,
+            crate::backend::Epilogue::new(None, Activation::None).with_residual(&cond.conv_in_const),
+        )?;
         let mut x = self.norm_in.forward(b, &x, Activation::None)?;
         let mut skips = vec![x.clone()];
         for level in &self.down {

@@ -99,7 +99,9 @@ impl Weights {
             let elements = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
             let expected = elements.and_then(|n| n.checked_mul(dtype.size()));
             if start > end || end > data_len || expected != Some(end - start) {
-                return Err(bad(format!("tensor '{name}' of shape {shape:?} has byte range {start}..{end}, which does not fit its size or the file")));
+                return Err(bad(format!(
+                    "tensor '{name}' of shape {shape:?} has byte range {start}..{end}, which does not fit its size or the file"
+                )));
             }
             entries.insert(name.clone(), Entry { dtype, shape, start: data_start + start, end: data_start + end });
         }

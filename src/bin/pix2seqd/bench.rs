@@ -203,7 +203,10 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
     let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     if !a.json {
-        println!("{:<8} {:>9} {:>5} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9} {:>7}", "model", "image", "steps", "ingest", "encoder", "step", "post", "gpu sum", "wall", "fps");
+        println!(
+            "{:<8} {:>9} {:>5} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9} {:>7}",
+            "model", "image", "steps", "ingest", "encoder", "step", "post", "gpu sum", "wall", "fps"
+        );
     }
     for (name, seg, synthetic) in &mut sources {
         let seg = match seg {
@@ -245,7 +248,8 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
             };
             let ingest = stage(&|t| t.ingest);
             let encoder = stage(&|t| t.encoder);
-            let step = stage(&|t| (!t.decoder_steps.is_empty()).then(|| t.decoder_steps.iter().sum::<f64>() / t.decoder_steps.len() as f64));
+            let step =
+                stage(&|t| (!t.decoder_steps.is_empty()).then(|| t.decoder_steps.iter().sum::<f64>() / t.decoder_steps.len() as f64));
             let post = stage(&|t| t.postprocess);
             let wall = stage(&|t| Some(t.total)).unwrap_or(f64::NAN);
             let gpu_sum = match (ingest, encoder, step, post) {
@@ -257,7 +261,13 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
             if !a.json {
                 println!(
                     "{name:<8} {size:>9} {steps:>5} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9.1} {:>7.2}",
-                    fmt(ingest), fmt(encoder), fmt(step), fmt(post), fmt(gpu_sum), wall, 1000.0 / wall
+                    fmt(ingest),
+                    fmt(encoder),
+                    fmt(step),
+                    fmt(post),
+                    fmt(gpu_sum),
+                    wall,
+                    1000.0 / wall
                 );
             }
             rows.push(serde_json::json!({
@@ -272,7 +282,9 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
     if a.json {
         println!("{:#}", serde_json::json!({"backend": backend.name(), "adapter": adapter, "input": [h, w], "results": rows}));
     } else {
-        println!("(input {w}x{h}; stages: GPU timestamps where the adapter has them, post-processing and wall: CPU clock; fps = 1000 / wall)");
+        println!(
+            "(input {w}x{h}; stages: GPU timestamps where the adapter has them, post-processing and wall: CPU clock; fps = 1000 / wall)"
+        );
         if let Some(a) = adapter {
             println!("adapter: {a}");
         }

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pix2seqd::ops::render;
 use pix2seqd::ops::ingest::Letterbox;
+use pix2seqd::ops::render;
 use pix2seqd::panoptic::PanopticJsonWriter;
 use pix2seqd::{Image, SegmentOptions};
 
@@ -65,9 +65,22 @@ pub fn run(a: Args) -> Result<(), String> {
         }));
         if !a.json {
             bar.suspend(|| {
-                println!("{}: {} segments in {:.0} ms ({}) -> {}", path.display(), seg.segments.len(), seg.timings.total, seg.backend.name(), overlay_path.display());
+                println!(
+                    "{}: {} segments in {:.0} ms ({}) -> {}",
+                    path.display(),
+                    seg.segments.len(),
+                    seg.timings.total,
+                    seg.backend.name(),
+                    overlay_path.display()
+                );
                 for s in &seg.segments {
-                    println!("  #{:<3} {:<24} {:>8} px{}", s.id, s.label, s.area, if s.is_thing { format!("  instance {}", s.instance) } else { String::new() });
+                    println!(
+                        "  #{:<3} {:<24} {:>8} px{}",
+                        s.id,
+                        s.label,
+                        s.area,
+                        if s.is_thing { format!("  instance {}", s.instance) } else { String::new() }
+                    );
                 }
             });
         }
