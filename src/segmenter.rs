@@ -137,9 +137,12 @@ fn now_ms() -> f64 {
     START.get_or_init(web_time::Instant::now).elapsed().as_secs_f64() * 1e3
 }
 
-/// Splits packed RGBA bytes into u32 words (byte 0 = R), the ingest kernel's input.
-fn rgba_words(rgba: &[u8]) -> Vec<u32> {
-    rgba.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+/// Keeps the last `k` predicted maps of a video (oldest first).
+fn remember<T>(history: &mut VecDeque<T>, maps: T, k: usize) {
+    history.push_back(maps);
+    while history.len() > k {
+        history.pop_front();
+    }
 }
 
 /// Stage markers recorded while building one frame: dispatch indices on the GPU, wall-clock
@@ -159,12 +162,16 @@ fn prev_bits<B: Backend>(b: &mut B, cfg: &ModelConfig, history: &VecDeque<(B::Te
         return Ok(None);
     }
     let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
-    let empty = b.upload_u32(&[1, hm, wm], &vec![0; hm * wm])?;
     let missing = k - history.len().min(k);
+    // All-void padding, only at the start of a clip (no upload per frame once the history is full).
+    let empty = if missing > 0 { Some(b.upload_u32(&[1, hm, wm], &vec![0; hm * wm])?) } else { None };
     let skip = history.len().saturating_sub(k);
     let frames: Vec<B::Tensor> = (0..k)
         .map(|i| {
-            let (c, inst) = if i < missing { (&empty, &empty) } else { (&history[skip + i - missing].0, &history[skip + i - missing].1) };
+            let (c, inst) = match &empty {
+                Some(e) if i < missing => (e, e),
+                _ => (&history[skip + i - missing].0, &history[skip + i - missing].1),
+            };
             b.ids_to_bits(c, inst, &cfg.bit_spec())
         })
         .collect::<Result<_, _>>()?;
@@ -327,7 +334,7 @@ impl Segmenter {
                 let mut frame = gpu.frame();
                 let (class_t, inst_t) = {
                     let mut b = GpuBackend::new(&mut frame);
-                    let words = b.frame.upload_u32(&[image.height, image.width], &rgba_words(image.rgba))?;
+                    let words = b.frame.upload_u32(&[image.height, image.width], &ingest::pack_rgba8(image.rgba))?;
                     let input = ingest::ingest(b.frame, &words, &lb, alpha, beta)?;
                     marks.ingest = b.frame.len() as f64;
                     run_model(&mut b, model, &input, hist, opts, &mut marks, |b| b.frame.len() as f64)?
@@ -353,10 +360,7 @@ impl Segmenter {
                     timings.source = "gpu-timestamps";
                 }
                 if k > 0 {
-                    history.push_back((class_t, inst_t));
-                    while history.len() > k {
-                        history.pop_front();
-                    }
+                    remember(history, (class_t, inst_t), k);
                 }
             }
             Engine::Cpu { model, history } => {
@@ -379,10 +383,7 @@ impl Segmenter {
                     ..Default::default()
                 };
                 if k > 0 {
-                    history.push_back((class_t, inst_t));
-                    while history.len() > k {
-                        history.pop_front();
-                    }
+                    remember(history, (class_t, inst_t), k);
                 }
             }
         }

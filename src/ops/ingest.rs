@@ -85,8 +85,14 @@ pub fn upload_rgba8(gpu: &Gpu, width: usize, height: usize, rgba: &[u8]) -> Resu
     }
     match bytemuck::try_cast_slice::<u8, u32>(rgba) {
         Ok(words) => gpu.upload_u32(&[height, width], words),
-        Err(_) => gpu.upload_u32(&[height, width], &bytemuck::pod_collect_to_vec::<u8, u32>(rgba)),
+        Err(_) => gpu.upload_u32(&[height, width], &pack_rgba8(rgba)),
     }
+}
+
+/// RGBA8 bytes as the packed u32 words the kernels read (byte 0 = R); trailing bytes short of a
+/// word are dropped.
+pub fn pack_rgba8(rgba: &[u8]) -> Vec<u32> {
+    bytemuck::pod_collect_to_vec::<u8, u32>(&rgba[..rgba.len() / 4 * 4])
 }
 
 #[repr(C)]

@@ -46,7 +46,7 @@ pub fn run(a: Args) -> Result<(), String> {
         let decoded = read_image(path)?;
         let image = Image::new(decoded.width, decoded.height, &decoded.rgba).map_err(|e| format!("{}: {e}", path.display()))?;
         let seg = loaded.segmenter.segment_blocking(image, &opts).map_err(|e| format!("{}: {e}", path.display()))?;
-        let words: Vec<u32> = decoded.rgba.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let words = pix2seqd::ops::ingest::pack_rgba8(&decoded.rgba);
         let lb = Letterbox::identity(decoded.height, decoded.width);
         let p = &seg.panoptic;
         let overlay = render::cpu::overlay(&words, &p.class, &p.instance, p.height, p.width, &lb, &palette, &isthing, 0.6);
