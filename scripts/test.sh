@@ -15,10 +15,11 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
     export XDG_RUNTIME_DIR
 fi
 
-step "system packages (lavapipe)"
+step "system packages (lavapipe, Chromium)"
 missing=()
 ls /usr/share/vulkan/icd.d/lvp_icd.*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
 ldconfig -p | grep -q 'libvulkan.so.1' || missing+=(libvulkan1)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -33,11 +34,20 @@ step "Python packages (train/requirements.txt)"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r train/requirements.txt
 echo "ok"
 
+step "npm packages for the browser tests (web/package-lock.json: playwright-core, binaryen)"
+command -v npm >/dev/null || { echo "npm is missing: install Node.js 18 or newer" >&2; exit 1; }
+npm ci --prefix web --no-audit --no-fund --loglevel=error
+echo "ok"
+
 step "cargo test (GPU kernels vs their CPU twins; lavapipe when there is no GPU)"
 cargo test --locked --all-targets
+cargo test --locked -p xtask
 
 step "library builds for wasm32 (nothing native-only in the engine)"
 cargo build --locked --lib --target wasm32-unknown-unknown
 
 step "pytest train/"
 python3 -m pytest train/ -q -p no:cacheprovider
+
+step "browser: build the wasm, serve web/, drive the page in headless Chromium (Playwright)"
+cargo xtask test-web

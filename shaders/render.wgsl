@@ -17,7 +17,7 @@
 // for the 32-bit fixed-point part of the constant (id·0x9E3779B9 mod 2^32, top 24 bits) plus the
 // rest of the constant (PHI_REST) in f32: within about 1e-7 of float64 for every u32 id.
 // Outlines (panoptic.py instance_boundaries on the mapped labels): a non-void pixel whose right or
-// lower neighbour has another (class, instance) is white.
+// lower neighbour has another (class, instance) is white (when `outline` is set).
 
 struct Params {
     orig_h: u32,
@@ -31,7 +31,7 @@ struct Params {
     classes: u32,
     pixels: u32,     // orig_h * orig_w
     opacity: f32,
-    _pad: u32,
+    outline: u32,    // 0: no outlines
 }
 
 // 0.618033988749895 - 0x9E3779B9 / 2^32
@@ -83,7 +83,7 @@ fn overlay(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         let n = map_index(y + 1u, x);
         edge = edge || class_map[n] != cls || instance_map[n] != inst;
     }
-    if edge {
+    if edge && p.outline != 0u {
         out[i] = 0xFFFFFFFFu;
         return;
     }

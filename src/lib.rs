@@ -15,9 +15,13 @@ pub mod model;
 pub mod ops;
 pub mod panoptic;
 mod segmenter;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 pub use error::Error;
+/// The wgpu this crate is built on, for embedders that share its device.
+pub use wgpu;
 pub use gpu::{Gpu, GpuError, GpuOptions, Tensor};
 #[cfg(not(target_arch = "wasm32"))]
 pub use segmenter::model_paths;
-pub use segmenter::{BackendKind, Image, SegmentInfo, SegmentOptions, Segmentation, Segmenter, Timings, MAX_IMAGE_SIDE};
+pub use segmenter::{BackendKind, DrawStyle, DrawnFrame, Image, Pixels, SegmentInfo, SegmentOptions, Segmentation, Segmenter, Timings, MAX_IMAGE_SIDE};

@@ -16,9 +16,10 @@ use crate::backend::{Backend, GpuBackend, Upload};
 use crate::cpu::{CpuBackend, CpuTensor};
 use crate::diffusion::{sample, SamplerOptions};
 use crate::error::Error;
-use crate::gpu::{Gpu, GpuOptions, Tensor};
+use crate::gpu::{Gpu, GpuOptions, Presenter, Tensor};
 use crate::model::{ModelConfig, Pix2SeqD, Weights};
 use crate::ops::ingest::{self, Letterbox};
+use crate::ops::render;
 use crate::panoptic::{self, PanopticMap};
 
 /// Largest accepted image side (a decoded 16k image is already 1 GiB of RGBA).
@@ -42,6 +43,32 @@ impl<'a> Image<'a> {
             return Err(invalid(format!("{} bytes of RGBA data, expected {}", rgba.len(), width * height * 4)));
         }
         Ok(Image { width, height, rgba })
+    }
+}
+
+/// The pixels of an image or frame: RGBA8 bytes in host memory, or an RGBA8 texture already on
+/// the segmenter's GPU (a video frame copied with `copy_external_image_to_texture`: nothing
+/// crosses to host memory). The texture needs `COPY_SRC` and a width that is a multiple of 64
+/// (row copies are 256-byte aligned).
+#[derive(Clone, Copy, Debug)]
+pub enum Pixels<'a> {
+    Rgba(Image<'a>),
+    Texture(&'a wgpu::Texture),
+}
+
+impl<'a> From<Image<'a>> for Pixels<'a> {
+    fn from(image: Image<'a>) -> Self {
+        Pixels::Rgba(image)
+    }
+}
+
+impl Pixels<'_> {
+    /// `(height, width)`.
+    pub fn size(&self) -> (usize, usize) {
+        match self {
+            Pixels::Rgba(i) => (i.height, i.width),
+            Pixels::Texture(t) => (t.height() as usize, t.width() as usize),
+        }
     }
 }
 
@@ -120,8 +147,49 @@ pub struct Segmentation {
     pub conditioned_on: usize,
 }
 
+/// How a result is drawn into a canvas on the GPU ([`Segmenter::segment_and_draw`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DrawStyle {
+    /// Overlay opacity in [0, 1].
+    pub opacity: f32,
+    /// White outlines between segments.
+    pub outline: bool,
+}
+
+impl Default for DrawStyle {
+    fn default() -> Self {
+        DrawStyle { opacity: 0.55, outline: true }
+    }
+}
+
+/// What [`Segmenter::draw_frame`] reports: it reads nothing back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DrawnFrame {
+    /// Wall clock until the GPU finished the frame.
+    pub total_ms: f64,
+    pub conditioned_on: usize,
+}
+
+/// Where [`Segmenter::run`]'s result goes.
+enum Output<'p> {
+    /// Read the maps back and post-process them (the CLI, stills without a canvas).
+    Read,
+    /// Read back, and draw into the canvas: the post-processed maps for still images, the raw
+    /// sampler maps (in the same frame) for video.
+    ReadAndDraw(&'p mut Presenter, DrawStyle),
+    /// Draw the raw maps in the same frame and read nothing back (the webcam fast path).
+    DrawOnly(&'p mut Presenter, DrawStyle),
+}
+
 enum Engine {
-    Gpu { gpu: Box<Gpu>, model: Pix2SeqD<Tensor>, history: VecDeque<(Tensor, Tensor)> },
+    Gpu {
+        gpu: Box<Gpu>,
+        model: Pix2SeqD<Tensor>,
+        history: VecDeque<(Tensor, Tensor)>,
+        /// Packed class colours and thing flags for the overlay kernel, uploaded once.
+        palette: Tensor,
+        isthing: Tensor,
+    },
     Cpu { model: Pix2SeqD<CpuTensor>, history: VecDeque<(CpuTensor, CpuTensor)> },
 }
 
@@ -220,7 +288,14 @@ impl Segmenter {
                 let gpu = Gpu::new(GpuOptions::default()).await?;
                 gpu.preload(&crate::ops::all_kernels());
                 let model = Pix2SeqD::load(cfg.clone(), &mut weights, &gpu)?;
-                Engine::Gpu { gpu: Box::new(gpu), model, history: VecDeque::new() }
+                let flags: Vec<u32> = cfg.isthing().iter().map(|&t| t as u32).collect();
+                let palette = gpu.upload_u32(&[flags.len()], &render::pack_palette(&cfg.palette()))?;
+                let isthing = gpu.upload_u32(&[flags.len()], &flags)?;
+                // Browsers compile pipelines in the GPU process after `create` returns; waiting
+                // here makes "loaded" mean "ready", instead of a stalled first frame (and, on a
+                // software adapter, a page that stops repainting for seconds after it says ready).
+                gpu.work_done().await?;
+                Engine::Gpu { gpu: Box::new(gpu), model, history: VecDeque::new(), palette, isthing }
             }
             BackendKind::Cpu => Engine::Cpu { model: Pix2SeqD::load(cfg.clone(), &mut weights, &CpuBackend)?, history: VecDeque::new() },
         };
@@ -262,13 +337,60 @@ impl Segmenter {
     }
 
     /// Segments one still image (video state is neither used nor changed).
-    pub async fn segment(&mut self, image: Image<'_>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
-        self.run(image, opts, false).await
+    pub async fn segment(&mut self, image: impl Into<Pixels<'_>>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
+        self.read(image.into(), opts, false, Output::Read).await
     }
 
     /// Segments the next frame of a video, conditioned on the previous frames' masks.
-    pub async fn segment_frame(&mut self, image: Image<'_>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
-        self.run(image, opts, true).await
+    pub async fn segment_frame(&mut self, image: impl Into<Pixels<'_>>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
+        self.read(image.into(), opts, true, Output::Read).await
+    }
+
+    /// [`Segmenter::segment`] (`video` false) or [`Segmenter::segment_frame`] (`video` true) that
+    /// also draws the overlay into `presenter`'s canvas on the GPU, at the image's size: the
+    /// post-processed segmentation for a still image, the sampler's maps for a video frame.
+    pub async fn segment_and_draw(
+        &mut self,
+        image: impl Into<Pixels<'_>>,
+        opts: &SegmentOptions,
+        video: bool,
+        presenter: &mut Presenter,
+        style: DrawStyle,
+    ) -> Result<Segmentation, Error> {
+        self.read(image.into(), opts, video, Output::ReadAndDraw(presenter, style)).await
+    }
+
+    /// The next video frame, drawn into `presenter`'s canvas with nothing read back: the webcam
+    /// loop. It resolves when the GPU has finished the frame (back-pressure, no queue build-up).
+    pub async fn draw_frame(
+        &mut self,
+        image: impl Into<Pixels<'_>>,
+        opts: &SegmentOptions,
+        presenter: &mut Presenter,
+        style: DrawStyle,
+    ) -> Result<DrawnFrame, Error> {
+        let start = now_ms();
+        let conditioned_on = self.history_len().min(self.cfg.video_prev_masks);
+        self.run(image.into(), opts, true, Output::DrawOnly(presenter, style)).await?;
+        Ok(DrawnFrame { total_ms: now_ms() - start, conditioned_on })
+    }
+
+    /// The blended overlay of `seg` on `image` (RGBA8, the image's size), computed on the CPU
+    /// with the render kernel's twin: for the CLI's PNGs and the CPU path in the browser.
+    pub fn overlay_rgba(&self, image: Image<'_>, seg: &Segmentation, style: DrawStyle) -> Result<Vec<u8>, Error> {
+        let p = &seg.panoptic;
+        if (p.height, p.width) != (image.height, image.width) {
+            return Err(Error::Image {
+                name: format!("{}x{}", image.width, image.height),
+                detail: format!("the segmentation is {}x{}", p.width, p.height),
+            });
+        }
+        let palette = render::pack_palette(&self.cfg.palette());
+        let isthing: Vec<u32> = self.isthing.iter().map(|&t| t as u32).collect();
+        let lb = Letterbox::identity(p.height, p.width);
+        let words = ingest::pack_rgba8(image.rgba);
+        let overlay = render::cpu::overlay(&words, &p.class, &p.instance, p.height, p.width, &lb, &palette, &isthing, style.opacity, style.outline);
+        Ok(bytemuck::cast_slice(&overlay).to_vec())
     }
 
     /// Forgets the previous frames (start of a new clip).
@@ -316,29 +438,68 @@ impl Segmenter {
         pollster::block_on(self.segment_frame(image, opts))
     }
 
-    async fn run(&mut self, image: Image<'_>, opts: &SegmentOptions, video: bool) -> Result<Segmentation, Error> {
+    async fn read(&mut self, image: Pixels<'_>, opts: &SegmentOptions, video: bool, output: Output<'_>) -> Result<Segmentation, Error> {
+        self.run(image, opts, video, output).await?.ok_or_else(|| Error::Invalid("a read-back frame returned no maps".into()))
+    }
+
+    /// One image or frame; `None` only for [`Output::DrawOnly`].
+    async fn run(&mut self, image: Pixels<'_>, opts: &SegmentOptions, video: bool, output: Output<'_>) -> Result<Option<Segmentation>, Error> {
         SamplerOptions { steps: opts.steps, td: opts.td, seed: opts.seed }.validate()?;
+        if let Output::ReadAndDraw(_, style) | Output::DrawOnly(_, style) = &output {
+            if !(0.0..=1.0).contains(&style.opacity) {
+                return Err(Error::Invalid(format!("overlay opacity {} must be in [0, 1]", style.opacity)));
+            }
+            if matches!(self.engine, Engine::Cpu { .. }) {
+                return Err(Error::Invalid("drawing into a canvas needs the GPU engine".into()));
+            }
+        }
         let start = now_ms();
         let cfg = self.cfg.clone();
-        let lb = Letterbox::fit(image.height, image.width, cfg.image_size[0], cfg.image_size[1])?;
+        let (height, width) = image.size();
+        let lb = Letterbox::fit(height, width, cfg.image_size[0], cfg.image_size[1])?;
         let (alpha, beta) = (cfg.backbone.input_scale, cfg.backbone.input_offset);
         let k = if video { cfg.video_prev_masks } else { 0 };
         let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
         let mut marks = Marks::default();
+        let mut output = output;
+        // The packed image on the GPU, kept for drawing a still image after post-processing.
+        let mut image_words = None;
         let (class, instance, mut timings, conditioned_on);
         match &mut self.engine {
-            Engine::Gpu { gpu, model, history } => {
+            Engine::Gpu { gpu, model, history, palette, isthing } => {
+                gpu.check()?;
                 let empty = VecDeque::new();
                 let hist = if video { &*history } else { &empty };
                 conditioned_on = hist.len().min(cfg.video_prev_masks);
                 let mut frame = gpu.frame();
+                let words = match image {
+                    Pixels::Rgba(image) => frame.upload_u32(&[height, width], &ingest::pack_rgba8(image.rgba))?,
+                    Pixels::Texture(texture) => frame.copy_texture_in(texture)?,
+                };
                 let (class_t, inst_t) = {
                     let mut b = GpuBackend::new(&mut frame);
-                    let words = b.frame.upload_u32(&[image.height, image.width], &ingest::pack_rgba8(image.rgba))?;
                     let input = ingest::ingest(b.frame, &words, &lb, alpha, beta)?;
                     marks.ingest = b.frame.len() as f64;
                     run_model(&mut b, model, &input, hist, opts, &mut marks, |b| b.frame.len() as f64)?
                 };
+                let kept = if k > 0 { Some((frame.keep(&class_t)?, frame.keep(&inst_t)?)) } else { None };
+                let in_frame_draw = match &mut output {
+                    Output::DrawOnly(p, style) => Some((p, *style)),
+                    Output::ReadAndDraw(p, style) if video => Some((p, *style)),
+                    _ => None,
+                };
+                if let Some((presenter, style)) = in_frame_draw {
+                    let overlay = render::overlay(&mut frame, &words, &class_t, &inst_t, &lb, palette, isthing, style.opacity, style.outline)?;
+                    frame.present(presenter, &overlay)?;
+                }
+                if let Output::DrawOnly(..) = output {
+                    frame.submit();
+                    if let Some(kept) = kept {
+                        remember(history, kept, k);
+                    }
+                    gpu.work_done().await?;
+                    return Ok(None);
+                }
                 let read_class = frame.read(&class_t);
                 let read_inst = frame.read(&inst_t);
                 let dispatches = frame.len();
@@ -350,6 +511,7 @@ impl Segmenter {
                 };
                 class = read_class.into_u32(gpu).await?;
                 instance = read_inst.into_u32(gpu).await?;
+                gpu.check()?;
                 timings = Timings { source: "total-only", ..Default::default() };
                 if let Some(profile) = profile {
                     let per_dispatch = profile.into_timings(gpu).await?;
@@ -359,15 +521,19 @@ impl Segmenter {
                     timings.decoder_steps = marks.steps.windows(2).map(|w| sum(w[0], w[1])).collect();
                     timings.source = "gpu-timestamps";
                 }
-                if k > 0 {
-                    remember(history, (class_t, inst_t), k);
+                if let Some(kept) = kept {
+                    remember(history, kept, k);
                 }
+                image_words = Some(words);
             }
             Engine::Cpu { model, history } => {
                 let empty = VecDeque::new();
                 let hist = if video { &*history } else { &empty };
                 conditioned_on = hist.len().min(cfg.video_prev_masks);
                 let t0 = now_ms();
+                let Pixels::Rgba(image) = image else {
+                    return Err(Error::Invalid("the CPU engine takes RGBA bytes, not a GPU texture".into()));
+                };
                 let input =
                     CpuBackend.upload(&[1, cfg.image_size[0], cfg.image_size[1], 3], &ingest::cpu::ingest(image.rgba, &lb, alpha, beta))?;
                 marks.ingest = now_ms();
@@ -405,8 +571,22 @@ impl Segmenter {
             .collect();
         let end = now_ms();
         timings.postprocess = Some(end - post_start);
-        timings.total = end - start;
-        Ok(Segmentation { mask, panoptic, segment_ids, segments, letterbox: lb, timings, backend: self.backend(), conditioned_on })
+        if let (Output::ReadAndDraw(presenter, style), false, Engine::Gpu { gpu, palette, isthing, .. }, Some(words)) =
+            (output, video, &self.engine, &image_words)
+        {
+            // A still image is drawn as post-processed, at its own resolution.
+            let mut frame = gpu.frame();
+            let shape = [panoptic.height, panoptic.width];
+            let class_t = frame.upload_u32(&shape, &panoptic.class)?;
+            let inst_t = frame.upload_u32(&shape, &panoptic.instance)?;
+            let lb = Letterbox::identity(shape[0], shape[1]);
+            let overlay = render::overlay(&mut frame, words, &class_t, &inst_t, &lb, palette, isthing, style.opacity, style.outline)?;
+            frame.present(presenter, &overlay)?;
+            frame.submit();
+            gpu.check()?;
+        }
+        timings.total = now_ms() - start;
+        Ok(Some(Segmentation { mask, panoptic, segment_ids, segments, letterbox: lb, timings, backend: self.backend(), conditioned_on }))
     }
 }
 

@@ -131,3 +131,20 @@ fn uploads_mid_frame_never_land_in_a_buffer_the_frame_already_used() {
     f.submit();
     assert_eq!(gpu.read_blocking(&copy).unwrap(), data);
 }
+
+#[test]
+fn work_done_waits_for_a_frame_without_read_back_and_reports_no_errors() {
+    let gpu = gpu();
+    let mut r = Rand::new("work_done");
+    let data = r.vec(64 * 64, -1.0, 1.0);
+    let x = gpu.upload(&[1, 64, 64], &data).unwrap();
+    let mut f = gpu.frame();
+    let y = elementwise::affine(&mut f, &x, 2.0, 0.5, Activation::None).unwrap();
+    f.submit();
+    pollster::block_on(gpu.work_done()).expect("work done");
+    assert_eq!(gpu.lost(), None);
+    gpu.check().expect("no uncaptured GPU errors");
+    // The frame's result is complete: reading it needs no further work.
+    let got = gpu.read_blocking(&y).unwrap();
+    assert_eq!(got, elementwise::cpu::affine(&data, 2.0, 0.5, Activation::None));
+}

@@ -66,25 +66,25 @@ fn overlay_colours_void_passthrough_and_shading() {
     let isthing = [0, 0, 1];
     let lb = Letterbox::identity(2, 2);
     // One stuff segment over the whole map: no outlines.
-    let out = cpu::overlay(&image, &[1, 1, 1, 1], &[3, 3, 3, 3], 2, 2, &lb, &palette, &isthing, 0.5);
+    let out = cpu::overlay(&image, &[1, 1, 1, 1], &[3, 3, 3, 3], 2, 2, &lb, &palette, &isthing, 0.5, true);
     // image·0.5 + (200, 0, 0)·0.5, rounded half up; alpha 255.
     assert_eq!(
         out.iter().map(|&p| rgba(p)).collect::<Vec<_>>(),
         [[105, 10, 15, 255], [120, 25, 30, 255], [135, 40, 45, 255], [150, 55, 60, 255]]
     );
     // All void: the image itself with alpha 255.
-    let out = cpu::overlay(&image, &[0; 4], &[5, 0, 9, 1], 2, 2, &lb, &palette, &isthing, 0.5);
+    let out = cpu::overlay(&image, &[0; 4], &[5, 0, 9, 1], 2, 2, &lb, &palette, &isthing, 0.5, true);
     assert_eq!(out, image.map(|p| p | 0xFF00_0000));
     // A thing: colour (0, 0, 100) shaded by 0.7 + 0.6·frac(5·0.618…) = 0.754102 → 75.41; opacity 1.
-    let out = cpu::overlay(&image, &[2; 4], &[5; 4], 2, 2, &lb, &palette, &isthing, 1.0);
+    let out = cpu::overlay(&image, &[2; 4], &[5; 4], 2, 2, &lb, &palette, &isthing, 1.0, true);
     assert!(out.iter().all(|&p| rgba(p) == [0, 0, 75, 255]), "{:x?}", out);
     // Class ids past the palette use its last entry (as colorize clips), with its isthing flag.
-    let out = cpu::overlay(&image, &[9; 4], &[5; 4], 2, 2, &lb, &palette, &isthing, 1.0);
+    let out = cpu::overlay(&image, &[9; 4], &[5; 4], 2, 2, &lb, &palette, &isthing, 1.0, true);
     assert!(out.iter().all(|&p| rgba(p) == [0, 0, 75, 255]), "{:x?}", out);
     // Outlines are white; the void pixel stays the image.
     //   (1,1) (2,5)
     //   (0,0) (2,5)
-    let out = cpu::overlay(&image, &[1, 2, 0, 2], &[1, 5, 0, 5], 2, 2, &lb, &palette, &isthing, 0.0);
+    let out = cpu::overlay(&image, &[1, 2, 0, 2], &[1, 5, 0, 5], 2, 2, &lb, &palette, &isthing, 0.0, true);
     assert_eq!(out, [WHITE, pack(40, 50, 60, 255), pack(70, 80, 90, 255), pack(100, 110, 120, 255)]);
 }
 
@@ -95,7 +95,7 @@ fn shading_matches_colorize_in_float64() {
     let palette = pack_palette(&[[0, 0, 0], [255, 100, 1]]);
     let lb = Letterbox::identity(1, 1);
     for id in (0..2000u32).chain([65_535, 1 << 20, 123_456_789, u32::MAX]) {
-        let out = rgba(cpu::overlay(&[0], &[1], &[id], 1, 1, &lb, &palette, &[0, 1], 1.0)[0]);
+        let out = rgba(cpu::overlay(&[0], &[1], &[id], 1, 1, &lb, &palette, &[0, 1], 1.0, true)[0]);
         let shade = 0.7 + 0.6 * ((id as f64 * 0.618033988749895) % 1.0);
         for (ch, c) in [255.0f64, 100.0, 1.0].into_iter().enumerate() {
             let exact = (c * shade).clamp(0.0, 255.0);
@@ -149,7 +149,9 @@ fn overlay_matches_cpu() {
     let palette = gpu.upload_u32(&[classes], &palette_words).unwrap();
     let isthing = gpu.upload_u32(&[classes], &isthing_words).unwrap();
     let mut worst = 0i32;
-    for (lb, mh, mw, opacity) in cases {
+    for (case, (lb, mh, mw, opacity)) in cases.into_iter().enumerate() {
+        // Every other case without outlines: the flag must switch them off on both paths.
+        let outline = case % 2 == 0;
         let image_words: Vec<u32> = (0..lb.orig_h * lb.orig_w)
             .map(|_| pack(r.range(0, 200) as u8, r.range(0, 200) as u8, r.range(0, 200) as u8, r.range(0, 255) as u8))
             .collect();
@@ -161,13 +163,13 @@ fn overlay_matches_cpu() {
         let class = gpu.upload_u32(&[mh, mw], &class_words).unwrap();
         let instance = gpu.upload_u32(&[mh, mw], &instance_words).unwrap();
         let mut f = gpu.frame();
-        let out = render::overlay(&mut f, &image, &class, &instance, &lb, &palette, &isthing, opacity).unwrap();
+        let out = render::overlay(&mut f, &image, &class, &instance, &lb, &palette, &isthing, opacity, outline).unwrap();
         f.submit();
         assert_eq!(out.shape(), [lb.orig_h, lb.orig_w]);
         let got = gpu.read_u32_blocking(&out).unwrap();
-        let want = cpu::overlay(&image_words, &class_words, &instance_words, mh, mw, &lb, &palette_words, &isthing_words, opacity);
+        let want = cpu::overlay(&image_words, &class_words, &instance_words, mh, mw, &lb, &palette_words, &isthing_words, opacity, outline);
         let name = format!(
-            "{}x{} via {}x{} canvas {}x{}, maps {mh}x{mw}, opacity {opacity}",
+            "{}x{} via {}x{} canvas {}x{}, maps {mh}x{mw}, opacity {opacity}, outline {outline}",
             lb.orig_h, lb.orig_w, lb.content_h, lb.content_w, lb.canvas_h, lb.canvas_w
         );
         let mut case_worst = 0;
@@ -178,7 +180,7 @@ fn overlay_matches_cpu() {
             case_worst = case_worst.max(d);
         }
         let (mc, mi) = cpu::unletterbox(&class_words, &instance_words, mh, mw, &lb);
-        let outline_count = cpu::outlines(&mc, &mi, lb.orig_h, lb.orig_w).iter().filter(|&&e| e).count();
+        let outline_count = if outline { cpu::outlines(&mc, &mi, lb.orig_h, lb.orig_w).iter().filter(|&&e| e).count() } else { 0 };
         let white = |v: &[u32]| v.iter().filter(|&&p| p == WHITE).count();
         eprintln!("{name}: max channel diff {case_worst}, {outline_count} outline pixels");
         assert_eq!(white(&got), outline_count, "{name}: GPU outline pixels");
@@ -202,14 +204,14 @@ fn bad_inputs_are_errors_naming_the_op() {
     let lb = Letterbox::identity(2, 3);
     let mut f = gpu.frame();
     let cases = [
-        render::overlay(&mut f, &image, &maps, &maps, &Letterbox::identity(3, 2), &palette, &isthing, 0.5), // image shape
-        render::overlay(&mut f, &image, &maps, &maps3, &lb, &palette, &isthing, 0.5),                       // maps differ
-        render::overlay(&mut f, &image, &floats, &floats, &lb, &palette, &isthing, 0.5),                    // f32 maps
-        render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing2, 0.5),                       // isthing length
-        render::overlay(&mut f, &image, &maps, &maps, &lb, &empty, &empty, 0.5),                            // no classes
-        render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing, 1.5),                        // opacity
-        render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing, f32::NAN),
-        render::overlay(&mut f, &image, &maps.reshape(&[4]), &maps.reshape(&[4]), &lb, &palette, &isthing, 0.5),
+        render::overlay(&mut f, &image, &maps, &maps, &Letterbox::identity(3, 2), &palette, &isthing, 0.5, true), // image shape
+        render::overlay(&mut f, &image, &maps, &maps3, &lb, &palette, &isthing, 0.5, true),                       // maps differ
+        render::overlay(&mut f, &image, &floats, &floats, &lb, &palette, &isthing, 0.5, true),                    // f32 maps
+        render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing2, 0.5, true),                       // isthing length
+        render::overlay(&mut f, &image, &maps, &maps, &lb, &empty, &empty, 0.5, true),                            // no classes
+        render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing, 1.5, true),                        // opacity
+        render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing, f32::NAN, true),
+        render::overlay(&mut f, &image, &maps.reshape(&[4]), &maps.reshape(&[4]), &lb, &palette, &isthing, 0.5, true),
         render::overlay(
             &mut f,
             &image,
@@ -219,6 +221,7 @@ fn bad_inputs_are_errors_naming_the_op() {
             &palette,
             &isthing,
             0.5,
+            true,
         ),
     ];
     for (k, c) in cases.into_iter().enumerate() {
@@ -226,5 +229,5 @@ fn bad_inputs_are_errors_naming_the_op() {
         assert!(err.starts_with("overlay:"), "case {k}: {err}");
     }
     assert!(f.is_empty());
-    assert!(render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing, 0.5).is_ok());
+    assert!(render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing, 0.5, true).is_ok());
 }

@@ -112,3 +112,33 @@ fn cpu_and_gpu_segmenters_agree_on_a_real_frame() {
     assert_eq!(a.backend, BackendKind::Cpu);
     assert_eq!(b.backend, BackendKind::Gpu);
 }
+
+#[test]
+fn a_steady_video_loop_creates_no_gpu_objects() {
+    let dir = pix2seqd::data::data_root().join("davis2016");
+    if !dir.exists() {
+        eprintln!("SKIPPING steady video loop test: {} is missing", dir.display());
+        return;
+    }
+    let davis = Davis::open(&dir).unwrap();
+    let seq = davis.sequences()[0].clone();
+    let frames: Vec<_> = (0..4).map(|t| davis.load(&seq, t).unwrap().image.to_rgba()).collect();
+    let (w, h) = {
+        let ex = davis.load(&seq, 0).unwrap();
+        (ex.image.width, ex.image.height)
+    };
+    let mut seg = segmenter();
+    let opts = seg.default_options();
+    // Warm-up: the history fills (k = 2), so the pool's buffers settle into their rotation.
+    for t in 0..6 {
+        seg.segment_frame_blocking(Image::new(w, h, &frames[t % 4]).unwrap(), &opts).unwrap();
+    }
+    let before = seg.gpu().unwrap().stats();
+    for t in 6..30 {
+        seg.segment_frame_blocking(Image::new(w, h, &frames[t % 4]).unwrap(), &opts).unwrap();
+    }
+    let after = seg.gpu().unwrap().stats();
+    eprintln!("frames 6..30: {} dispatches, {} objects created (bind groups {} -> {}, buffers {} -> {})",
+        after.dispatches - before.dispatches, after.objects_created_since(&before), before.bind_groups, after.bind_groups, before.buffers, after.buffers);
+    assert_eq!(after.objects_created_since(&before), 0, "a warmed-up video loop created GPU objects: {before:?} -> {after:?}");
+}

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use super::kernel::Compiled;
 use super::pool::{BufferPool, Usage};
+use super::present::{PresentPass, Presenter};
 use super::readback::Pending;
 use super::ring::SLOT_BYTES;
 use super::{Access, DType, Gpu, GpuError, Kernel, Tensor};
@@ -26,11 +27,18 @@ pub struct Frame<'g> {
     /// Buffers bound by this frame's dispatches so far: an upload during the frame must not land
     /// in one of them, since queue writes run before the frame's commands.
     bound: HashSet<u64>,
+    /// Drawn into a surface after the compute pass, in the same submit.
+    present: Option<PresentPass>,
+    /// Textures copied into tensors before the compute pass.
+    texture_copies: Vec<(wgpu::Texture, Tensor)>,
+    /// Tensors copied after the compute pass into buffers kept across frames ([`Frame::keep`]).
+    keeps: Vec<(Tensor, Tensor)>,
 }
 
 impl<'g> Frame<'g> {
     pub(crate) fn new(gpu: &'g Gpu) -> Self {
-        Frame { gpu, uniforms: Vec::new(), dispatches: Vec::new(), copies: Vec::new(), bound: HashSet::new() }
+        gpu.pool.borrow_mut().canonicalize();
+        Frame { gpu, uniforms: Vec::new(), dispatches: Vec::new(), copies: Vec::new(), bound: HashSet::new(), present: None, texture_copies: Vec::new(), keeps: Vec::new() }
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -104,6 +112,24 @@ impl<'g> Frame<'g> {
         Ok(t)
     }
 
+    /// A u32 `[H, W]` tensor of packed RGBA8 filled from `texture` (`Rgba8Unorm`, `COPY_SRC`) on
+    /// the GPU before this frame's compute pass. Row copies are 256-byte aligned, so the width
+    /// must be a multiple of 64.
+    pub fn copy_texture_in(&mut self, texture: &wgpu::Texture) -> Result<Tensor, GpuError> {
+        const OP: &str = "copy_texture_in";
+        let (width, height) = (texture.width() as usize, texture.height() as usize);
+        if texture.format() != wgpu::TextureFormat::Rgba8Unorm || !texture.usage().contains(wgpu::TextureUsages::COPY_SRC) {
+            return Err(GpuError::shape(OP, format!("need an Rgba8Unorm texture with COPY_SRC, got {:?} {:?}", texture.format(), texture.usage())));
+        }
+        if width == 0 || height == 0 || width % 64 != 0 {
+            return Err(GpuError::Unsupported { op: OP, detail: format!("the width must be a positive multiple of 64, got {width}x{height}") });
+        }
+        let t = self.gpu.tensor(&[height, width], DType::U32)?;
+        self.bound.insert(t.buffer_id());
+        self.texture_copies.push((texture.clone(), t.clone()));
+        Ok(t)
+    }
+
     /// Number of dispatches recorded so far.
     pub fn len(&self) -> usize {
         self.dispatches.len()
@@ -111,6 +137,19 @@ impl<'g> Frame<'g> {
 
     pub fn is_empty(&self) -> bool {
         self.dispatches.is_empty()
+    }
+
+    /// A copy of `t`, made after the frame's compute pass, in a buffer meant to outlive the frame
+    /// (state such as the video history). Keeping `t` itself would hold one of the frame's pooled
+    /// buffers past the frame and change the order later frames get theirs in.
+    pub fn keep(&mut self, t: &Tensor) -> Result<Tensor, GpuError> {
+        let gpu = self.gpu;
+        gpu.check_binding_size("keep", t.byte_size())?;
+        let buffer = BufferPool::take_usage(&gpu.pool, &gpu.device, t.byte_size(), Usage::Kept, &gpu.stats);
+        let kept = Tensor::new(buffer, t.shape().to_vec(), t.dtype());
+        self.bound.insert(kept.buffer_id());
+        self.keeps.push((t.clone(), kept.clone()));
+        Ok(kept)
     }
 
     /// Schedules a copy of `t` to host memory after the frame's compute pass; await the returned
@@ -121,6 +160,14 @@ impl<'g> Frame<'g> {
         let pending = Pending::new(staging, t.byte_size());
         self.copies.push((t.clone(), pending.clone()));
         pending
+    }
+
+    /// Draws `image` (u32 packed RGBA8 `[H, W]`) into `presenter`'s surface after the compute
+    /// pass, in this frame's submit, and presents it.
+    pub fn present(&mut self, presenter: &mut Presenter, image: &Tensor) -> Result<(), GpuError> {
+        self.bound.insert(image.buffer_id());
+        self.present = Some(presenter.prepare(self.gpu, image)?);
+        Ok(())
     }
 
     /// Writes the frame's uniforms (one write), encodes every dispatch into one compute pass,
@@ -163,7 +210,7 @@ impl<'g> Frame<'g> {
         Ok(Profile { entries, pending, tick_ns: gpu.queue.get_timestamp_period() as f64 })
     }
 
-    fn encode_and_submit(self, profile: Option<(&wgpu::QuerySet, &wgpu::Buffer, &Pending)>) {
+    fn encode_and_submit(mut self, profile: Option<(&wgpu::QuerySet, &wgpu::Buffer, &Pending)>) {
         let gpu = self.gpu;
         let mut ring = gpu.ring.borrow_mut();
         ring.reserve(&gpu.device, self.uniforms.len() as u64, &gpu.stats);
@@ -171,6 +218,10 @@ impl<'g> Frame<'g> {
             gpu.queue.write_buffer(&ring.buffer, 0, &self.uniforms);
         }
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pix2seqd frame") });
+        for (texture, t) in &self.texture_copies {
+            let layout = wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(4 * texture.width()), rows_per_image: None };
+            encoder.copy_texture_to_buffer(texture.as_image_copy(), wgpu::TexelCopyBufferInfo { buffer: t.buffer(), layout }, texture.size());
+        }
         let mut passes = 0;
         // One pass for the frame, or one per dispatch when profiling (timestamps bracket passes).
         let groups: Vec<&[Recorded]> = match profile {
@@ -204,10 +255,36 @@ impl<'g> Frame<'g> {
             encoder.resolve_query_set(query_set, 0..queries, resolved, 0);
             encoder.copy_buffer_to_buffer(resolved, 0, pending.staging(), 0, queries as u64 * wgpu::QUERY_SIZE as u64);
         }
+        for (from, to) in &self.keeps {
+            encoder.copy_buffer_to_buffer(from.buffer(), 0, to.buffer(), 0, from.byte_size().next_multiple_of(4));
+        }
         for (t, pending) in &self.copies {
             encoder.copy_buffer_to_buffer(t.buffer(), 0, pending.staging(), 0, t.byte_size().next_multiple_of(4));
         }
+        let present = self.present.take();
+        if let Some(p) = &present {
+            let view = p.texture.texture.create_view(&wgpu::TextureViewDescriptor::default());
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("pix2seqd present"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: &view,
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
+                })],
+                depth_stencil_attachment: None,
+                timestamp_writes: None,
+                occlusion_query_set: None,
+                multiview_mask: None,
+            });
+            pass.set_pipeline(&p.pipeline);
+            pass.set_bind_group(0, &p.bind_group, &[]);
+            pass.draw(0..3, 0..1);
+        }
         gpu.queue.submit(Some(encoder.finish()));
+        if let Some(p) = present {
+            gpu.queue.present(p.texture);
+        }
         drop(ring);
         let dispatches = self.dispatches.len() as u64;
         gpu.bump(|s| {

@@ -57,6 +57,9 @@ pub(crate) struct Compiled {
 /// Storage buffers one kernel may bind: WebGPU's default `maxStorageBuffersPerShaderStage`.
 pub const MAX_STORAGE_BINDINGS: usize = 8;
 
+/// Bind groups kept at most (a web-sized model at one input size uses a few hundred).
+const MAX_CACHED_BIND_GROUPS: usize = 8192;
+
 /// A bind group's identity: its layout and the pool ids of its buffers (unused slots `u64::MAX`).
 /// A fixed array, so looking it up allocates nothing per dispatch.
 type BindKey = (usize, [u64; MAX_STORAGE_BINDINGS]);
@@ -157,6 +160,11 @@ impl KernelCache {
             *slot = t.buffer_id();
         }
         let key = (compiled.layout_key, ids);
+        // Each new image size adds its own bind groups; a long session of photos of many sizes
+        // must not keep them all. Dropping the cache only costs re-creating the live ones.
+        if self.bind_groups.len() >= MAX_CACHED_BIND_GROUPS && !self.bind_groups.contains_key(&key) {
+            self.bind_groups.clear();
+        }
         self.bind_groups
             .entry(key)
             .or_insert_with(|| {

@@ -17,15 +17,18 @@
 mod frame;
 mod kernel;
 pub mod pool;
+pub mod present;
 pub mod readback;
 mod ring;
 mod tensor;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 pub use frame::{Frame, Profile};
 pub use kernel::{Access, Kernel, Shader};
+pub use present::Presenter;
 pub use readback::Pending;
 pub use ring::SLOT_BYTES;
 pub use tensor::{DType, Tensor};
@@ -49,6 +52,12 @@ pub enum GpuError {
     TooLarge { what: String, needed: u64, limit: u64 },
     #[error("{op}: {detail}")]
     Unsupported { op: &'static str, detail: String },
+    #[error("the GPU device was lost ({0}); create the segmenter again")]
+    Lost(String),
+    #[error("the GPU rejected a command: {0}")]
+    Validation(String),
+    #[error("drawing into the canvas failed: {0}")]
+    Present(String),
 }
 
 impl GpuError {
@@ -77,6 +86,7 @@ pub struct Stats {
     pub buffers: u64,
     pub buffer_bytes: u64,
     pub bind_groups: u64,
+    pub textures: u64,
     pub uniform_ring_grows: u64,
     pub submits: u64,
     pub compute_passes: u64,
@@ -91,6 +101,7 @@ impl Stats {
             + (self.pipelines - earlier.pipelines)
             + (self.buffers - earlier.buffers)
             + (self.bind_groups - earlier.bind_groups)
+            + (self.textures - earlier.textures)
             + (self.uniform_ring_grows - earlier.uniform_ring_grows)
     }
 }
@@ -110,6 +121,9 @@ impl Default for GpuOptions {
 }
 
 pub struct Gpu {
+    /// Kept to create canvas surfaces on this device's instance and adapter.
+    pub(crate) instance: wgpu::Instance,
+    pub(crate) adapter_handle: wgpu::Adapter,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     adapter: AdapterSummary,
@@ -120,6 +134,11 @@ pub struct Gpu {
     pub(crate) pool: Rc<RefCell<BufferPool>>,
     pub(crate) ring: RefCell<UniformRing>,
     pub(crate) stats: Rc<Cell<Stats>>,
+    /// Set by the device-lost callback: the reason.
+    lost: Arc<Mutex<Option<String>>>,
+    /// Uncaptured validation or out-of-memory errors since the last check (instead of wgpu's
+    /// default handler, which panics: in a browser that would end the module).
+    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Gpu {
@@ -157,7 +176,23 @@ impl Gpu {
             .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
         let stats = Rc::new(Cell::new(Stats::default()));
         let ring = UniformRing::new(&device, &limits, &stats);
+        let lost = Arc::new(Mutex::new(None));
+        let lost_slot = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if reason != wgpu::DeviceLostReason::Destroyed {
+                *lost_slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{reason:?}: {message}"));
+            }
+        });
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let error_slot = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            error_slot.lock().unwrap_or_else(|p| p.into_inner()).push(e.to_string());
+        }));
         Ok(Gpu {
+            instance,
+            adapter_handle: adapter,
+            lost,
+            errors,
             adapter: AdapterSummary {
                 name: info.name.clone(),
                 backend: format!("{:?}", info.backend),
@@ -206,6 +241,61 @@ impl Gpu {
 
     pub fn stats(&self) -> Stats {
         self.stats.get()
+    }
+
+    /// The wgpu device, for embedders that create their own resources on it (textures to copy
+    /// frames into, see [`Gpu::rgba_texture`]).
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// An `Rgba8Unorm` texture that frames can be copied into (`write_texture`, or
+    /// `copy_external_image_to_texture` in the browser) and [`Frame::copy_texture_in`] reads.
+    pub fn rgba_texture(&self, width: u32, height: u32) -> wgpu::Texture {
+        self.bump(|s| s.textures += 1);
+        self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("pix2seqd frame"),
+            size: wgpu::Extent3d { width, height, depth_or_array_layers: 1 },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba8Unorm,
+            usage: wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::COPY_SRC | wgpu::TextureUsages::RENDER_ATTACHMENT,
+            view_formats: &[],
+        })
+    }
+
+    /// Why the device was lost, once it has been; a lost device never comes back.
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Fails when the device was lost or rejected a command since the last check.
+    pub fn check(&self) -> Result<(), GpuError> {
+        if let Some(reason) = self.lost() {
+            return Err(GpuError::Lost(reason));
+        }
+        let first = self.errors.lock().unwrap_or_else(|p| p.into_inner()).drain(..).next();
+        match first {
+            Some(first) => Err(GpuError::Validation(first)),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves when every submitted command has finished: the back-pressure of a frame loop
+    /// that reads nothing back.
+    pub async fn work_done(&self) -> Result<(), GpuError> {
+        let signal = readback::Signal::default();
+        let done = signal.clone();
+        self.queue.on_submitted_work_done(move || done.fire(Ok(())));
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::ReadBack(e.to_string()))?;
+        signal.await.map_err(GpuError::ReadBack)?;
+        self.check()
     }
 
     pub(crate) fn bump(&self, f: impl FnOnce(&mut Stats)) {

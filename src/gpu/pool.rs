@@ -2,6 +2,8 @@
 //! at most 25% is wasted) and handed out last-in first-out. A frame that takes and returns buffers
 //! in the same order as the previous frame therefore gets the very same buffers ("positional"
 //! reuse, as in tract), which keeps the bind-group cache hitting and creates nothing after warm-up.
+//! Each frame starts from free lists sorted by id ([`BufferPool::canonicalize`]), so the order in
+//! which the previous frame returned its buffers does not matter.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -15,12 +17,17 @@ pub(crate) enum Usage {
     Storage,
     /// Host-mappable buffers that receive read-back copies.
     Staging,
+    /// Storage buffers for state kept across frames (the video history), in a free list of
+    /// their own: they come back at a different point of each frame than the frame's own
+    /// tensors, and sharing one list would shuffle the order the frame's tensors are handed out
+    /// in, defeating positional reuse (new bind groups every frame).
+    Kept,
 }
 
 impl Usage {
     fn wgpu(self) -> wgpu::BufferUsages {
         match self {
-            Usage::Storage => wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            Usage::Storage | Usage::Kept => wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             Usage::Staging => wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         }
     }
@@ -99,6 +106,16 @@ impl BufferPool {
             }
         };
         Rc::new(PooledBuffer { buffer: Some(buffer), id, usage, class, pool: Rc::downgrade(pool) })
+    }
+
+    /// Puts every free list in one fixed order (by id, lowest on top). Called at the start of
+    /// each frame: a frame rarely returns its buffers in the reverse of the order it took them,
+    /// so without this the free lists would be permuted from frame to frame, the same tensor
+    /// would land in another buffer each time, and every frame would miss the bind-group cache.
+    pub(crate) fn canonicalize(&mut self) {
+        for list in self.free.values_mut() {
+            list.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        }
     }
 
     /// Buffers waiting for reuse, and their bytes.

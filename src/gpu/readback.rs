@@ -1,7 +1,7 @@
 //! Asynchronous read-back that works natively and in the browser.
 //!
-//! In the browser nothing may block: `map_async`'s callback fills a one-shot slot (a Mutex, because natively the callback must be Send) and wakes the
-//! awaiting future. Natively, `device.poll(wait)` drives the callback before the first poll of the
+//! In the browser nothing may block: `map_async`'s callback fires a one-shot [`Signal`] that
+//! wakes the awaiting future. Natively, `device.poll(wait)` drives the callback before the first poll of the
 //! future, so the same code path serves both.
 
 use std::future::Future;
@@ -19,16 +19,22 @@ struct Slot {
     waker: Option<Waker>,
 }
 
-/// A copy to host memory scheduled by [`super::Frame::read`].
-#[derive(Clone)]
-pub struct Pending {
-    staging: Rc<PooledBuffer>,
-    bytes: u64,
+/// A one-shot signal fired by a wgpu callback (`map_async`, `on_submitted_work_done`) and
+/// awaited by the caller: a Mutex, because natively the callback must be Send.
+#[derive(Clone, Default)]
+pub(crate) struct Signal(Arc<Mutex<Slot>>);
+
+impl Signal {
+    pub(crate) fn fire(&self, result: Result<(), String>) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s.result = Some(result);
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    }
 }
 
-struct MapFuture(Arc<Mutex<Slot>>);
-
-impl Future for MapFuture {
+impl Future for Signal {
     type Output = Result<(), String>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -42,6 +48,13 @@ impl Future for MapFuture {
     }
 }
 
+/// A copy to host memory scheduled by [`super::Frame::read`].
+#[derive(Clone)]
+pub struct Pending {
+    staging: Rc<PooledBuffer>,
+    bytes: u64,
+}
+
 impl Pending {
     pub(crate) fn new(staging: Rc<PooledBuffer>, bytes: u64) -> Self {
         Pending { staging, bytes }
@@ -53,22 +66,19 @@ impl Pending {
 
     /// Waits for the copy and returns the raw bytes.
     pub async fn into_bytes(self, gpu: &Gpu) -> Result<Vec<u8>, GpuError> {
-        let slot = Arc::new(Mutex::new(Slot::default()));
-        let callback_slot = slot.clone();
+        let signal = Signal::default();
+        let mapped = signal.clone();
         let buffer = self.staging.buffer();
         let len = self.bytes.next_multiple_of(4);
-        buffer.slice(0..len).map_async(wgpu::MapMode::Read, move |r| {
-            let mut s = callback_slot.lock().unwrap_or_else(|p| p.into_inner());
-            s.result = Some(r.map_err(|e| e.to_string()));
-            if let Some(w) = s.waker.take() {
-                w.wake();
-            }
-        });
+        buffer.slice(0..len).map_async(wgpu::MapMode::Read, move |r| mapped.fire(r.map_err(|e| e.to_string())));
         #[cfg(not(target_arch = "wasm32"))]
         gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::ReadBack(e.to_string()))?;
-        #[cfg(target_arch = "wasm32")]
-        let _ = gpu;
-        MapFuture(slot).await.map_err(GpuError::ReadBack)?;
+        if let Err(e) = signal.await {
+            // A failed map is usually the echo of an earlier rejected command, whose error event
+            // can arrive after the map's: wait for the queue, then report that one.
+            gpu.work_done().await?;
+            return Err(GpuError::ReadBack(e));
+        }
         let bytes = {
             let view = buffer.slice(0..len).get_mapped_range().map_err(|e| GpuError::ReadBack(e.to_string()))?;
             view[..self.bytes as usize].to_vec()

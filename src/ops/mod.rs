@@ -75,6 +75,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         norm::SHADERS,
         render::SHADERS,
         rng::SHADERS,
+        &[&crate::gpu::present::PRESENT_SHADER],
     ]
     .concat()
 }

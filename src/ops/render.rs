@@ -70,7 +70,7 @@ struct Params {
     classes: u32,
     pixels: u32,
     opacity: f32,
-    _pad: u32,
+    outline: u32,
 }
 
 /// Nearest index arithmetic `(2i + 1)·dst` with `i < src` must fit in u32.
@@ -96,6 +96,7 @@ pub fn overlay(
     palette: &Tensor,
     isthing: &Tensor,
     opacity: f32,
+    outline: bool,
 ) -> Result<Tensor, GpuError> {
     const OP: &str = "overlay";
     lb.check(OP)?;
@@ -105,8 +106,10 @@ pub fn overlay(
             format!("image must be u32 packed RGBA8 [{}, {}], got {:?} {:?}", lb.orig_h, lb.orig_w, image.shape(), image.dtype()),
         ));
     }
-    let &[map_h, map_w] = class.shape() else {
-        return Err(GpuError::shape(OP, format!("class map must be [H, W], got {:?}", class.shape())));
+    // The sampler's maps carry a batch of one: [1, H, W].
+    let (map_h, map_w) = match *class.shape() {
+        [h, w] | [1, h, w] => (h, w),
+        _ => return Err(GpuError::shape(OP, format!("class map must be [H, W] or [1, H, W], got {:?}", class.shape()))),
     };
     if class.dtype() != DType::U32 || instance.dtype() != DType::U32 || instance.shape() != class.shape() || map_h == 0 || map_w == 0 {
         return Err(GpuError::shape(
@@ -156,7 +159,7 @@ pub fn overlay(
         classes: classes as u32,
         pixels: pixels as u32,
         opacity,
-        _pad: 0,
+        outline: outline as u32,
     };
     let groups = frame.gpu().fold_workgroups(groups_for(pixels as usize, ELEMENTWISE_WORKGROUP));
     frame.dispatch(&OVERLAY, &p, &[image, class, instance, palette, isthing, &out], groups);
@@ -217,11 +220,12 @@ pub mod cpu {
         palette: &[u32],
         isthing: &[u32],
         opacity: f32,
+        outline: bool,
     ) -> Vec<u32> {
         assert!(lb.validate().is_ok() && map_h > 0 && map_w > 0, "overlay: invalid letterbox {lb:?} or map {map_h}x{map_w}");
         assert!(!palette.is_empty() && isthing.len() >= palette.len(), "overlay: palette and isthing need ≥ 1 entry each");
         let (cls, inst) = unletterbox(class, instance, map_h, map_w, lb);
-        let edges = outlines(&cls, &inst, lb.orig_h, lb.orig_w);
+        let edges = if outline { outlines(&cls, &inst, lb.orig_h, lb.orig_w) } else { vec![false; cls.len()] };
         (0..lb.orig_h * lb.orig_w)
             .map(|i| {
                 let (c, id, px) = (cls[i], inst[i], image[i]);

@@ -3,10 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pix2seqd::ops::ingest::Letterbox;
-use pix2seqd::ops::render;
 use pix2seqd::panoptic::PanopticJsonWriter;
-use pix2seqd::{Image, SegmentOptions};
+use pix2seqd::{DrawStyle, Image, SegmentOptions};
 
 use crate::common::{load_model, progress, read_image};
 
@@ -36,8 +34,6 @@ pub fn run(a: Args) -> Result<(), String> {
     opts = SegmentOptions { steps: a.steps.unwrap_or(opts.steps), td: a.td.unwrap_or(opts.td), seed: a.seed, min_area: a.min_area, ..opts };
     let categories = cfg.coco_categories();
     let category_ids = cfg.coco_category_ids();
-    let palette = render::pack_palette(&cfg.palette());
-    let isthing: Vec<u32> = cfg.isthing().iter().map(|&t| t as u32).collect();
     let mut writer = PanopticJsonWriter::new(a.out, categories);
     let bar = progress(a.images.len() as u64, a.json, "segment");
     let mut results = Vec::new();
@@ -46,12 +42,9 @@ pub fn run(a: Args) -> Result<(), String> {
         let decoded = read_image(path)?;
         let image = Image::new(decoded.width, decoded.height, &decoded.rgba).map_err(|e| format!("{}: {e}", path.display()))?;
         let seg = loaded.segmenter.segment_blocking(image, &opts).map_err(|e| format!("{}: {e}", path.display()))?;
-        let words = pix2seqd::ops::ingest::pack_rgba8(&decoded.rgba);
-        let lb = Letterbox::identity(decoded.height, decoded.width);
-        let p = &seg.panoptic;
-        let overlay = render::cpu::overlay(&words, &p.class, &p.instance, p.height, p.width, &lb, &palette, &isthing, 0.6);
+        let style = DrawStyle { opacity: 0.6, outline: true };
+        let bytes = loaded.segmenter.overlay_rgba(image, &seg, style).map_err(|e| format!("{}: {e}", path.display()))?;
         let overlay_path = a.out.join(format!("{name}.png"));
-        let bytes: Vec<u8> = overlay.iter().flat_map(|w| w.to_le_bytes()).collect();
         image::save_buffer(&overlay_path, &bytes, decoded.width as u32, decoded.height as u32, image::ExtendedColorType::Rgba8)
             .map_err(|e| format!("{}: cannot write ({e})", overlay_path.display()))?;
         writer.add(&name, &seg.panoptic, &category_ids).map_err(|e| e.to_string())?;

@@ -1,0 +1,1339 @@
+// pix2seqd demo page. Plain ES module, no framework.
+//
+// Page contract (docs/web.md, design §9):
+//   document.body.dataset.state: "loading" | "ready" | "running" | "done" | "error"
+//   window.pix2seqd = {lastResult, engineInfo, stats(), frames, webcam: {frames, fps, lastIds, pause(), resume()}, …}
+
+import {
+  WorkerEngine,
+  createEngine,
+  decodeImageFile,
+  errorMessage,
+  fingerprint,
+  formatBytes,
+  formatMs,
+  imageToRGBA,
+  loadModel,
+  loadWasm,
+  MAX_SIDE,
+  normalizeResult,
+  plain,
+  resolveModelUrl,
+  summarizeSegments,
+} from "./element.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+const els = {
+  file: $("file"),
+  videofile: $("videofile"),
+  webcam: $("webcam"),
+  freeze: $("freeze"),
+  dropzone: $("dropzone"),
+  empty: $("empty"),
+  stage: $("stage"),
+  preview: $("preview"),
+  video: $("video"),
+  hover: $("hover"),
+  tooltip: $("tooltip"),
+  loadcard: $("loadcard"),
+  loadTitle: $("load-title"),
+  progress: $("progress"),
+  progressText: $("progress-text"),
+  imageinfo: $("imageinfo"),
+  status: $("status"),
+  error: $("error"),
+  untrained: $("untrained"),
+  backend: $("backend"),
+  adapter: $("adapter"),
+  backendNote: $("backend-note"),
+  facts: $("engine-facts"),
+  legend: $("legend"),
+  segcount: $("segcount"),
+  timings: $("timings"),
+  steps: $("steps"),
+  td: $("td"),
+  opacity: $("opacity"),
+  outline: $("outline"),
+  seed: $("seed"),
+  modelPick: $("model-pick"),
+  model: $("model"),
+  version: $("version"),
+};
+// #canvas can be replaced (a canvas keeps the context type it got first).
+const canvasEl = () => $("canvas");
+
+const app = {
+  engine: null,
+  backend: null, // "webgpu" | "cpu"
+  reason: "",
+  probe: null,
+  info: null,
+  model: null, // {json, weights, fromCache, jsonUrl, weightsUrl, name}
+  canvasKind: null, // "webgpu" | "2d"
+  gpuDraw: false, // results are drawn into a WebGPU canvas on the GPU (else a 2D canvas)
+  stats: null, // the engine's GPU object counters after the last frame
+  ctx2d: null,
+  mode: "idle", // "idle" | "image" | "webcam" | "video"
+  source: null, // still image: {name, rgba, width, height, naturalWidth, naturalHeight, scaled}
+  busy: false,
+  rerun: false,
+  result: null, // last read-back result (has segmentIds)
+  stageMs: null, // per-stage ms of the last read-back
+  lastWallMs: null,
+  hoverIds: null,
+  hoverKey: "",
+};
+let engineReadyResolve, engineReadyReject;
+const engineReady = new Promise((res, rej) => {
+  engineReadyResolve = res;
+  engineReadyReject = rej;
+});
+engineReady.catch(() => {});
+
+const loop = {
+  active: false,
+  session: 0,
+  kind: null,
+  stream: null,
+  objectUrl: null,
+  frameIndex: 0,
+  frozen: null,
+  freezeNext: false,
+  useVideoFrame: typeof VideoFrame !== "undefined",
+  grabMethod: null,
+  buf: null,
+  times: [],
+  lastTime: -1,
+  lastMediaTime: -1,
+};
+
+const webcamApi = {
+  frames: 0,
+  fps: 0,
+  readbacks: 0,
+  skipped: 0,
+  lastIds: null,
+  lastIdsHead: null,
+  history: [], // the last read-backs: {frame, ids, frozen}
+  paused: false,
+  kind: null,
+  grab: null,
+  /** Freezes the current frame: the loop keeps segmenting that same frame. */
+  pause() {
+    freeze(true);
+  },
+  resume() {
+    freeze(false);
+  },
+};
+
+const pub = {
+  started: true,
+  lastResult: null,
+  engineInfo: null,
+  frames: 0,
+  backend: null,
+  backendReason: null,
+  model: null,
+  version: null,
+  webcam: webcamApi,
+  /** GPU object counters, as of the last finished frame (the engine is busy during one). */
+  stats() {
+    return app.stats;
+  },
+  /** segmentIds of the last read-back result (kept out of lastResult to keep it small). */
+  segmentIds() {
+    return app.result?.segmentIds ?? null;
+  },
+};
+window.pix2seqd = pub;
+
+// ---------------------------------------------------------------------------------------------
+// state, status, errors
+
+function setState(s) {
+  document.body.dataset.state = s;
+}
+
+function setStatus(text) {
+  els.status.textContent = text;
+  els.status.title = text;
+}
+
+function showError(message) {
+  els.error.textContent = message;
+  els.error.hidden = false;
+  setState("error");
+  setStatus("Error");
+  console.warn("pix2seqd:", message);
+}
+
+function clearError() {
+  els.error.hidden = true;
+  els.error.textContent = "";
+}
+
+function settledState() {
+  if (!app.engine) return "loading";
+  return app.result || app.lastWallMs != null ? "done" : "ready";
+}
+
+window.addEventListener("error", (ev) => {
+  if (/ResizeObserver loop/.test(ev.message || "")) return;
+  showError(`Unexpected error: ${ev.message || "unknown"}`);
+});
+window.addEventListener("unhandledrejection", (ev) => {
+  showError(`Unexpected error: ${errorMessage(ev.reason)}`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// controls
+
+function intParam(name, lo, hi) {
+  const v = params.get(name);
+  if (v == null || v === "" || !Number.isFinite(Number(v))) return null;
+  return Math.min(hi, Math.max(lo, Number(v)));
+}
+
+function controlOptions() {
+  return {
+    steps: Number(els.steps.value),
+    td: Number(els.td.value),
+    seed: Math.max(0, Math.floor(Number(els.seed.value) || 0)),
+    opacity: Number(els.opacity.value),
+    outline: els.outline.checked,
+  };
+}
+
+function showControlValues() {
+  $("steps-value").textContent = els.steps.value;
+  $("td-value").textContent = Number(els.td.value).toFixed(2);
+  $("opacity-value").textContent = Number(els.opacity.value).toFixed(2);
+}
+
+let debounceTimer = 0;
+function onControlChange() {
+  showControlValues();
+  clearTimeout(debounceTimer);
+  debounceTimer = setTimeout(() => {
+    if (app.mode === "image") runStill();
+  }, 250);
+}
+
+function applyModelDefaults(model) {
+  const steps = intParam("steps", 1, 20) ?? Math.min(20, Math.max(1, Math.round(model?.steps ?? 4)));
+  const td = intParam("td", 0, 4) ?? Math.min(4, Math.max(0, Number(model?.td ?? 1)));
+  els.steps.value = String(steps);
+  els.td.value = String(Math.round(td * 4) / 4);
+  const seed = intParam("seed", 0, 4294967295);
+  if (seed != null) els.seed.value = String(Math.floor(seed));
+  const opacity = intParam("opacity", 0, 1);
+  if (opacity != null) els.opacity.value = String(opacity);
+  if (params.get("outline") === "0") els.outline.checked = false;
+  showControlValues();
+}
+
+// ---------------------------------------------------------------------------------------------
+// engine
+
+function ensureCanvas(kind) {
+  let c = canvasEl();
+  if (app.canvasKind && app.canvasKind !== kind) {
+    const fresh = document.createElement("canvas");
+    for (const a of c.attributes) fresh.setAttribute(a.name, a.value);
+    c.replaceWith(fresh);
+    c = fresh;
+    app.ctx2d = null;
+  }
+  app.canvasKind = kind;
+  if (kind === "2d" && !app.ctx2d) app.ctx2d = c.getContext("2d");
+  return c;
+}
+
+async function startEngine(pref) {
+  const created = await createEngine(app.model, pref);
+  adoptEngine(created.engine, created.backend, created.reason, created.probe);
+}
+
+function adoptEngine(engine, backend, reason, probe) {
+  app.engine = engine;
+  app.backend = backend;
+  app.reason = reason;
+  if (probe !== undefined) app.probe = probe;
+  app.info = plain(engine.info());
+  app.stats = plain(engine.stats());
+  app.gpuDraw = backend === "webgpu" && wantsGpuDraw(app.info.adapter);
+  if (app.gpuDraw) {
+    const c = ensureCanvas("webgpu");
+    engine.attachCanvas(c);
+  } else {
+    ensureCanvas("2d");
+  }
+  pub.engineInfo = app.info;
+  pub.backend = backend;
+  pub.gpuDraw = app.gpuDraw;
+  pub.backendReason = reason;
+  renderEngine();
+}
+
+/**
+ * Whether to draw into a WebGPU canvas. `?draw=gpu|2d` decides; otherwise yes, except on a
+ * software (fallback) adapter: in headless Chromium's SwiftShader, once any canvas hands out a
+ * WebGPU texture, every later mapAsync in the page fails ("A valid external Instance reference no
+ * longer exists"), which would end all read-backs. There the overlay comes back with the result
+ * and is drawn into a 2D canvas; the segmentation still runs on WebGPU.
+ */
+const READBACK_EVERY = intParam("readbackEvery", 0, 1000) ?? 10;
+
+function wantsGpuDraw(adapter) {
+  const draw = (params.get("draw") || "auto").toLowerCase();
+  if (draw === "gpu") return true;
+  if (draw === "2d") return false;
+  return !(adapter?.isFallbackAdapter || app.probe?.isFallback);
+}
+
+function adapterName(a) {
+  if (!a) return "";
+  const name = a.name && String(a.name).trim();
+  if (name) return name;
+  return [a.vendor, a.architecture].filter((x) => x && String(x).trim()).join(" ") || a.deviceType || "unnamed adapter";
+}
+
+function renderEngine() {
+  const info = app.info || {};
+  const m = info.model || {};
+  const gpu = app.backend === "webgpu";
+  els.backend.textContent = gpu ? "WebGPU" : "CPU (Web Worker)";
+  els.backend.dataset.backend = app.backend;
+  els.backend.title = app.reason;
+
+  let adapter;
+  if (gpu) {
+    const a = info.adapter;
+    adapter = adapterName(a) || app.probe?.name || "GPU";
+    if (a?.isFallbackAdapter || app.probe?.isFallback) adapter += " (software)";
+  } else {
+    adapter = app.probe?.name ? `${app.probe.name} (not used)` : "no GPU adapter in use";
+  }
+  els.adapter.textContent = adapter;
+  els.adapter.title = `Adapter: ${adapter}`;
+
+  let speed;
+  if (gpu && (info.adapter?.isFallbackAdapter || app.probe?.isFallback)) {
+    speed = "A software GPU emulates WebGPU on the CPU: expect seconds per image.";
+  } else if (gpu) {
+    speed = "Runs on your GPU: expect tens of milliseconds per image.";
+  } else {
+    speed =
+      "Runs on the CPU in a Web Worker (WebAssembly, one thread), so the page stays responsive: expect a few hundred milliseconds or more per photo, depending on the model.";
+  }
+  els.backendNote.innerHTML = "";
+  const strong = document.createElement("strong");
+  strong.textContent = `${app.reason}.`;
+  els.backendNote.append(strong, " ", speed);
+
+  const facts = [
+    ["Model", m.name ?? app.model?.name ?? "—"],
+    ["Input", m.imageSize ? `${m.imageSize[1]}×${m.imageSize[0]}` : "—"],
+    ["Mask", m.maskSize ? `${m.maskSize[1]}×${m.maskSize[0]}` : "—"],
+    ["Classes", m.classes ? `${m.classes.filter((c) => c.name !== "void").length}` : "—"],
+    ["Video", m.videoPrevMasks ? `${m.videoPrevMasks} previous masks` : "single images"],
+    ["Weights", m.trained === false ? "untrained (random)" : m.trained ? "trained" : "—"],
+    ["Download", app.model ? `${formatBytes(app.model.weights.length)}${app.model.fromCache ? ", from cache" : ""}` : "—"],
+  ];
+  if (m.purpose) facts.splice(1, 0, ["Purpose", m.purpose]);
+  els.facts.replaceChildren(
+    ...facts.flatMap(([k, v]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v;
+      return [dt, dd];
+    }),
+  );
+  els.untrained.hidden = m.trained !== false;
+}
+
+/** GPU device lost: a new Engine from the cached model bytes (the CPU path if that fails). */
+async function recoverDevice(why) {
+  setStatus("GPU device was lost; recreating…");
+  els.backendNote.textContent = `GPU device was lost (${why}); recreating the engine…`;
+  try {
+    app.engine.free();
+  } catch {}
+  try {
+    const wasm = await loadWasm();
+    const engine = await wasm.Engine.create(app.model.json, app.model.weights, "webgpu");
+    adoptEngine(engine, "webgpu", `GPU device was lost (${why}) and recreated`);
+  } catch (e) {
+    const engine = await WorkerEngine.create(app.model.json, app.model.weights);
+    adoptEngine(engine, "cpu", `GPU device was lost and could not be recreated (${errorMessage(e)}): using the CPU path`);
+  }
+  if (app.mode === "webcam" || app.mode === "video") app.engine.reset();
+}
+
+/**
+ * One segment call with device-loss recovery. optionsFor(backend) builds the options for the
+ * backend in use; `disposable`: the rgba buffer may be transferred to the worker.
+ */
+async function segmentWith(rgba, width, height, optionsFor, disposable) {
+  for (let attempt = 0; ; attempt++) {
+    const engine = app.engine;
+    const backend = app.backend;
+    if (backend === "webgpu") {
+      const lost = engine.lost?.();
+      if (lost && attempt < 2) {
+        await recoverDevice(lost);
+        continue;
+      }
+    }
+    if (backend === "webgpu" && app.gpuDraw) {
+      const c = canvasEl();
+      if (c.width !== width || c.height !== height) {
+        c.width = width;
+        c.height = height;
+      }
+    }
+    const data = backend === "cpu" && !disposable ? rgba.slice() : rgba;
+    try {
+      const raw = await engine.segment(data, width, height, optionsFor(backend));
+      return normalizeResult(raw);
+    } catch (e) {
+      const lost = backend === "webgpu" ? engine.lost?.() : null;
+      if (lost && attempt < 2) {
+        await recoverDevice(lost);
+        disposable = false;
+        continue;
+      }
+      throw e;
+    }
+  }
+}
+
+function release() {
+  app.busy = false;
+  try {
+    if (app.engine) app.stats = plain(app.engine.stats());
+  } catch {
+    // a worker engine, or an engine being replaced: keep the last counters
+  }
+  if (app.rerun) {
+    app.rerun = false;
+    queueMicrotask(runStill);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// showing results
+
+function publicResult(r, extra = {}) {
+  return {
+    backend: r.backend,
+    width: r.width,
+    height: r.height,
+    ms: r.ms,
+    segments: r.segments.map((s) => ({ ...s })),
+    drawn: r.drawn,
+    conditionedOn: r.conditionedOn,
+    ...extra,
+  };
+}
+
+function drawResult(r) {
+  const c = canvasEl();
+  if (r.overlay && app.canvasKind === "2d") {
+    if (c.width !== r.width || c.height !== r.height) {
+      c.width = r.width;
+      c.height = r.height;
+    }
+    const data =
+      r.overlay instanceof Uint8ClampedArray
+        ? r.overlay
+        : new Uint8ClampedArray(r.overlay.buffer, r.overlay.byteOffset, r.overlay.byteLength);
+    app.ctx2d.putImageData(new ImageData(data, r.width, r.height), 0, 0);
+  }
+  if (r.overlay || r.drawn) c.classList.add("on");
+}
+
+function showReadback(r, wallMs, extra) {
+  app.result = r;
+  app.stageMs = r.ms;
+  pub.lastResult = publicResult(r, { wallMs, ...extra });
+  renderLegend(r);
+  app.hoverKey = "";
+  drawHighlight();
+}
+
+function renderLegend(r) {
+  const classes = app.info?.model?.classes ?? [];
+  const rows = summarizeSegments(r, classes);
+  const total = r.width * r.height || 1;
+  els.segcount.textContent = r.segments.length ? String(r.segments.length) : "";
+  if (!rows.length) {
+    els.legend.innerHTML = '<li class="placeholder">No segments found (everything is void).</li>';
+    return;
+  }
+  els.legend.replaceChildren(
+    ...rows.map((e) => {
+      const li = document.createElement("li");
+      li.tabIndex = 0;
+      li.dataset.class = String(e.class);
+      const sw = document.createElement("span");
+      sw.className = "sw";
+      sw.style.background = `rgb(${e.color.join(",")})`;
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = e.label;
+      const kind = document.createElement("span");
+      kind.className = "kind";
+      kind.textContent = e.isThing ? `${e.count} instance${e.count === 1 ? "" : "s"}` : "stuff";
+      name.append(kind);
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      const pct = (100 * e.area) / total;
+      meta.textContent = pct >= 10 ? `${pct.toFixed(0)}%` : `${pct.toFixed(1)}%`;
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      const fill = document.createElement("i");
+      fill.style.width = `${Math.max(1, Math.min(100, pct))}%`;
+      fill.style.background = sw.style.background;
+      bar.append(fill);
+      li.append(sw, name, meta, bar);
+      li.setAttribute("aria-label", `${e.label}: ${e.isThing ? `${e.count} instances, ` : ""}${meta.textContent} of the image`);
+      const on = () => setHighlight(new Set(e.ids), `class:${e.class}`);
+      const off = () => setHighlight(null, "");
+      li.addEventListener("pointerenter", on);
+      li.addEventListener("pointerleave", off);
+      li.addEventListener("focus", on);
+      li.addEventListener("blur", off);
+      return li;
+    }),
+  );
+}
+
+function clearResultView() {
+  app.result = null;
+  app.stageMs = null;
+  app.lastWallMs = null;
+  canvasEl().classList.remove("on");
+  els.legend.innerHTML = '<li class="placeholder">No result yet.</li>';
+  els.segcount.textContent = "";
+  setHighlight(null, "");
+  renderTimings();
+}
+
+function timingRows() {
+  const rows = [];
+  const ms = app.stageMs;
+  if (ms) {
+    rows.push(["Ingest", formatMs(ms.ingest)]);
+    rows.push(["Encoder", formatMs(ms.encoder)]);
+    const steps = ms.decoderPerStep;
+    const n = steps?.length;
+    rows.push([n ? `Decoder (${n} step${n === 1 ? "" : "s"})` : "Decoder", formatMs(ms.decoder)]);
+    if (n) rows.push(["Per step", steps.map((x) => formatMs(x).replace(/ ms$/, "")).join(" · ") + " ms", "steps"]);
+    rows.push(["Post-processing", formatMs(ms.postprocess)]);
+  }
+  return rows;
+}
+
+function renderTimings(frameTotal) {
+  const rows = timingRows();
+  const ms = app.stageMs;
+  const total = frameTotal ?? ms?.total ?? null;
+  const parts = [];
+  const add = (k, v, cls = "") => {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    if (cls) {
+      dt.className = cls;
+      dd.className = cls;
+    }
+    parts.push(dt, dd);
+  };
+  for (const [k, v, cls] of rows) add(k, v, cls);
+  add("Total", formatMs(total), "total");
+  if (app.lastWallMs != null && app.mode === "image") add("Wall (page)", formatMs(app.lastWallMs));
+  if (app.mode === "webcam" || app.mode === "video") {
+    add("FPS", webcamApi.fps ? webcamApi.fps.toFixed(1) : "—", "fps");
+    add("Frames", `${webcamApi.frames} (${webcamApi.skipped} skipped)`);
+  }
+  if (ms?.source) {
+    const src = document.createElement("dd");
+    src.className = "src";
+    src.textContent =
+      ms.source === "gpu-timestamps"
+        ? "Stages measured with GPU timestamp queries."
+        : ms.source === "wall-clock"
+          ? "Stages measured by wall clock."
+          : "Only the total is measured on this backend.";
+    parts.push(src);
+  }
+  els.timings.replaceChildren(...parts);
+}
+
+// ---------------------------------------------------------------------------------------------
+// hover: label under the pointer, highlight outline on a layered 2D canvas
+
+const hoverCtx = els.hover.getContext("2d");
+
+function sizeHoverCanvas() {
+  const dpr = Math.min(2, window.devicePixelRatio || 1);
+  const w = Math.max(1, Math.round(els.stage.clientWidth * dpr));
+  const h = Math.max(1, Math.round(els.stage.clientHeight * dpr));
+  if (els.hover.width !== w || els.hover.height !== h) {
+    els.hover.width = w;
+    els.hover.height = h;
+    app.hoverKey = "";
+    drawHighlight();
+  }
+}
+new ResizeObserver(sizeHoverCanvas).observe(els.stage);
+
+function setHighlight(ids, key) {
+  if (key === app.hoverKey) return;
+  app.hoverKey = key;
+  app.hoverIds = ids && ids.size ? ids : null;
+  drawHighlight();
+}
+
+function drawHighlight() {
+  const c = els.hover;
+  hoverCtx.clearRect(0, 0, c.width, c.height);
+  const r = app.result;
+  const ids = app.hoverIds;
+  if (!r || !r.segmentIds || !ids) return;
+  const W = c.width;
+  const H = c.height;
+  const sx = r.width / W;
+  const sy = r.height / H;
+  // bounding box (display pixels) of the highlighted segments
+  let bx0 = Infinity;
+  let by0 = Infinity;
+  let bx1 = -Infinity;
+  let by1 = -Infinity;
+  for (const s of r.segments) {
+    if (!ids.has(s.id)) continue;
+    const [x, y, w, h] = s.bbox;
+    bx0 = Math.min(bx0, x);
+    by0 = Math.min(by0, y);
+    bx1 = Math.max(bx1, x + w);
+    by1 = Math.max(by1, y + h);
+  }
+  if (!Number.isFinite(bx0) || bx1 <= bx0) {
+    bx0 = 0;
+    by0 = 0;
+    bx1 = r.width;
+    by1 = r.height;
+  }
+  const x0 = Math.max(0, Math.floor(bx0 / sx) - 3);
+  const y0 = Math.max(0, Math.floor(by0 / sy) - 3);
+  const x1 = Math.min(W, Math.ceil(bx1 / sx) + 3);
+  const y1 = Math.min(H, Math.ceil(by1 / sy) + 3);
+  const w = x1 - x0;
+  const h = y1 - y0;
+  if (w <= 0 || h <= 0) return;
+  const inside = new Uint8Array(w * h);
+  const seg = r.segmentIds;
+  const single = ids.size === 1 ? ids.values().next().value : null;
+  for (let j = 0; j < h; j++) {
+    const iy = Math.min(r.height - 1, Math.floor((y0 + j + 0.5) * sy));
+    const row = iy * r.width;
+    for (let i = 0; i < w; i++) {
+      const ix = Math.min(r.width - 1, Math.floor((x0 + i + 0.5) * sx));
+      const id = seg[row + ix];
+      inside[j * w + i] = single !== null ? (id === single ? 1 : 0) : ids.has(id) ? 1 : 0;
+    }
+  }
+  const img = hoverCtx.createImageData(w, h);
+  const px = img.data;
+  const at = (i, j) => (i >= 0 && j >= 0 && i < w && j < h ? inside[j * w + i] : 0);
+  for (let j = 0; j < h; j++) {
+    for (let i = 0; i < w; i++) {
+      const k = (j * w + i) * 4;
+      const v = inside[j * w + i];
+      let edge = false;
+      let near = false;
+      for (let d = 1; d <= 2 && !edge; d++) {
+        const a = at(i - d, j);
+        const b = at(i + d, j);
+        const cc = at(i, j - d);
+        const dd = at(i, j + d);
+        if (v && (!a || !b || !cc || !dd)) edge = true;
+        if (!v && (a || b || cc || dd)) near = true;
+      }
+      if (edge) {
+        px[k] = 255;
+        px[k + 1] = 255;
+        px[k + 2] = 255;
+        px[k + 3] = 255;
+      } else if (v) {
+        px[k] = 255;
+        px[k + 1] = 255;
+        px[k + 2] = 255;
+        px[k + 3] = 46;
+      } else if (near) {
+        px[k + 3] = 150; // dark halo for contrast on light images
+      }
+    }
+  }
+  hoverCtx.putImageData(img, x0, y0);
+}
+
+function segmentAt(ev) {
+  const r = app.result;
+  if (!r || !r.segmentIds) return null;
+  const rect = canvasEl().getBoundingClientRect();
+  if (!rect.width || !rect.height) return null;
+  const x = Math.floor(((ev.clientX - rect.left) / rect.width) * r.width);
+  const y = Math.floor(((ev.clientY - rect.top) / rect.height) * r.height);
+  if (x < 0 || y < 0 || x >= r.width || y >= r.height) return null;
+  const id = r.segmentIds[y * r.width + x];
+  if (!id) return { id: 0, x, y };
+  return { id, x, y, seg: r.segments.find((s) => s.id === id) };
+}
+
+els.stage.addEventListener("pointermove", (ev) => {
+  const hit = segmentAt(ev);
+  const tip = els.tooltip;
+  if (!hit) {
+    tip.hidden = true;
+    setHighlight(null, "");
+    return;
+  }
+  const vr = els.dropzone.getBoundingClientRect();
+  tip.style.left = `${ev.clientX - vr.left}px`;
+  tip.style.top = `${ev.clientY - vr.top}px`;
+  tip.replaceChildren();
+  if (hit.seg) {
+    const s = hit.seg;
+    const sw = document.createElement("span");
+    sw.className = "sw";
+    sw.style.background = `rgb(${s.color.join(",")})`;
+    const small = document.createElement("small");
+    const pct = (100 * s.area) / (app.result.width * app.result.height);
+    small.textContent = `${pct < 1 ? pct.toFixed(2) : pct.toFixed(1)}% · ${s.area.toLocaleString()} px`;
+    tip.append(sw, s.isThing && s.instance != null ? `${s.label} #${s.instance}` : s.label, small);
+    setHighlight(new Set([s.id]), `seg:${s.id}`);
+  } else {
+    tip.append("void (unlabelled)");
+    setHighlight(null, "");
+  }
+  tip.hidden = false;
+});
+els.stage.addEventListener("pointerleave", () => {
+  els.tooltip.hidden = true;
+  setHighlight(null, "");
+});
+
+// ---------------------------------------------------------------------------------------------
+// still images
+
+function setMode(mode) {
+  app.mode = mode;
+  document.body.classList.remove("mode-idle", "mode-image", "mode-webcam", "mode-video");
+  document.body.classList.add(`mode-${mode}`);
+  els.freeze.hidden = !(mode === "webcam" || mode === "video");
+}
+
+function showStage(width, height) {
+  els.empty.hidden = true;
+  els.stage.hidden = false;
+  els.stage.style.setProperty("--ar", `${width} / ${height}`);
+  sizeHoverCanvas();
+}
+
+async function openFile(file) {
+  if (!file) return;
+  if (/^video\//.test(file.type) || /\.(mp4|webm|mov|m4v|ogv|mkv)$/i.test(file.name)) {
+    return openVideoFile(file);
+  }
+  clearError();
+  setStatus(`Decoding ${file.name}…`);
+  let bitmap;
+  let image;
+  try {
+    bitmap = await decodeImageFile(file);
+    image = imageToRGBA(bitmap, bitmap.width, bitmap.height);
+  } catch (e) {
+    bitmap?.close?.();
+    showError(errorMessage(e));
+    return;
+  }
+  stopLoop();
+  setMode("image");
+  app.source = { name: file.name, ...image };
+  const p = els.preview;
+  p.width = image.width;
+  p.height = image.height;
+  p.getContext("2d").drawImage(bitmap, 0, 0, image.width, image.height);
+  bitmap.close?.();
+  clearResultView();
+  showStage(image.width, image.height);
+  els.imageinfo.textContent =
+    `${file.name} · ${image.naturalWidth}×${image.naturalHeight}` +
+    (image.scaled
+      ? ` · drawn scaled down to ${image.width}×${image.height} (images larger than ${MAX_SIDE} px on the long side are scaled down)`
+      : "");
+  if (app.engine) runStill();
+  else if (!app.model) setStatus("Image ready; waiting for the model…");
+}
+
+async function runStill() {
+  if (app.mode !== "image" || !app.source || !app.engine) return;
+  if (app.busy) {
+    app.rerun = true;
+    return;
+  }
+  app.busy = true;
+  const src = app.source;
+  clearError();
+  setState("running");
+  setStatus(`Segmenting ${src.name}…`);
+  try {
+    const t0 = performance.now();
+    const r = await segmentWith(
+      src.rgba,
+      src.width,
+      src.height,
+      (backend) => ({
+        ...controlOptions(),
+        video: false,
+        readback: true,
+        draw: backend === "webgpu" && app.gpuDraw,
+        overlay: !(backend === "webgpu" && app.gpuDraw),
+      }),
+      false,
+    );
+    const wall = performance.now() - t0;
+    if (src === app.source && app.mode === "image") {
+      drawResult(r);
+      app.lastWallMs = wall;
+      pub.frames++;
+      showReadback(r, wall, { source: src.name });
+      renderTimings();
+      setState("done");
+      const n = r.segments.length;
+      setStatus(`${n} segment${n === 1 ? "" : "s"} in ${formatMs(r.ms.total ?? wall)}`);
+    }
+  } catch (e) {
+    if (src === app.source) showError(`Segmentation failed: ${errorMessage(e)}`);
+  } finally {
+    release();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// webcam and video files: newest frame wins, never a queue
+
+function cameraMessage(e) {
+  switch (e?.name) {
+    case "NotAllowedError":
+    case "PermissionDeniedError":
+      return "Camera permission was denied: allow camera access for this page in the browser's site settings, then try again.";
+    case "NotFoundError":
+    case "DevicesNotFoundError":
+    case "OverconstrainedError":
+      return "No camera was found: connect a camera, or open a photo or a video file instead.";
+    case "NotReadableError":
+    case "TrackStartError":
+      return "The camera could not be started: another application may be using it.";
+    case "SecurityError":
+      return "Camera use is not allowed in this context (a permissions policy or an insecure page blocks it).";
+    case "AbortError":
+      return "Starting the camera was interrupted; try again.";
+    default:
+      return `Could not start the camera: ${errorMessage(e)}`;
+  }
+}
+
+async function startWebcam() {
+  clearError();
+  if (!navigator.mediaDevices?.getUserMedia) {
+    throw new Error(
+      window.isSecureContext
+        ? "This browser offers no camera access (getUserMedia is missing)."
+        : "Camera access is not allowed in this context: open the page over HTTPS or from localhost.",
+    );
+  }
+  els.webcam.disabled = true;
+  setStatus("Starting the camera…");
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 } },
+      audio: false,
+    });
+  } catch (e) {
+    throw new Error(cameraMessage(e));
+  } finally {
+    els.webcam.disabled = false;
+  }
+  stopLoop();
+  loop.stream = stream;
+  const v = els.video;
+  v.srcObject = stream;
+  v.loop = false;
+  await playVideo("the camera");
+  await beginLoop("webcam");
+}
+
+async function openVideoFile(file) {
+  clearError();
+  stopLoop();
+  const v = els.video;
+  loop.objectUrl = URL.createObjectURL(file);
+  v.srcObject = null;
+  v.src = loop.objectUrl;
+  v.loop = true;
+  try {
+    await playVideo(`'${file.name}'`);
+  } catch (e) {
+    stopLoop();
+    showError(`Could not play '${file.name}': the browser cannot decode this video (${errorMessage(e)}).`);
+    return;
+  }
+  els.imageinfo.textContent = `${file.name} · ${v.videoWidth}×${v.videoHeight} video, looping`;
+  try {
+    await beginLoop("video");
+  } catch (e) {
+    stopLoop();
+    showError(errorMessage(e));
+  }
+}
+
+async function playVideo(what) {
+  const v = els.video;
+  v.muted = true;
+  v.playsInline = true;
+  await new Promise((resolve, reject) => {
+    if (v.readyState >= 1 && v.videoWidth) return resolve();
+    const ok = () => {
+      cleanup();
+      resolve();
+    };
+    const bad = () => {
+      cleanup();
+      reject(new Error(v.error?.message || `no video from ${what}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`no video from ${what} after 15 s`));
+    }, 15000);
+    const cleanup = () => {
+      clearTimeout(timer);
+      v.removeEventListener("loadedmetadata", ok);
+      v.removeEventListener("error", bad);
+    };
+    v.addEventListener("loadedmetadata", ok);
+    v.addEventListener("error", bad);
+  });
+  await v.play();
+}
+
+async function beginLoop(kind) {
+  if (!app.engine) {
+    setStatus("Waiting for the model…");
+    await engineReady;
+  }
+  setMode(kind);
+  loop.active = true;
+  loop.kind = kind;
+  loop.session++;
+  loop.frameIndex = 0;
+  loop.frozen = null;
+  loop.freezeNext = false;
+  loop.times = [];
+  loop.lastTime = -1;
+  loop.lastMediaTime = -1;
+  Object.assign(webcamApi, { frames: 0, fps: 0, readbacks: 0, skipped: 0, lastIds: null, lastIdsHead: null, history: [], paused: false, kind });
+  app.engine.reset(); // a new clip: forget the video history (stable instance colours from here)
+  clearResultView();
+  const v = els.video;
+  showStage(v.videoWidth || 640, v.videoHeight || 480);
+  if (kind === "webcam") {
+    els.webcam.setAttribute("aria-pressed", "true");
+    els.webcam.querySelector(".label").textContent = "Stop webcam";
+    els.imageinfo.textContent = `Camera · ${v.videoWidth}×${v.videoHeight}`;
+  }
+  els.freeze.setAttribute("aria-pressed", "false");
+  els.freeze.textContent = "Freeze frame";
+  setState("running");
+  setStatus(kind === "webcam" ? "Webcam running" : "Video running");
+  scheduleFrame();
+}
+
+function stopLoop() {
+  const wasActive = loop.active;
+  loop.active = false;
+  loop.session++;
+  loop.frozen = null;
+  const v = els.video;
+  if (loop.stream) {
+    for (const t of loop.stream.getTracks()) t.stop();
+    loop.stream = null;
+  }
+  if (v.srcObject || v.src) {
+    v.pause();
+    v.srcObject = null;
+    v.removeAttribute("src");
+    v.load();
+  }
+  if (loop.objectUrl) {
+    URL.revokeObjectURL(loop.objectUrl);
+    loop.objectUrl = null;
+  }
+  els.webcam.setAttribute("aria-pressed", "false");
+  els.webcam.querySelector(".label").textContent = "Webcam";
+  webcamApi.paused = false;
+  if (wasActive) {
+    webcamApi.fps = 0;
+    setMode(app.source ? "image" : "idle");
+  }
+  return wasActive;
+}
+
+function scheduleFrame() {
+  if (!loop.active) return;
+  const session = loop.session;
+  const v = els.video;
+  if (typeof v.requestVideoFrameCallback === "function") {
+    v.requestVideoFrameCallback((now, meta) => onFrame(session, meta));
+  } else {
+    requestAnimationFrame(() => onFrame(session, null));
+  }
+}
+
+function freeze(on) {
+  if (!loop.active) return;
+  if (on) {
+    if (!loop.frozen) loop.freezeNext = true;
+  } else {
+    loop.frozen = null;
+    loop.freezeNext = false;
+  }
+  webcamApi.paused = on;
+  els.freeze.setAttribute("aria-pressed", String(on));
+  els.freeze.textContent = on ? "Resume" : "Freeze frame";
+  setStatus(on ? "Frame frozen: segmenting the same frame" : loop.kind === "webcam" ? "Webcam running" : "Video running");
+}
+
+/** The current video frame as RGBA: VideoFrame.copyTo when it works, else a 2D canvas. */
+async function grabFrame(reuse) {
+  const v = els.video;
+  const vw = v.videoWidth;
+  const vh = v.videoHeight;
+  if (!vw || !vh) return null;
+  if (loop.useVideoFrame) {
+    let vf = null;
+    try {
+      vf = new VideoFrame(v);
+      if (!vf.format) throw new Error("VideoFrame has no readable pixel format");
+      const w = vf.visibleRect.width;
+      const h = vf.visibleRect.height;
+      const size = w * h * 4;
+      if (vf.allocationSize({ format: "RGBA" }) !== size) throw new Error("unexpected RGBA layout");
+      const buf = reuse && loop.buf && loop.buf.byteLength === size ? loop.buf : new Uint8Array(size);
+      await vf.copyTo(buf, { format: "RGBA" });
+      if (reuse) loop.buf = buf;
+      webcamApi.grab = `VideoFrame.copyTo (${vf.format} → RGBA)`;
+      return { rgba: buf, width: w, height: h };
+    } catch (e) {
+      loop.useVideoFrame = false;
+      console.info("pix2seqd: VideoFrame.copyTo(RGBA) unavailable, using a 2D canvas:", errorMessage(e));
+    } finally {
+      vf?.close();
+    }
+  }
+  if (!loop.canvas || loop.canvas.width !== vw || loop.canvas.height !== vh) {
+    loop.canvas = typeof OffscreenCanvas !== "undefined" ? new OffscreenCanvas(vw, vh) : Object.assign(document.createElement("canvas"), { width: vw, height: vh });
+    loop.ctx = loop.canvas.getContext("2d", { willReadFrequently: true });
+  }
+  loop.ctx.drawImage(v, 0, 0, vw, vh);
+  webcamApi.grab = "2D canvas getImageData";
+  return { rgba: loop.ctx.getImageData(0, 0, vw, vh).data, width: vw, height: vh };
+}
+
+function noteFps() {
+  const now = performance.now();
+  loop.times.push(now);
+  while (loop.times.length > 2 && now - loop.times[0] > 2000) loop.times.shift();
+  const n = loop.times.length;
+  if (n >= 2) webcamApi.fps = ((n - 1) * 1000) / (loop.times[n - 1] - loop.times[0]);
+}
+
+async function onFrame(session, meta) {
+  if (!loop.active || session !== loop.session) return;
+  scheduleFrame(); // register for the next frame first: frames that arrive while busy are skipped
+  if (app.busy) {
+    webcamApi.skipped++;
+    return;
+  }
+  const v = els.video;
+  if (!loop.frozen && !meta) {
+    // requestAnimationFrame fallback: only new frames
+    if (v.currentTime === loop.lastTime) return;
+    loop.lastTime = v.currentTime;
+  }
+  if (loop.kind === "video" && meta && meta.mediaTime < loop.lastMediaTime && !loop.frozen) app.engine.reset(); // the clip looped
+  if (meta) loop.lastMediaTime = meta.mediaTime;
+
+  app.busy = true;
+  try {
+    const gpu = app.backend === "webgpu";
+    let frame;
+    let disposable;
+    if (loop.frozen) {
+      frame = loop.frozen;
+      disposable = false;
+    } else {
+      frame = await grabFrame(gpu);
+      if (!frame) return;
+      disposable = !gpu;
+      if (loop.freezeNext) {
+        // pause(): this frame is the one fed from now on
+        loop.frozen = { width: frame.width, height: frame.height, rgba: frame.rgba.slice() };
+        loop.freezeNext = false;
+      }
+    }
+    if (session !== loop.session) return;
+    const index = loop.frameIndex++;
+    // Drawn on the GPU, only every readbackEvery-th frame comes back (segments, hover, ids).
+    const readback = !gpu || (READBACK_EVERY > 0 && index % READBACK_EVERY === 0);
+    const t0 = performance.now();
+    const r = await segmentWith(
+      frame.rgba,
+      frame.width,
+      frame.height,
+      (backend) => ({
+        ...controlOptions(),
+        video: true,
+        draw: backend === "webgpu" && app.gpuDraw,
+        readback: backend === "webgpu" && app.gpuDraw ? readback : true,
+        overlay: !(backend === "webgpu" && app.gpuDraw),
+      }),
+      disposable,
+    );
+    const wall = performance.now() - t0;
+    if (session !== loop.session) return;
+    drawResult(r);
+    pub.frames++;
+    webcamApi.frames++;
+    noteFps();
+    if (r.segmentIds) {
+      webcamApi.readbacks++;
+      webcamApi.lastIds = fingerprint(r.segmentIds);
+      webcamApi.lastIdsHead = Array.from(r.segmentIds.subarray(0, 16));
+      webcamApi.history.push({ frame: index, ids: webcamApi.lastIds, frozen: frame === loop.frozen });
+      if (webcamApi.history.length > 12) webcamApi.history.shift();
+      showReadback(r, wall, { frame: index, lastIds: webcamApi.lastIds });
+    }
+    renderTimings(r.ms.total ?? wall);
+    setState("done");
+    if (webcamApi.frames % 5 === 0 && !loop.frozen) {
+      setStatus(`${loop.kind === "webcam" ? "Webcam" : "Video"} · ${webcamApi.fps.toFixed(1)} fps`);
+    }
+  } catch (e) {
+    if (session === loop.session) {
+      const what = loop.kind === "video" ? "Video" : "Webcam";
+      stopLoop();
+      showError(`${what} segmentation failed: ${errorMessage(e)}`);
+    }
+  } finally {
+    release();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// inputs
+
+els.file.addEventListener("change", () => {
+  const f = els.file.files?.[0];
+  els.file.value = "";
+  openFile(f);
+});
+els.videofile.addEventListener("change", () => {
+  const f = els.videofile.files?.[0];
+  els.videofile.value = "";
+  if (f) openVideoFile(f);
+});
+els.webcam.addEventListener("click", async () => {
+  if (loop.active && loop.kind === "webcam") {
+    stopLoop();
+    setState(settledState());
+    setStatus("Webcam stopped");
+    if (app.mode === "image") runStill();
+    return;
+  }
+  try {
+    await startWebcam();
+  } catch (e) {
+    showError(errorMessage(e));
+  }
+});
+els.freeze.addEventListener("click", () => freeze(!webcamApi.paused));
+
+for (const el of [els.steps, els.td, els.opacity]) el.addEventListener("input", onControlChange);
+els.outline.addEventListener("change", onControlChange);
+els.seed.addEventListener("change", onControlChange);
+
+// drag and drop anywhere on the viewer (and don't let a drop elsewhere navigate away)
+let dragDepth = 0;
+const hasFiles = (ev) => [...(ev.dataTransfer?.types ?? [])].includes("Files");
+els.dropzone.addEventListener("dragenter", (ev) => {
+  ev.preventDefault();
+  dragDepth++;
+  els.dropzone.classList.add("dragging");
+});
+els.dropzone.addEventListener("dragover", (ev) => {
+  ev.preventDefault();
+  if (ev.dataTransfer) ev.dataTransfer.dropEffect = "copy";
+});
+els.dropzone.addEventListener("dragleave", () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (!dragDepth) els.dropzone.classList.remove("dragging");
+});
+function handleDrop(ev) {
+  ev.preventDefault();
+  dragDepth = 0;
+  els.dropzone.classList.remove("dragging");
+  const file = ev.dataTransfer?.files?.[0];
+  if (file) openFile(file);
+  else showError("Drop an image file (JPEG, PNG or WebP) from your computer.");
+}
+els.dropzone.addEventListener("drop", (ev) => {
+  ev.stopPropagation();
+  handleDrop(ev);
+});
+window.addEventListener("dragover", (ev) => {
+  if (hasFiles(ev)) ev.preventDefault();
+});
+window.addEventListener("drop", (ev) => {
+  if (hasFiles(ev)) handleDrop(ev);
+});
+els.dropzone.addEventListener("keydown", (ev) => {
+  if ((ev.key === "Enter" || ev.key === " ") && ev.target === els.dropzone) {
+    ev.preventDefault();
+    els.file.click();
+  }
+});
+window.addEventListener("paste", (ev) => {
+  const file = [...(ev.clipboardData?.files ?? [])].find((f) => f.type.startsWith("image/"));
+  if (file) openFile(file);
+});
+
+// ---------------------------------------------------------------------------------------------
+// model picker (web/models/index.json, when present)
+
+async function populateModelPicker(currentJsonUrl) {
+  try {
+    const res = await fetch("models/index.json", { cache: "no-cache" });
+    if (!res.ok) return;
+    const index = await res.json();
+    const models = index.models ?? [];
+    if (!models.length) return;
+    let found = false;
+    const options = models.map((m) => {
+      const url = new URL(`models/${m.config}`, location.href).href;
+      const o = new Option(m.name, `models/${m.config}`);
+      if (url === currentJsonUrl) {
+        o.selected = true;
+        found = true;
+      }
+      return o;
+    });
+    if (!found) {
+      const o = new Option("custom (URL)", "", true, true);
+      o.disabled = true;
+      options.unshift(o);
+    }
+    els.model.replaceChildren(...options);
+    els.modelPick.hidden = false;
+    els.model.addEventListener("change", () => {
+      const p = new URLSearchParams(location.search);
+      p.set("model", els.model.value);
+      location.search = p.toString();
+    });
+  } catch {
+    /* no index: no picker */
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// boot
+
+function showProgress(p) {
+  if (p.fromCache) {
+    els.progress.value = 1;
+    els.progressText.textContent = `${formatBytes(p.loaded)} from cache`;
+    return;
+  }
+  if (p.total) {
+    els.progress.max = 1;
+    els.progress.value = p.loaded / p.total;
+    els.progressText.textContent = `${formatBytes(p.loaded)} of ${formatBytes(p.total)}`;
+  } else {
+    els.progress.removeAttribute("value"); // indeterminate
+    els.progressText.textContent = `${formatBytes(p.loaded)}`;
+  }
+}
+
+async function boot() {
+  setState("loading");
+  setMode("idle");
+  applyModelDefaults(null);
+  renderTimings();
+  const pref = (params.get("backend") || "auto").toLowerCase();
+  try {
+    if (!["auto", "webgpu", "cpu"].includes(pref)) {
+      throw new Error(`Unknown backend '${params.get("backend")}': use backend=webgpu, backend=cpu or leave it out.`);
+    }
+    const { jsonUrl, weightsUrl } = resolveModelUrl(params.get("model") || "models/default.json", {
+      base: location.href,
+      allowCrossOrigin: params.get("allowCrossOrigin") === "1",
+    });
+    populateModelPicker(jsonUrl);
+    setStatus("Loading the model…");
+    els.loadTitle.textContent = `Loading the model ${decodeURIComponent(new URL(jsonUrl).pathname.split("/").pop())}…`;
+    app.model = await loadModel(jsonUrl, weightsUrl, { onProgress: showProgress });
+    pub.model = {
+      url: jsonUrl,
+      weightsUrl,
+      name: app.model.name,
+      bytes: app.model.weights.length,
+      fromCache: app.model.fromCache,
+    };
+    els.loadTitle.textContent = `Starting the engine (${app.model.name})…`;
+    setStatus("Starting the engine (the first start on a GPU compiles its kernels)…");
+    await startEngine(pref);
+    applyModelDefaults(app.info?.model);
+    els.loadcard.hidden = true;
+    const how = app.model.fromCache ? "loaded from cache" : "downloaded";
+    setStatus(`Model ${app.model.name} ${how} (${formatBytes(app.model.weights.length)})`);
+    loadWasm()
+      .then((w) => {
+        pub.version = w.version?.();
+        els.version.textContent = `pix2seqd ${pub.version}`;
+      })
+      .catch(() => {
+        if (app.engine?.version) els.version.textContent = `pix2seqd ${app.engine.version}`;
+      });
+    setState(app.source ? "running" : "ready");
+    engineReadyResolve();
+    if (app.mode === "image") runStill();
+  } catch (e) {
+    els.loadcard.hidden = true;
+    if (!app.engine) {
+      els.backend.textContent = "No engine";
+      els.backendNote.textContent = "The engine did not start: see the message above.";
+    }
+    showError(errorMessage(e));
+    engineReadyReject(e);
+  }
+}
+
+boot();

@@ -1,0 +1,463 @@
+// Browser tests of the pix2seqd page, the CPU fallback and the custom element.
+// Playwright (playwright-core) drives the system Chromium headless; `cargo xtask test-web` builds,
+// serves web/ and runs this with:
+//   PIX2SEQD_URL   base URL of the served web/ folder (e.g. http://127.0.0.1:8123/)
+//   PIX2SEQD_Y4M   absolute path of the fake-camera clip (.y4m); without it Chromium's own pattern
+//   PIX2SEQD_DATA  absolute path of the shared data folder (../shared/data)
+//   PIX2SEQD_SCREENSHOTS  optional: folder for uploaded-photo.png and webcam.png (1280x800)
+//   PIX2SEQD_CHROMIUM     optional: browser binary (default /usr/bin/chromium)
+//   PIX2SEQD_E2E_ONLY     optional: run only the cases whose names contain one of these
+//                         '|'-separated words (e.g. "webgpu|embed")
+// Prints one line per case: `ok - name (details)` or `not ok - name: reason`; exits 1 on a failure.
+// SwiftShader (the only WebGPU adapter in headless CI) is ~50x slower than the CPU path, so
+// WebGPU cases use the tiny model and small inputs.
+
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BASE = (process.env.PIX2SEQD_URL || "http://127.0.0.1:8080/").replace(/\/?$/, "/");
+const Y4M = process.env.PIX2SEQD_Y4M || "";
+const DATA = process.env.PIX2SEQD_DATA || path.resolve(here, "../../../shared/data");
+const SHOTS = process.env.PIX2SEQD_SCREENSHOTS || "";
+const CHROMIUM = process.env.PIX2SEQD_CHROMIUM || "/usr/bin/chromium";
+const ONLY = (process.env.PIX2SEQD_E2E_ONLY || "").split("|").map((s) => s.trim().toLowerCase()).filter(Boolean);
+const CASE_TIMEOUT_MS = Number(process.env.PIX2SEQD_CASE_TIMEOUT_MS || 120_000);
+
+const PHOTO = path.join(DATA, "coco-panoptic-sample/images/000000142238.jpg");
+const CAMVID_DIR = path.join(DATA, "camvid/test/images");
+
+const NETWORK_ARGS = [
+  "--no-sandbox",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-gpu",
+];
+const WEBGPU_ARGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader"];
+const CAMERA_ARGS = [
+  "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream",
+  ...(Y4M ? [`--use-file-for-fake-video-capture=${Y4M}`] : []),
+];
+
+const url = (p) => new URL(p, BASE).href;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// harness
+
+const results = [];
+const contexts = [];
+const tmpDirs = [];
+
+async function launch(args) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pix2seqd-e2e-"));
+  tmpDirs.push(dir);
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args,
+    viewport: { width: 1280, height: 800 },
+  });
+  contexts.push(context);
+  return context;
+}
+
+let gpuContext = null;
+async function gpuBrowser() {
+  if (!gpuContext) gpuContext = await launch([...NETWORK_ARGS, ...WEBGPU_ARGS, ...CAMERA_ARGS]);
+  return gpuContext;
+}
+let plainContext = null;
+async function plainBrowser() {
+  if (!plainContext) plainContext = await launch([...NETWORK_ARGS, ...CAMERA_ARGS]);
+  return plainContext;
+}
+
+/** A page that records console errors and uncaught exceptions. */
+async function newPage(context) {
+  const page = await context.newPage();
+  page.consoleErrors = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" && !/favicon/.test(m.text())) page.consoleErrors.push(m.text());
+  });
+  page.on("pageerror", (e) => page.consoleErrors.push(`pageerror: ${e.message}`));
+  return page;
+}
+
+async function runCase(name, fn) {
+  if (ONLY.length && !ONLY.some((o) => name.toLowerCase().includes(o))) return;
+  const pages = [];
+  const t0 = Date.now();
+  let timer;
+  try {
+    const detail = await Promise.race([
+      fn((p) => (pages.push(p), p)),
+      new Promise((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`timed out after ${CASE_TIMEOUT_MS / 1000} s`)), CASE_TIMEOUT_MS);
+      }),
+    ]);
+    const secs = ((Date.now() - t0) / 1000).toFixed(1);
+    console.log(`ok - ${name} (${detail ? `${detail}, ` : ""}${secs} s)`);
+    results.push({ name, ok: true });
+  } catch (e) {
+    let extra = "";
+    for (const p of pages) {
+      try {
+        const st = await Promise.race([
+          p.evaluate(() => ({
+            state: document.body.dataset.state,
+            error: document.getElementById("error")?.textContent ?? "",
+            status: document.getElementById("status")?.textContent ?? "",
+          })),
+          sleep(3000).then(() => null),
+        ]);
+        if (st) extra += `\n    page state=${st.state} status=${JSON.stringify(st.status)} error=${JSON.stringify(st.error)}`;
+      } catch {}
+      if (p.consoleErrors?.length) extra += `\n    console errors:\n      ${p.consoleErrors.slice(-12).join("\n      ")}`;
+    }
+    console.log(`not ok - ${name}: ${e.message.split("\n")[0]}${extra}`);
+    results.push({ name, ok: false });
+  } finally {
+    clearTimeout(timer);
+    for (const p of pages) await p.close().catch(() => {});
+  }
+}
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+/** Opens the page and waits until the model is loaded (state ready) or an error shows. */
+async function openApp(page, query = "", { expectError = false } = {}) {
+  await page.goto(url(`index.html${query}`));
+  await page.waitForFunction(() => ["ready", "done", "error"].includes(document.body.dataset.state), null, {
+    timeout: 90_000,
+  });
+  const st = await page.evaluate(() => ({
+    state: document.body.dataset.state,
+    error: document.getElementById("error").textContent,
+  }));
+  if (!expectError && st.state === "error") throw new Error(`page error while loading: ${st.error}`);
+  return st;
+}
+
+/** Runs `action` and waits for a new result (pix2seqd.frames grows) or an error. */
+async function actAndWait(page, action, timeout = 90_000) {
+  const before = await page.evaluate(() => window.pix2seqd?.frames ?? 0);
+  await action();
+  await page.waitForFunction(
+    (n) => (document.body.dataset.state === "done" && window.pix2seqd.frames > n) || document.body.dataset.state === "error",
+    before,
+    { timeout, polling: 100 },
+  );
+  const st = await page.evaluate(() => ({
+    state: document.body.dataset.state,
+    error: document.getElementById("error").textContent,
+    result: window.pix2seqd.lastResult,
+    backendText: document.getElementById("backend").textContent,
+    adapterText: document.getElementById("adapter").textContent,
+  }));
+  if (st.state === "error") throw new Error(`page error: ${st.error}`);
+  return st;
+}
+
+function describe(r) {
+  const ms = r.ms?.total != null ? `${Math.round(r.ms.total)} ms` : "? ms";
+  return `backend=${r.backend}, ${r.width}x${r.height}, ${r.segments.length} segments, total ${ms}`;
+}
+
+function firstCamvidImage() {
+  const names = fs.readdirSync(CAMVID_DIR).filter((n) => /\.(jpe?g|png)$/i.test(n)).sort();
+  assert(names.length, `no images in ${CAMVID_DIR}`);
+  return path.join(CAMVID_DIR, names[0]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// cases
+
+async function main() {
+  console.log(`# pix2seqd e2e: ${BASE} (chromium ${CHROMIUM}; y4m ${Y4M || "none: Chromium's test pattern"})`);
+  assert(fs.existsSync(PHOTO), `missing ${PHOTO} (PIX2SEQD_DATA=${DATA})`);
+
+  await runCase("upload photo, default model, CPU path", async (track) => {
+    const page = track(await newPage(await gpuBrowser()));
+    await openApp(page, "?backend=cpu");
+    const st = await actAndWait(page, () => page.setInputFiles("#file", PHOTO));
+    assert(st.result.backend === "cpu", `backend ${st.result.backend}, expected cpu`);
+    assert(st.result.segments.length > 0, "no segments");
+    assert(/CPU/.test(st.backendText), `#backend says '${st.backendText}'`);
+    const seg = st.result.segments[0];
+    assert(typeof seg.label === "string" && typeof seg.isThing === "boolean" && seg.area > 0, `bad segment ${JSON.stringify(seg)}`);
+    const legend = await page.locator("#legend li:not(.placeholder)").count();
+    assert(legend > 0, "legend is empty");
+    return `${describe(st.result)}, ${legend} legend rows`;
+  });
+
+  await runCase("upload photo, tiny model, WebGPU path", async (track) => {
+    const page = track(await newPage(await gpuBrowser()));
+    await openApp(page, "?model=models/tiny.json&backend=webgpu");
+    const st = await actAndWait(page, () => page.setInputFiles("#file", PHOTO));
+    assert(st.result.backend === "webgpu", `backend ${st.result.backend}, expected webgpu`);
+    assert(st.result.segments.length > 0, "no segments");
+    assert(/WebGPU/.test(st.backendText), `#backend says '${st.backendText}'`);
+    // hover: the label under the pointer
+    const box = await page.locator("#canvas").boundingBox();
+    let label = "";
+    for (const [fx, fy] of [[0.5, 0.5], [0.3, 0.6], [0.7, 0.4], [0.2, 0.2], [0.8, 0.8]]) {
+      await page.mouse.move(box.x + box.width * fx, box.y + box.height * fy);
+      label = await page.evaluate(() => {
+        const t = document.getElementById("tooltip");
+        return t.hidden ? "" : t.textContent;
+      });
+      if (label && !/^void/.test(label)) break;
+    }
+    assert(label, "no hover label");
+    return `${describe(st.result)}, adapter '${st.adapterText}', hover '${label.replace(/\s+/g, " ").slice(0, 40)}'`;
+  });
+
+  await runCase("reload uses the cached model", async (track) => {
+    const page = track(await newPage(await gpuBrowser()));
+    await openApp(page, "?model=models/tiny.json&backend=cpu");
+    await openApp(page, "?model=models/tiny.json&backend=cpu");
+    const m = await page.evaluate(() => ({ model: window.pix2seqd.model, status: document.getElementById("status").textContent }));
+    assert(m.model?.fromCache === true, `fromCache=${m.model?.fromCache}`);
+    assert(/from cache/.test(m.status), `status '${m.status}'`);
+    return `status '${m.status}'`;
+  });
+
+  await runCase("drop a CamVid image on the drop zone", async (track) => {
+    const page = track(await newPage(await gpuBrowser()));
+    await openApp(page, "?model=models/tiny.json");
+    const file = firstCamvidImage();
+    const b64 = fs.readFileSync(file).toString("base64");
+    const st = await actAndWait(page, () =>
+      page.evaluate(
+        ({ b64, name }) => {
+          const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+          const dt = new DataTransfer();
+          dt.items.add(new File([bytes], name, { type: "image/jpeg" }));
+          const zone = document.getElementById("dropzone");
+          for (const type of ["dragenter", "dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+          }
+        },
+        { b64, name: path.basename(file) },
+      ),
+    );
+    assert(st.result.segments.length > 0, "no segments");
+    assert(st.result.width === 480 && st.result.height === 360, `size ${st.result.width}x${st.result.height}`);
+    return `${path.basename(file)}: ${describe(st.result)}`;
+  });
+
+  await runCase("webcam, tiny model, WebGPU: fps, no GPU object growth, stable ids", async (track) => {
+    const page = track(await newPage(await gpuBrowser()));
+    await openApp(page, "?model=models/tiny.json&backend=webgpu");
+    // SwiftShader is a fallback adapter: the page draws into a 2D canvas and reads every frame back
+    assert(await page.evaluate(() => window.pix2seqd.gpuDraw === false), "gpuDraw is on for a software adapter");
+    await page.click("#webcam");
+    const waitFrames = (n) =>
+      page.waitForFunction(
+        (n) => window.pix2seqd.webcam.frames >= n || document.body.dataset.state === "error",
+        n,
+        { timeout: 90_000, polling: 50 },
+      );
+    const check = async () => {
+      const e = await page.evaluate(() => (document.body.dataset.state === "error" ? document.getElementById("error").textContent : ""));
+      if (e) throw new Error(`page error: ${e}`);
+    };
+    await waitFrames(10);
+    await check();
+    const s10 = await page.evaluate(() => ({ stats: window.pix2seqd.stats(), frames: window.pix2seqd.webcam.frames }));
+    await waitFrames(30);
+    await check();
+    const s30 = await page.evaluate(() => ({ stats: window.pix2seqd.stats(), frames: window.pix2seqd.webcam.frames }));
+    const cam = await page.evaluate(() => {
+      const w = window.pix2seqd.webcam;
+      return { fps: w.fps, frames: w.frames, skipped: w.skipped, readbacks: w.readbacks, grab: w.grab, result: window.pix2seqd.lastResult };
+    });
+    assert(cam.fps > 0, `fps ${cam.fps}`);
+    assert(cam.readbacks >= 3, `only ${cam.readbacks} read-backs`);
+    assert(cam.result && cam.result.backend === "webgpu", `lastResult backend ${cam.result?.backend}`);
+    const counts = (s) => `buffers ${s.buffers}, bindGroups ${s.bindGroups}, pipelines ${s.pipelines}`;
+    for (const k of ["buffers", "bindGroups", "pipelines"]) {
+      assert(typeof s10.stats?.[k] === "number", `stats().${k} missing: ${JSON.stringify(s10.stats)}`);
+      assert(s30.stats[k] <= s10.stats[k], `${k} grew from ${s10.stats[k]} (frame ${s10.frames}) to ${s30.stats[k]} (frame ${s30.frames})`);
+    }
+    // a static input: freeze the frame, then two consecutive read-backs must give the same ids
+    await page.evaluate(() => window.pix2seqd.webcam.pause());
+    await page.waitForFunction(
+      () => window.pix2seqd.webcam.history.filter((h) => h.frozen).length >= 8 || document.body.dataset.state === "error",
+      null,
+      { timeout: 90_000, polling: 50 },
+    );
+    await check();
+    const hist = await page.evaluate(() => window.pix2seqd.webcam.history.filter((h) => h.frozen));
+    const [a, b] = hist.slice(-2);
+    assert(a.ids === b.ids, `ids changed on a frozen frame: frame ${a.frame} ${a.ids} vs frame ${b.frame} ${b.ids}; frozen history ${hist.map((h) => h.ids).join(" ")}`);
+    await page.click("#webcam"); // stop
+    return `${cam.frames} frames at ${cam.fps.toFixed(1)} fps (${cam.skipped} skipped, ${cam.readbacks} read-backs, ${cam.grab}); frame ${s10.frames}: ${counts(s10.stats)}; frame ${s30.frames}: ${counts(s30.stats)}; frozen ids ${a.ids} = ${b.ids}`;
+  });
+
+  await runCase("webcam drawn into the WebGPU canvas, no read-back: frames, no GPU object growth", async (track) => {
+    // draw=gpu forces the canvas path the page uses on real GPUs; readbackEvery=0 because in
+    // headless SwiftShader any WebGPU canvas texture breaks every later mapAsync of the page.
+    const page = track(await newPage(await gpuBrowser()));
+    await openApp(page, "?model=models/tiny.json&backend=webgpu&draw=gpu&readbackEvery=0");
+    assert(await page.evaluate(() => window.pix2seqd.gpuDraw === true), "gpuDraw is not on with draw=gpu");
+    await page.click("#webcam");
+    const waitFrames = (n) =>
+      page.waitForFunction((n) => window.pix2seqd.webcam.frames >= n || document.body.dataset.state === "error", n, {
+        timeout: 90_000,
+        polling: 50,
+      });
+    const snap = () =>
+      page.evaluate(() => {
+        if (document.body.dataset.state === "error") return { error: document.getElementById("error").textContent };
+        return { stats: window.pix2seqd.stats(), frames: window.pix2seqd.webcam.frames, w: window.pix2seqd.webcam };
+      });
+    await waitFrames(10);
+    const s10 = await snap();
+    assert(!s10.error, `page error: ${s10.error}`);
+    await waitFrames(30);
+    const s30 = await snap();
+    assert(!s30.error, `page error: ${s30.error}`);
+    assert(s30.w.fps > 0, `fps ${s30.w.fps}`);
+    assert(s30.w.readbacks === 0, `${s30.w.readbacks} read-backs with readbackEvery=0`);
+    for (const k of ["buffers", "bindGroups", "pipelines"]) {
+      assert(s30.stats[k] <= s10.stats[k], `${k} grew from ${s10.stats[k]} (frame ${s10.frames}) to ${s30.stats[k]} (frame ${s30.frames})`);
+    }
+    // the canvas shows drawn frames: a screenshot of it is a detailed picture, not a flat fill
+    // (a flat 320x180 PNG is well under 1 KB)
+    const png = await page.locator("#canvas").screenshot();
+    if (SHOTS) fs.writeFileSync(path.join(SHOTS, "webcam-gpu-canvas.png"), png);
+    const box = await page.locator("#canvas").boundingBox();
+    assert(png.length > 8000, `the WebGPU canvas looks blank (${png.length}-byte PNG)`);
+    await page.click("#webcam");
+    const c = (s) => `buffers ${s.stats.buffers}, bindGroups ${s.stats.bindGroups}, pipelines ${s.stats.pipelines}`;
+    return `${s30.frames} frames at ${s30.w.fps.toFixed(1)} fps, canvas shown at ${Math.round(box.width)}x${Math.round(box.height)} (${png.length}-byte PNG); frame ${s10.frames}: ${c(s10)}; frame ${s30.frames}: ${c(s30)}`;
+  });
+
+  await runCase("CPU fallback without WebGPU", async (track) => {
+    const page = track(await newPage(await plainBrowser()));
+    await openApp(page, "");
+    const before = await page.evaluate(() => ({
+      backend: document.getElementById("backend").textContent,
+      note: document.getElementById("backend-note").textContent,
+      gpu: !!navigator.gpu,
+    }));
+    assert(/CPU/.test(before.backend), `#backend says '${before.backend}'`);
+    assert(/WebGPU|adapter|GPU/i.test(before.note), `no reason given: '${before.note}'`);
+    const st = await actAndWait(page, () => page.setInputFiles("#file", PHOTO));
+    assert(st.result.backend === "cpu", `backend ${st.result.backend}`);
+    assert(st.result.segments.length > 0, "no segments");
+    return `#backend '${before.backend}', reason '${before.note.split(".")[0]}', ${describe(st.result)}`;
+  });
+
+  await runCase("corrupt file shows an error naming it", async (track) => {
+    const page = track(await newPage(await gpuBrowser()));
+    await openApp(page, "?model=models/tiny.json&backend=cpu");
+    const garbage = Buffer.alloc(1024);
+    for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 7919 + 13) & 0xff;
+    await page.setInputFiles("#file", { name: "broken.jpg", mimeType: "image/jpeg", buffer: garbage });
+    await page.waitForFunction(() => document.body.dataset.state === "error", null, { timeout: 30_000 });
+    const msg = await page.locator("#error").textContent();
+    const visible = await page.locator("#error").isVisible();
+    const role = await page.locator("#error").getAttribute("role");
+    assert(visible && role === "alert", "the #error element is not visible as an alert");
+    assert(/broken\.jpg/.test(msg), `message does not name the file: '${msg}'`);
+    // a damaged JPEG (right signature, truncated data) names the file too
+    const truncated = fs.readFileSync(PHOTO).subarray(0, 600);
+    await page.setInputFiles("#file", { name: "cut.jpg", mimeType: "image/jpeg", buffer: truncated });
+    await page.waitForFunction(() => /cut\.jpg/.test(document.getElementById("error").textContent), null, { timeout: 30_000 });
+    const msg2 = await page.locator("#error").textContent();
+    return `'${msg}' / '${msg2}'`;
+  });
+
+  await runCase("cross-origin model URL is refused", async (track) => {
+    const page = track(await newPage(await gpuBrowser()));
+    const st = await openApp(page, "?model=http://example.invalid/models/m.json", { expectError: true });
+    assert(st.state === "error", `state ${st.state}`);
+    assert(/origin/i.test(st.error) && /allowCrossOrigin/.test(st.error), `message: '${st.error}'`);
+    return `'${st.error}'`;
+  });
+
+  await runCase("embed: <pix2seqd-segmenter> reaches done", async (track) => {
+    const page = track(await newPage(await gpuBrowser()));
+    await page.goto(url("embed.html?model=models/tiny.json"));
+    await page.waitForFunction(
+      () => {
+        const el = document.querySelector("pix2seqd-segmenter");
+        return el && ["done", "error"].includes(el.getAttribute("state")) && (el.result || el.getAttribute("state") === "error");
+      },
+      null,
+      { timeout: 90_000, polling: 100 },
+    );
+    const st = await page.evaluate(() => {
+      const el = document.querySelector("pix2seqd-segmenter");
+      const status = el.shadowRoot.querySelector(".status").textContent;
+      return { state: el.getAttribute("state"), status, result: el.result && { backend: el.result.backend, width: el.result.width, height: el.result.height, ms: el.result.ms, segments: el.result.segments } };
+    });
+    assert(st.state === "done", `element state ${st.state}: ${st.status}`);
+    assert(st.result && Array.isArray(st.result.segments), "no element.result");
+    // the steps attribute re-runs
+    await page.evaluate(() => {
+      const el = document.querySelector("pix2seqd-segmenter");
+      window.__events = 0;
+      el.addEventListener("pix2seqd-result", () => window.__events++);
+      el.setAttribute("steps", "2");
+    });
+    await page.waitForFunction(() => window.__events >= 1, null, { timeout: 60_000 });
+    return `${describe(st.result)}, status '${st.status}', re-ran on steps change`;
+  });
+
+  if (SHOTS) {
+    await runCase("screenshots", async (track) => {
+      fs.mkdirSync(SHOTS, { recursive: true });
+      const ctx = await gpuBrowser();
+      const page = track(await newPage(ctx));
+      await page.setViewportSize({ width: 1280, height: 800 });
+      await openApp(page, "");
+      await actAndWait(page, () => page.setInputFiles("#file", PHOTO));
+      const box = await page.locator("#canvas").boundingBox();
+      await page.mouse.move(box.x + box.width * 0.45, box.y + box.height * 0.55);
+      await sleep(300);
+      const photo = path.join(SHOTS, "uploaded-photo.png");
+      await page.screenshot({ path: photo });
+
+      const cam = track(await newPage(ctx));
+      await cam.setViewportSize({ width: 1280, height: 800 });
+      await openApp(cam, "?model=models/tiny.json");
+      await cam.click("#webcam");
+      await cam.waitForFunction(() => window.pix2seqd.webcam.frames >= 12 && window.pix2seqd.webcam.readbacks >= 1, null, {
+        timeout: 90_000,
+      });
+      await sleep(500);
+      const webcam = path.join(SHOTS, "webcam.png");
+      await cam.screenshot({ path: webcam });
+      await cam.click("#webcam");
+      return `${photo}, ${webcam}`;
+    });
+  }
+}
+
+let exitCode = 0;
+try {
+  await main();
+} catch (e) {
+  console.log(`not ok - harness: ${e.message}`);
+  results.push({ name: "harness", ok: false });
+} finally {
+  for (const c of contexts) await c.close().catch(() => {});
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+}
+const failed = results.filter((r) => !r.ok);
+console.log(`# ${results.length - failed.length}/${results.length} passed`);
+if (failed.length) exitCode = 1;
+process.exit(exitCode);

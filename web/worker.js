@@ -1,0 +1,131 @@
+// pix2seqd CPU engine in a Web Worker.
+//
+// The page (app.js) and the custom element (element.js) start this module worker when WebGPU is
+// missing or only a software adapter is available. It runs the engine's CPU path
+// (`Engine.create(json, weights, "cpu")`) off the main thread.
+//
+// Messages in  (each with a numeric `id`):
+//   {type: "create", json: string, weights: Uint8Array}
+//   {type: "segment", rgba: Uint8Array|Uint8ClampedArray, width, height, options}   (rgba transferred)
+//   {type: "reset"}
+//   {type: "stats"}
+// Messages out (same `id`):
+//   {type: "created", info, version}        {type: "result", result, workerMs}
+//   {type: "ok"}    {type: "stats", stats}  {type: "error", message}
+// Requests are handled one at a time, in order.
+
+const PKG_URL = new URL("./pkg/pix2seqd.js", import.meta.url).href;
+
+let wasm = null;
+let engine = null;
+let queue = Promise.resolve();
+
+function errorMessage(e) {
+  if (e == null) return "Unknown error";
+  if (typeof e === "string") return e;
+  if (e.message) return String(e.message);
+  try {
+    return String(e);
+  } catch {
+    return "Unknown error";
+  }
+}
+
+async function loadWasm() {
+  if (wasm) return wasm;
+  let mod;
+  try {
+    mod = await import(PKG_URL);
+  } catch (e) {
+    throw new Error(`The CPU worker could not load the engine module (${PKG_URL}): ${errorMessage(e)}`);
+  }
+  await mod.default();
+  wasm = mod;
+  return wasm;
+}
+
+const get = (o, k) => (o == null ? undefined : o instanceof Map ? o.get(k) : o[k]);
+
+// A structured-clone-safe copy of whatever the engine returned (a plain object, or a Map when the
+// Rust side serialised maps as Maps).
+function plain(value) {
+  if (value == null || typeof value !== "object") return value;
+  if (ArrayBuffer.isView(value)) return value;
+  if (value instanceof Map) {
+    const o = {};
+    for (const [k, v] of value) o[k] = plain(v);
+    return o;
+  }
+  if (Array.isArray(value)) return value.map(plain);
+  const o = {};
+  for (const k of Object.keys(value)) o[k] = plain(value[k]);
+  return o;
+}
+
+function transferable(view) {
+  if (!view || !ArrayBuffer.isView(view)) return null;
+  const buf = view.buffer;
+  if (!(buf instanceof ArrayBuffer)) return null; // SharedArrayBuffer / wasm memory
+  if (view.byteOffset !== 0 || view.byteLength !== buf.byteLength) return null;
+  return buf;
+}
+
+function post(msg, transfer = []) {
+  try {
+    self.postMessage(msg, transfer);
+  } catch {
+    self.postMessage(msg); // not transferable after all: copy
+  }
+}
+
+async function handle(msg) {
+  const id = msg.id;
+  try {
+    switch (msg.type) {
+      case "create": {
+        const mod = await loadWasm();
+        if (engine) {
+          try {
+            engine.free();
+          } catch {}
+          engine = null;
+        }
+        engine = await mod.Engine.create(msg.json, msg.weights, "cpu");
+        post({ type: "created", id, info: plain(engine.info()), version: mod.version ? mod.version() : null });
+        return;
+      }
+      case "segment": {
+        if (!engine) throw new Error("The CPU engine is not created yet.");
+        const t0 = performance.now();
+        const r = await engine.segment(msg.rgba, msg.width, msg.height, msg.options || {});
+        const workerMs = performance.now() - t0;
+        const result = plain(r);
+        // Typed arrays stay typed arrays (plain() keeps views); copy views on wasm memory.
+        for (const k of ["segmentIds", "overlay"]) {
+          const v = get(r, k);
+          if (v && ArrayBuffer.isView(v) && !transferable(v)) result[k] = v.slice();
+          else if (v) result[k] = v;
+        }
+        const transfer = [result.segmentIds, result.overlay].map(transferable).filter(Boolean);
+        post({ type: "result", id, result, workerMs }, transfer);
+        return;
+      }
+      case "reset":
+        if (engine) engine.reset();
+        post({ type: "ok", id });
+        return;
+      case "stats":
+        post({ type: "stats", id, stats: engine ? plain(engine.stats()) : null });
+        return;
+      default:
+        throw new Error(`Unknown message type '${msg.type}'.`);
+    }
+  } catch (e) {
+    post({ type: "error", id, message: errorMessage(e) });
+  }
+}
+
+self.onmessage = (ev) => {
+  const msg = ev.data || {};
+  queue = queue.then(() => handle(msg));
+};
