@@ -114,7 +114,7 @@ impl BufferPool {
     /// would land in another buffer each time, and every frame would miss the bind-group cache.
     pub(crate) fn canonicalize(&mut self) {
         for list in self.free.values_mut() {
-            list.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            list.sort_unstable_by_key(|&(id, _)| std::cmp::Reverse(id));
         }
     }
 

@@ -256,9 +256,10 @@ async function main() {
     return `${path.basename(file)}: ${describe(st.result)}`;
   });
 
-  await runCase("webcam, tiny model, WebGPU: fps, no GPU object growth, stable ids", async (track) => {
+  await runCase("webcam, tiny trained video model, WebGPU: fps, no GPU object growth, stable ids", async (track) => {
     const page = track(await newPage(await gpuBrowser()));
-    await openApp(page, "?model=models/tiny.json&backend=webgpu");
+    // tiny-video: trained, so its streaming state settles on a still frame (random weights don't)
+    await openApp(page, "?model=models/tiny-video.json&backend=webgpu");
     // SwiftShader is a fallback adapter: the page draws into a 2D canvas and reads every frame back
     assert(await page.evaluate(() => window.pix2seqd.gpuDraw === false), "gpuDraw is on for a software adapter");
     await page.click("#webcam");
@@ -433,7 +434,7 @@ async function main() {
 
       const cam = track(await newPage(ctx));
       await cam.setViewportSize({ width: 1280, height: 800 });
-      await openApp(cam, "?model=models/tiny.json");
+      await openApp(cam, "?model=models/tiny-video.json");
       await cam.click("#webcam");
       await cam.waitForFunction(() => window.pix2seqd.webcam.frames >= 12 && window.pix2seqd.webcam.readbacks >= 1, null, {
         timeout: 90_000,

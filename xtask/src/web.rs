@@ -219,7 +219,8 @@ struct Staged {
 }
 
 /// Fills `web/models/` (generated, git-ignored): `default` (the shipped `objects` model, else the
-/// untrained parity fixture), `tiny` (the fixture) and every `assets/models/NAME.{json,safetensors}`.
+/// untrained parity fixture), `tiny` (the fixture), `tiny-video` (a tiny trained video model for
+/// the browser tests) and every `assets/models/NAME.{json,safetensors}`.
 /// Writes `web/models/index.json` listing them.
 fn stage_models(root: &Path, web: &Path, log: &mut dyn FnMut(String)) -> Result<Vec<Staged>, String> {
     let models = web.join("models");
@@ -243,6 +244,13 @@ fn stage_models(root: &Path, web: &Path, log: &mut dyn FnMut(String)) -> Result<
         plan.push(("default".into(), fixture.clone()));
     }
     plan.push(("tiny".into(), fixture));
+    // A tiny video model trained on DAVIS (tests/fixtures/tiny-video/README.md): the browser
+    // tests' streaming checks need weights whose masks settle on a still input.
+    let tiny_video = root.join("tests/fixtures/tiny-video/model");
+    if !has_pair(&tiny_video) {
+        return Err(format!("the test model {}.{{json,safetensors}} is missing", tiny_video.display()));
+    }
+    plan.push(("tiny-video".into(), tiny_video));
     if let Ok(entries) = std::fs::read_dir(&assets) {
         let mut stems: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -253,7 +261,7 @@ fn stage_models(root: &Path, web: &Path, log: &mut dyn FnMut(String)) -> Result<
         stems.sort();
         for stem in stems {
             let Some(name) = stem.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
-            if name == "default" || name == "tiny" || name == "index" {
+            if ["default", "tiny", "tiny-video", "index"].contains(&name.as_str()) {
                 log(format!("note: assets/models/{name}.* is not staged: the name is reserved"));
                 continue;
             }
