@@ -8,6 +8,7 @@ import {
   WorkerEngine,
   createEngine,
   decodeImageFile,
+  drawOverlay,
   errorMessage,
   fingerprint,
   formatBytes,
@@ -205,6 +206,15 @@ function controlOptions() {
     opacity: Number(els.opacity.value),
     outline: els.outline.checked,
   };
+}
+
+/**
+ * Engine options for one image or frame. Drawn into the WebGPU canvas, `readback` says whether
+ * the maps come back too; otherwise the result always comes back with its RGBA overlay.
+ */
+function segmentOptions(backend, video, readback) {
+  const onGpu = backend === "webgpu" && app.gpuDraw;
+  return { ...controlOptions(), video, draw: onGpu, readback: onGpu ? readback : true, overlay: !onGpu };
 }
 
 function showControlValues() {
@@ -443,17 +453,7 @@ function publicResult(r, extra = {}) {
 
 function drawResult(r) {
   const c = canvasEl();
-  if (r.overlay && app.canvasKind === "2d") {
-    if (c.width !== r.width || c.height !== r.height) {
-      c.width = r.width;
-      c.height = r.height;
-    }
-    const data =
-      r.overlay instanceof Uint8ClampedArray
-        ? r.overlay
-        : new Uint8ClampedArray(r.overlay.buffer, r.overlay.byteOffset, r.overlay.byteLength);
-    app.ctx2d.putImageData(new ImageData(data, r.width, r.height), 0, 0);
-  }
+  if (r.overlay && app.canvasKind === "2d") drawOverlay(c, app.ctx2d, r);
   if (r.overlay || r.drawn) c.classList.add("on");
 }
 
@@ -800,13 +800,7 @@ async function runStill() {
       src.rgba,
       src.width,
       src.height,
-      (backend) => ({
-        ...controlOptions(),
-        video: false,
-        readback: true,
-        draw: backend === "webgpu" && app.gpuDraw,
-        overlay: !(backend === "webgpu" && app.gpuDraw),
-      }),
+      (backend) => segmentOptions(backend, false, true),
       false,
     );
     const wall = performance.now() - t0;
@@ -1109,13 +1103,7 @@ async function onFrame(session, meta) {
       frame.rgba,
       frame.width,
       frame.height,
-      (backend) => ({
-        ...controlOptions(),
-        video: true,
-        draw: backend === "webgpu" && app.gpuDraw,
-        readback: backend === "webgpu" && app.gpuDraw ? readback : true,
-        overlay: !(backend === "webgpu" && app.gpuDraw),
-      }),
+      (backend) => segmentOptions(backend, true, readback),
       disposable,
     );
     const wall = performance.now() - t0;

@@ -10,6 +10,10 @@
 //   <script type="module" src="element.js"></script>
 //   <pix2seqd-segmenter src="photo.jpg" steps="4"></pix2seqd-segmenter>
 
+import { errorMessage, get, plain } from "./shared.js";
+
+export { errorMessage, plain };
+
 export const PKG_URL = new URL("./pkg/pix2seqd.js", import.meta.url).href;
 export const WORKER_URL = new URL("./worker.js", import.meta.url).href;
 export const DEFAULT_MODEL_URL = new URL("./models/default.json", import.meta.url).href;
@@ -20,16 +24,6 @@ export const MAX_SIDE = 4096;
 // ---------------------------------------------------------------------------------------------
 // small helpers
 
-export function errorMessage(e) {
-  if (e == null) return "Unknown error";
-  if (typeof e === "string") return e;
-  if (e.message) return String(e.message);
-  try {
-    return String(e);
-  } catch {
-    return "Unknown error";
-  }
-}
 
 export function formatBytes(n) {
   if (!Number.isFinite(n)) return "?";
@@ -54,21 +48,15 @@ function shortUrl(url) {
   }
 }
 
-const get = (o, k) => (o == null ? undefined : o instanceof Map ? o.get(k) : o[k]);
-
-/** A plain, structured-clone-safe copy of a value the engine returned (objects or Maps). */
-export function plain(value) {
-  if (value == null || typeof value !== "object") return value;
-  if (ArrayBuffer.isView(value)) return value;
-  if (value instanceof Map) {
-    const o = {};
-    for (const [k, v] of value) o[k] = plain(v);
-    return o;
+/** Puts a result's RGBA overlay into a 2D canvas, sized to the result. */
+export function drawOverlay(canvas, ctx2d, result) {
+  if (canvas.width !== result.width || canvas.height !== result.height) {
+    canvas.width = result.width;
+    canvas.height = result.height;
   }
-  if (Array.isArray(value)) return value.map(plain);
-  const o = {};
-  for (const k of Object.keys(value)) o[k] = plain(value[k]);
-  return o;
+  const o = result.overlay;
+  const data = o instanceof Uint8ClampedArray ? o : new Uint8ClampedArray(o.buffer, o.byteOffset, o.byteLength);
+  ctx2d.putImageData(new ImageData(data, result.width, result.height), 0, 0);
 }
 
 /** The engine's Result with every documented field present (null where absent). */
@@ -855,15 +843,7 @@ export class Pix2seqdSegmenter extends HTMLElement {
   _draw(result) {
     const c = this._canvas;
     if (result.overlay) {
-      if (c.width !== result.width || c.height !== result.height) {
-        c.width = result.width;
-        c.height = result.height;
-      }
-      const data =
-        result.overlay instanceof Uint8ClampedArray
-          ? result.overlay
-          : new Uint8ClampedArray(result.overlay.buffer, result.overlay.byteOffset, result.overlay.byteLength);
-      c.getContext("2d").putImageData(new ImageData(data, result.width, result.height), 0, 0);
+      drawOverlay(c, c.getContext("2d"), result);
       c.classList.add("on");
     }
     const classes = this.engineInfo?.model?.classes ?? [];

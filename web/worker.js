@@ -14,22 +14,14 @@
 //   {type: "ok"}    {type: "stats", stats}  {type: "error", message}
 // Requests are handled one at a time, in order.
 
+import { errorMessage, get, plain } from "./shared.js";
+
 const PKG_URL = new URL("./pkg/pix2seqd.js", import.meta.url).href;
 
 let wasm = null;
 let engine = null;
 let queue = Promise.resolve();
 
-function errorMessage(e) {
-  if (e == null) return "Unknown error";
-  if (typeof e === "string") return e;
-  if (e.message) return String(e.message);
-  try {
-    return String(e);
-  } catch {
-    return "Unknown error";
-  }
-}
 
 async function loadWasm() {
   if (wasm) return wasm;
@@ -42,24 +34,6 @@ async function loadWasm() {
   await mod.default();
   wasm = mod;
   return wasm;
-}
-
-const get = (o, k) => (o == null ? undefined : o instanceof Map ? o.get(k) : o[k]);
-
-// A structured-clone-safe copy of whatever the engine returned (a plain object, or a Map when the
-// Rust side serialised maps as Maps).
-function plain(value) {
-  if (value == null || typeof value !== "object") return value;
-  if (ArrayBuffer.isView(value)) return value;
-  if (value instanceof Map) {
-    const o = {};
-    for (const [k, v] of value) o[k] = plain(v);
-    return o;
-  }
-  if (Array.isArray(value)) return value.map(plain);
-  const o = {};
-  for (const k of Object.keys(value)) o[k] = plain(value[k]);
-  return o;
 }
 
 function transferable(view) {
