@@ -225,6 +225,15 @@ impl Engine {
         }))
     }
 
+    /// Destroys the GPU device as if it had been lost (a driver reset, a GPU process crash), so
+    /// a page can test its recovery. No-op on the CPU engine.
+    #[wasm_bindgen(js_name = loseDevice)]
+    pub fn lose_device(&self) {
+        if let Some(gpu) = self.segmenter.gpu() {
+            gpu.lose("destroyed on request by loseDevice()");
+        }
+    }
+
     /// Why the GPU device was lost, once it has been (then create a new engine).
     pub fn lost(&self) -> Option<String> {
         self.segmenter.gpu().and_then(|g| g.lost())

@@ -140,6 +140,10 @@ const pub = {
   model: null,
   version: null,
   webcam: webcamApi,
+  /** Testing aid: loses the GPU device as a driver reset would; the next segmentation recovers. */
+  loseDevice() {
+    app.engine?.loseDevice?.();
+  },
   /** GPU object counters, as of the last finished frame (the engine is busy during one). */
   stats() {
     return app.stats;

@@ -269,6 +269,14 @@ impl Gpu {
         })
     }
 
+    /// Destroys the device as a lost one: what a driver reset or a GPU process crash does, for
+    /// testing recovery (`Engine.loseDevice()` in the browser). Every later call fails with
+    /// [`GpuError::Lost`] naming `why`.
+    pub fn lose(&self, why: &str) {
+        *self.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.to_string());
+        self.device.destroy();
+    }
+
     /// Why the device was lost, once it has been; a lost device never comes back.
     pub fn lost(&self) -> Option<String> {
         self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()

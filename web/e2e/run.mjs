@@ -222,6 +222,20 @@ async function main() {
     return `${describe(st.result)}, adapter '${st.adapterText}', hover '${label.replace(/\s+/g, " ").slice(0, 40)}'`;
   });
 
+  await runCase("GPU device lost: the page recreates the engine and goes on", async (track) => {
+    const page = track(await newPage(await gpuBrowser()));
+    await openApp(page, "?model=models/tiny.json&backend=webgpu");
+    const first = await actAndWait(page, () => page.setInputFiles("#file", PHOTO));
+    assert(first.result.backend === "webgpu", `backend ${first.result.backend}`);
+    await page.evaluate(() => window.pix2seqd.loseDevice());
+    // the next segmentation finds the device lost, recreates the engine and gets a result
+    const again = await actAndWait(page, () => page.setInputFiles("#file", firstCamvidImage()), 120_000);
+    const note = await page.evaluate(() => window.pix2seqd.backendReason);
+    assert(again.result.segments.length > 0, "no segments after recovery");
+    assert(/lost/i.test(note) && /recreated/i.test(note), `backend reason '${note}'`);
+    return `after loseDevice(): ${describe(again.result)}; '${note}'`;
+  });
+
   await runCase("reload uses the cached model", async (track) => {
     const page = track(await newPage(await gpuBrowser()));
     await openApp(page, "?model=models/tiny.json&backend=cpu");
