@@ -57,6 +57,7 @@ struct Params {
 @group(1) @binding(2) var<storage, read> beta4: array<vec4<f32>>;
 @group(1) @binding(2) var<storage, read_write> y_out: array<f32>;
 @group(1) @binding(2) var<storage, read_write> y_out4: array<vec4<f32>>;
+@group(1) @binding(2) var<storage, read> pivot_in: array<vec2<f32>>;
 
 @group(1) @binding(3) var<storage, read_write> coef_out: array<f32>;
 @group(1) @binding(3) var<storage, read> film: array<f32>;
@@ -95,36 +96,39 @@ fn store_stats(i: u32, s: Stats) {
     sm_m2[i] = s.m2;
 }
 
-@compute @workgroup_size(256)
-fn gn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let wgi = folded_group(wg, nwg);
+// One stats workgroup's share: channel block cb of rows [r0, r1) of chunk `chunk` of item n.
+struct StatsJob {
+    n: u32,
+    chunk: u32,
+    c: u32,      // this thread's channel
+    cbn: u32,    // channels in this block
+    lanes: u32,
+    lane: u32,
+    r0: u32,
+    r1: u32,
+}
+
+fn stats_job(wgi: u32, lid: u32) -> StatsJob {
     let cb = wgi % p.cblocks;
     let t = wgi / p.cblocks;
-    let chunk = t % p.chunks;
-    let n = t / p.chunks;
-    if n >= p.n { return; }  // excess groups of a folded dispatch (uniform per workgroup)
-
     let c0 = cb * p.cblock;
     let cbn = min(p.cblock, p.c - c0);
-    let lanes = 256u / cbn;
-    let cc = lid % cbn;
-    let lane = lid / cbn;
-    let r0 = chunk * p.chunk_rows;
-    let r1 = min(r0 + p.chunk_rows, p.rows);
+    let r0 = (t % p.chunks) * p.chunk_rows;
+    return StatsJob(t / p.chunks, t % p.chunks, c0 + lid % cbn, cbn, 256u / cbn, lid / cbn, r0, min(r0 + p.chunk_rows, p.rows));
+}
 
-    // Statistics are kept relative to the group's pivot K = x[n, 0, first channel of the group],
-    // so a large common offset never enters the f32 mean that the apply pass subtracts.
-    let c = c0 + cc;
-    let group_base = n * p.rows * p.c + (c / p.cg) * p.cg;
-    let k_pivot = x_in[group_base];
+// Statistics are kept relative to the group's pivot K (x[n, 0, first channel of the group]), so
+// a large common offset never enters the f32 mean that the apply pass subtracts. Writes the
+// (mean − K, M2) partial of this thread's channel over the chunk.
+fn stats_accumulate(j: StatsJob, k_pivot: f32, lid: u32) {
     var s = Stats(0.0, 0.0, 0.0);
-    if lane < lanes && r0 + lane < r1 {
-        let base = n * p.rows * p.c + c;
-        let first = x_in[base + (r0 + lane) * p.c];
+    if j.lane < j.lanes && j.r0 + j.lane < j.r1 {
+        let base = j.n * p.rows * p.c + j.c;
+        let first = x_in[base + (j.r0 + j.lane) * p.c];
         var s1 = 0.0;
         var s2 = 0.0;
         var cnt = 0u;
-        for (var r = r0 + lane; r < r1; r += lanes) {
+        for (var r = j.r0 + j.lane; r < j.r1; r += j.lanes) {
             let d = x_in[base + r * p.c] - first;
             s1 += d;
             s2 += d * d;
@@ -135,17 +139,34 @@ fn gn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
     store_stats(lid, s);
     workgroupBarrier();
-    if lid < cbn {
+    if lid < j.cbn {
         var acc = s;
-        for (var l = 1u; l < lanes; l++) {
-            acc = merge(acc, load_stats(l * cbn + lid));
+        for (var l = 1u; l < j.lanes; l++) {
+            acc = merge(acc, load_stats(l * j.cbn + lid));
         }
-        part_out[(n * p.chunks + chunk) * p.c + c] = vec2<f32>(acc.mean, acc.m2);
-        // The pivots follow the partials: [N, G] after [N, chunks, C].
-        if chunk == 0u && c % p.cg == 0u {
-            part_out[p.n * p.chunks * p.c + n * p.groups + c / p.cg] = vec2<f32>(k_pivot, 0.0);
-        }
+        part_out[(j.n * p.chunks + j.chunk) * p.c + j.c] = vec2<f32>(acc.mean, acc.m2);
     }
+}
+
+@compute @workgroup_size(256)
+fn gn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let j = stats_job(folded_group(wg, nwg), lid);
+    if j.n >= p.n { return; }  // excess groups of a folded dispatch (uniform per workgroup)
+    let k_pivot = x_in[j.n * p.rows * p.c + (j.c / p.cg) * p.cg];
+    stats_accumulate(j, k_pivot, lid);
+    // The pivots follow the partials: [N, G] after [N, chunks, C].
+    if lid < j.cbn && j.chunk == 0u && j.c % p.cg == 0u {
+        part_out[p.n * p.chunks * p.c + j.n * p.groups + j.c / p.cg] = vec2<f32>(k_pivot, 0.0);
+    }
+}
+
+// gn_stats for one row band of a tensor too large to bind (backend::bands): the pivots are the
+// first band's, read from pivot_in at index p.len + n·G + g, so every band's partials share them.
+@compute @workgroup_size(256)
+fn gn_stats_pivot(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let j = stats_job(folded_group(wg, nwg), lid);
+    if j.n >= p.n { return; }
+    stats_accumulate(j, pivot_in[p.len + j.n * p.groups + j.c / p.cg].x, lid);
 }
 
 // Merges the partials of group (n, g) over the workgroup; returns (pivot K, mean − K, rstd) to

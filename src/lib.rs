@@ -19,9 +19,11 @@ mod segmenter;
 mod web;
 
 pub use error::Error;
-/// The wgpu this crate is built on, for embedders that share its device.
-pub use wgpu;
 pub use gpu::{Gpu, GpuError, GpuOptions, Tensor};
 #[cfg(not(target_arch = "wasm32"))]
 pub use segmenter::model_paths;
-pub use segmenter::{BackendKind, DrawStyle, DrawnFrame, Image, Pixels, SegmentInfo, SegmentOptions, Segmentation, Segmenter, Timings, MAX_IMAGE_SIDE};
+pub use segmenter::{
+    BackendKind, DrawStyle, DrawnFrame, Image, Pixels, SegmentInfo, SegmentOptions, Segmentation, Segmenter, Timings, MAX_IMAGE_SIDE,
+};
+/// The wgpu this crate is built on, for embedders that share its device.
+pub use wgpu;

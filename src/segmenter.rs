@@ -190,7 +190,10 @@ enum Engine {
         palette: Tensor,
         isthing: Tensor,
     },
-    Cpu { model: Pix2SeqD<CpuTensor>, history: VecDeque<(CpuTensor, CpuTensor)> },
+    Cpu {
+        model: Pix2SeqD<CpuTensor>,
+        history: VecDeque<(CpuTensor, CpuTensor)>,
+    },
 }
 
 pub struct Segmenter {
@@ -272,20 +275,25 @@ impl Segmenter {
     /// the GPU, or the CPU when `backend` says so. Fails with a clear error when no GPU adapter
     /// exists and the GPU was asked for.
     pub async fn new(json: &str, weights: Vec<u8>, backend: BackendKind) -> Result<Segmenter, Error> {
+        Segmenter::new_with(json, weights, backend, GpuOptions::default()).await
+    }
+
+    /// [`Segmenter::new`] with explicit GPU options (f16 off, a smaller binding limit, …).
+    pub async fn new_with(json: &str, weights: Vec<u8>, backend: BackendKind, gpu: GpuOptions) -> Result<Segmenter, Error> {
         let cfg = ModelConfig::from_json(json)?;
-        Segmenter::with_weights(cfg, Weights::parse(weights)?, backend).await
+        Segmenter::with_weights(cfg, Weights::parse(weights)?, backend, gpu).await
     }
 
     /// A model for `cfg` with made-up weights ([`Weights::synthetic`]): for benchmarking configs
     /// that have no trained weights; its masks are meaningless.
     pub async fn synthetic(cfg: ModelConfig, seed: u64, backend: BackendKind) -> Result<Segmenter, Error> {
-        Segmenter::with_weights(cfg, Weights::synthetic(seed), backend).await
+        Segmenter::with_weights(cfg, Weights::synthetic(seed), backend, GpuOptions::default()).await
     }
 
-    async fn with_weights(cfg: ModelConfig, mut weights: Weights, backend: BackendKind) -> Result<Segmenter, Error> {
+    async fn with_weights(cfg: ModelConfig, mut weights: Weights, backend: BackendKind, options: GpuOptions) -> Result<Segmenter, Error> {
         let engine = match backend {
             BackendKind::Gpu => {
-                let gpu = Gpu::new(GpuOptions::default()).await?;
+                let gpu = Gpu::new(options).await?;
                 gpu.preload(&crate::ops::all_kernels());
                 let model = Pix2SeqD::load(cfg.clone(), &mut weights, &gpu)?;
                 let flags: Vec<u32> = cfg.isthing().iter().map(|&t| t as u32).collect();
@@ -389,7 +397,8 @@ impl Segmenter {
         let isthing: Vec<u32> = self.isthing.iter().map(|&t| t as u32).collect();
         let lb = Letterbox::identity(p.height, p.width);
         let words = ingest::pack_rgba8(image.rgba);
-        let overlay = render::cpu::overlay(&words, &p.class, &p.instance, p.height, p.width, &lb, &palette, &isthing, style.opacity, style.outline);
+        let overlay =
+            render::cpu::overlay(&words, &p.class, &p.instance, p.height, p.width, &lb, &palette, &isthing, style.opacity, style.outline);
         Ok(bytemuck::cast_slice(&overlay).to_vec())
     }
 
@@ -443,7 +452,13 @@ impl Segmenter {
     }
 
     /// One image or frame; `None` only for [`Output::DrawOnly`].
-    async fn run(&mut self, image: Pixels<'_>, opts: &SegmentOptions, video: bool, output: Output<'_>) -> Result<Option<Segmentation>, Error> {
+    async fn run(
+        &mut self,
+        image: Pixels<'_>,
+        opts: &SegmentOptions,
+        video: bool,
+        output: Output<'_>,
+    ) -> Result<Option<Segmentation>, Error> {
         SamplerOptions { steps: opts.steps, td: opts.td, seed: opts.seed }.validate()?;
         if let Output::ReadAndDraw(_, style) | Output::DrawOnly(_, style) = &output {
             if !(0.0..=1.0).contains(&style.opacity) {
@@ -489,7 +504,8 @@ impl Segmenter {
                     _ => None,
                 };
                 if let Some((presenter, style)) = in_frame_draw {
-                    let overlay = render::overlay(&mut frame, &words, &class_t, &inst_t, &lb, palette, isthing, style.opacity, style.outline)?;
+                    let overlay =
+                        render::overlay(&mut frame, &words, &class_t, &inst_t, &lb, palette, isthing, style.opacity, style.outline)?;
                     frame.present(presenter, &overlay)?;
                 }
                 if let Output::DrawOnly(..) = output {

@@ -137,9 +137,8 @@ impl Engine {
         let cfg = self.segmenter.config();
         let palette = cfg.palette();
         let isthing = cfg.isthing();
-        let classes: Vec<serde_json::Value> = (0..cfg.num_classes)
-            .map(|c| json!({"id": c, "name": cfg.class_name(c), "isThing": isthing[c], "color": palette[c]}))
-            .collect();
+        let classes: Vec<serde_json::Value> =
+            (0..cfg.num_classes).map(|c| json!({"id": c, "name": cfg.class_name(c), "isThing": isthing[c], "color": palette[c]})).collect();
         let adapter = self.segmenter.gpu().map(|gpu| {
             let a = gpu.adapter();
             json!({
@@ -180,7 +179,8 @@ impl Engine {
     #[wasm_bindgen(js_name = segmentSource)]
     pub async fn segment_source(&mut self, source: JsValue, options: JsValue) -> Result<JsValue, JsError> {
         let o = Options::from_js(&options)?;
-        let gpu = self.segmenter.gpu().ok_or_else(|| JsError::new("segmentSource needs the WebGPU engine: pass RGBA bytes to segment()"))?;
+        let gpu =
+            self.segmenter.gpu().ok_or_else(|| JsError::new("segmentSource needs the WebGPU engine: pass RGBA bytes to segment()"))?;
         let source = external_source(source)?;
         let (width, height) = (source.width(), source.height());
         if width == 0 || height == 0 || width % 64 != 0 || width as usize > MAX_IMAGE_SIDE || height as usize > MAX_IMAGE_SIDE {
@@ -279,7 +279,8 @@ impl Engine {
         let style = DrawStyle { opacity: o.opacity, outline: o.outline };
         let backend = self.segmenter.backend().name();
         if o.draw {
-            let presenter = self.presenter.as_mut().ok_or_else(|| JsError::new("draw: true needs a canvas: call attachCanvas(canvas) first"))?;
+            let presenter =
+                self.presenter.as_mut().ok_or_else(|| JsError::new("draw: true needs a canvas: call attachCanvas(canvas) first"))?;
             if !o.readback {
                 if !o.video {
                     return Err(JsError::new("readback: false is the video fast path: pass video: true too"));

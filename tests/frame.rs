@@ -80,10 +80,16 @@ fn tensors_read_back_in_the_frame_that_made_them() {
 #[test]
 fn oversized_tensors_are_refused_with_a_clear_error() {
     let gpu = gpu();
-    let limit = gpu.limits().max_storage_buffer_binding_size;
+    // Larger than a buffer may be: refused before anything is allocated.
+    let limit = gpu.limits().max_buffer_size;
     let elements = (limit / 4 + 1) as usize;
     let err = gpu.tensor(&[elements], pix2seqd::gpu::DType::F32).unwrap_err().to_string();
     assert!(err.contains("allows at most"), "{err}");
+    // Larger than a binding but not than a buffer: allowed (ops bind it in row bands).
+    let small =
+        pix2seqd::gpu::Gpu::new_blocking(pix2seqd::gpu::GpuOptions { max_binding_bytes: Some(1024), ..Default::default() }).unwrap();
+    assert_eq!(small.binding_limit(), 1024);
+    assert!(small.tensor(&[1024], pix2seqd::gpu::DType::F32).is_ok());
 }
 
 #[test]

@@ -138,7 +138,14 @@ fn a_steady_video_loop_creates_no_gpu_objects() {
         seg.segment_frame_blocking(Image::new(w, h, &frames[t % 4]).unwrap(), &opts).unwrap();
     }
     let after = seg.gpu().unwrap().stats();
-    eprintln!("frames 6..30: {} dispatches, {} objects created (bind groups {} -> {}, buffers {} -> {})",
-        after.dispatches - before.dispatches, after.objects_created_since(&before), before.bind_groups, after.bind_groups, before.buffers, after.buffers);
+    eprintln!(
+        "frames 6..30: {} dispatches, {} objects created (bind groups {} -> {}, buffers {} -> {})",
+        after.dispatches - before.dispatches,
+        after.objects_created_since(&before),
+        before.bind_groups,
+        after.bind_groups,
+        before.buffers,
+        after.buffers
+    );
     assert_eq!(after.objects_created_since(&before), 0, "a warmed-up video loop created GPU objects: {before:?} -> {after:?}");
 }

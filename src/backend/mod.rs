@@ -7,6 +7,7 @@
 //! All activations are channels-last (`[N, H, W, C]`, tokens `[N, L, C]`); weights are in the
 //! engine's layouts (conv HWIO, depthwise `[KH, KW, C]`, linear `[in, out]`).
 
+pub mod bands;
 mod gpu;
 
 pub use gpu::GpuBackend;

@@ -11,6 +11,17 @@ use super::readback::Pending;
 use super::ring::SLOT_BYTES;
 use super::{Access, DType, Gpu, GpuError, Kernel, Tensor};
 
+/// A buffer-to-buffer copy between dispatches (row bands of tensors larger than a binding).
+struct BandCopy {
+    /// Runs after this many dispatches.
+    after: usize,
+    src: wgpu::Buffer,
+    src_offset: u64,
+    dst: wgpu::Buffer,
+    dst_offset: u64,
+    bytes: u64,
+}
+
 struct Recorded {
     entry: &'static str,
     compiled: Rc<Compiled>,
@@ -33,12 +44,24 @@ pub struct Frame<'g> {
     texture_copies: Vec<(wgpu::Texture, Tensor)>,
     /// Tensors copied after the compute pass into buffers kept across frames ([`Frame::keep`]).
     keeps: Vec<(Tensor, Tensor)>,
+    /// Copies between dispatches ([`Frame::copy_bytes`]); each one ends the current compute pass.
+    band_copies: Vec<BandCopy>,
 }
 
 impl<'g> Frame<'g> {
     pub(crate) fn new(gpu: &'g Gpu) -> Self {
         gpu.pool.borrow_mut().canonicalize();
-        Frame { gpu, uniforms: Vec::new(), dispatches: Vec::new(), copies: Vec::new(), bound: HashSet::new(), present: None, texture_copies: Vec::new(), keeps: Vec::new() }
+        Frame {
+            gpu,
+            uniforms: Vec::new(),
+            dispatches: Vec::new(),
+            copies: Vec::new(),
+            bound: HashSet::new(),
+            present: None,
+            texture_copies: Vec::new(),
+            keeps: Vec::new(),
+            band_copies: Vec::new(),
+        }
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -66,8 +89,20 @@ impl<'g> Frame<'g> {
                 assert!(!(writes && a.same_storage(b)), "{}: one buffer bound as input and output ({a:?}, {b:?})", kernel.entry);
             }
         }
-        self.bound.extend(buffers.iter().map(|t| t.buffer_id()));
         let gpu = self.gpu;
+        // A binding larger than the adapter allows would fail validation; report it by name
+        // (callers split such tensors into row bands first, see `backend::bands`).
+        if let Some(big) = buffers.iter().find(|t| t.byte_size() > gpu.binding_limit()) {
+            gpu.report(format!(
+                "{} would bind {} bytes ({:?}), more than this adapter's storage-binding limit of {} bytes",
+                kernel.entry,
+                big.byte_size(),
+                big.shape(),
+                gpu.binding_limit()
+            ));
+            return;
+        }
+        self.bound.extend(buffers.iter().map(|t| t.buffer_id()));
         let stride = gpu.ring.borrow().stride as usize;
         let uniform_offset = self.uniforms.len();
         self.uniforms.extend_from_slice(bytes);
@@ -119,15 +154,54 @@ impl<'g> Frame<'g> {
         const OP: &str = "copy_texture_in";
         let (width, height) = (texture.width() as usize, texture.height() as usize);
         if texture.format() != wgpu::TextureFormat::Rgba8Unorm || !texture.usage().contains(wgpu::TextureUsages::COPY_SRC) {
-            return Err(GpuError::shape(OP, format!("need an Rgba8Unorm texture with COPY_SRC, got {:?} {:?}", texture.format(), texture.usage())));
+            return Err(GpuError::shape(
+                OP,
+                format!("need an Rgba8Unorm texture with COPY_SRC, got {:?} {:?}", texture.format(), texture.usage()),
+            ));
         }
         if width == 0 || height == 0 || width % 64 != 0 {
-            return Err(GpuError::Unsupported { op: OP, detail: format!("the width must be a positive multiple of 64, got {width}x{height}") });
+            return Err(GpuError::Unsupported {
+                op: OP,
+                detail: format!("the width must be a positive multiple of 64, got {width}x{height}"),
+            });
         }
         let t = self.gpu.tensor(&[height, width], DType::U32)?;
         self.bound.insert(t.buffer_id());
         self.texture_copies.push((texture.clone(), t.clone()));
         Ok(t)
+    }
+
+    /// Copies `bytes` from `src` at `src_offset` to `dst` at `dst_offset` between the dispatches
+    /// recorded so far and the next ones (the compute pass is split there). Offsets and sizes are
+    /// in bytes, multiples of 4, within both tensors.
+    pub fn copy_bytes(&mut self, src: &Tensor, src_offset: u64, dst: &Tensor, dst_offset: u64, bytes: u64) -> Result<(), GpuError> {
+        const OP: &str = "copy_bytes";
+        if src.same_storage(dst) {
+            return Err(GpuError::shape(OP, "source and destination share a buffer"));
+        }
+        if (src_offset | dst_offset | bytes) % wgpu::COPY_BUFFER_ALIGNMENT != 0 {
+            return Err(GpuError::shape(OP, format!("offsets {src_offset}, {dst_offset} and size {bytes} must be multiples of 4")));
+        }
+        if src_offset + bytes > src.byte_size() || dst_offset + bytes > dst.byte_size() {
+            return Err(GpuError::shape(
+                OP,
+                format!("{bytes} bytes at {src_offset} / {dst_offset} overrun {} / {} bytes", src.byte_size(), dst.byte_size()),
+            ));
+        }
+        if bytes == 0 {
+            return Ok(());
+        }
+        self.bound.insert(src.buffer_id());
+        self.bound.insert(dst.buffer_id());
+        self.band_copies.push(BandCopy {
+            after: self.dispatches.len(),
+            src: src.buffer().clone(),
+            src_offset,
+            dst: dst.buffer().clone(),
+            dst_offset,
+            bytes,
+        });
+        Ok(())
     }
 
     /// Number of dispatches recorded so far.
@@ -144,7 +218,7 @@ impl<'g> Frame<'g> {
     /// buffers past the frame and change the order later frames get theirs in.
     pub fn keep(&mut self, t: &Tensor) -> Result<Tensor, GpuError> {
         let gpu = self.gpu;
-        gpu.check_binding_size("keep", t.byte_size())?;
+        gpu.check_buffer_size("keep", t.byte_size())?;
         let buffer = BufferPool::take_usage(&gpu.pool, &gpu.device, t.byte_size(), Usage::Kept, &gpu.stats);
         let kept = Tensor::new(buffer, t.shape().to_vec(), t.dtype());
         self.bound.insert(kept.buffer_id());
@@ -220,25 +294,35 @@ impl<'g> Frame<'g> {
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pix2seqd frame") });
         for (texture, t) in &self.texture_copies {
             let layout = wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(4 * texture.width()), rows_per_image: None };
-            encoder.copy_texture_to_buffer(texture.as_image_copy(), wgpu::TexelCopyBufferInfo { buffer: t.buffer(), layout }, texture.size());
+            encoder.copy_texture_to_buffer(
+                texture.as_image_copy(),
+                wgpu::TexelCopyBufferInfo { buffer: t.buffer(), layout },
+                texture.size(),
+            );
         }
         let mut passes = 0;
-        // One pass for the frame, or one per dispatch when profiling (timestamps bracket passes).
-        let groups: Vec<&[Recorded]> = match profile {
-            None if self.dispatches.is_empty() => Vec::new(),
-            None => vec![&self.dispatches[..]],
-            Some(_) => self.dispatches.chunks(1).collect(),
-        };
-        for (i, group) in groups.into_iter().enumerate() {
-            passes += 1;
+        // One pass for the frame, or one per dispatch when profiling (timestamps bracket passes);
+        // band copies split passes where they were recorded.
+        let mut copies = self.band_copies.iter().peekable();
+        let mut start = 0;
+        while start < self.dispatches.len() || copies.peek().is_some() {
+            while let Some(c) = copies.next_if(|c| c.after <= start) {
+                encoder.copy_buffer_to_buffer(&c.src, c.src_offset, &c.dst, c.dst_offset, c.bytes);
+            }
+            if start >= self.dispatches.len() {
+                continue;
+            }
+            let next_copy = copies.peek().map_or(self.dispatches.len(), |c| c.after);
+            let end = if profile.is_some() { start + 1 } else { next_copy.min(self.dispatches.len()) };
             let timestamp_writes = profile.map(|(query_set, _, _)| wgpu::ComputePassTimestampWrites {
                 query_set,
-                beginning_of_pass_write_index: Some(2 * i as u32),
-                end_of_pass_write_index: Some(2 * i as u32 + 1),
+                beginning_of_pass_write_index: Some(2 * start as u32),
+                end_of_pass_write_index: Some(2 * start as u32 + 1),
             });
+            passes += 1;
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pix2seqd"), timestamp_writes });
             let mut current: Option<*const Compiled> = None;
-            for d in group {
+            for d in &self.dispatches[start..end] {
                 let this = Rc::as_ptr(&d.compiled);
                 if current != Some(this) {
                     pass.set_pipeline(&d.compiled.pipeline);
@@ -249,6 +333,7 @@ impl<'g> Frame<'g> {
                 let [x, y, z] = d.workgroups;
                 pass.dispatch_workgroups(x, y, z);
             }
+            start = end;
         }
         if let Some((query_set, resolved, pending)) = profile {
             let queries = 2 * self.dispatches.len() as u32;

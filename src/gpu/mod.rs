@@ -112,11 +112,14 @@ pub struct GpuOptions {
     pub allow_f16: bool,
     /// Ask for a low-power adapter instead of a high-performance one.
     pub low_power: bool,
+    /// Treat storage bindings above this many bytes as too large even where the adapter allows
+    /// them (tests use it to exercise the row bands of large tensors on small ones).
+    pub max_binding_bytes: Option<u64>,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { allow_f16: true, low_power: false }
+        GpuOptions { allow_f16: true, low_power: false, max_binding_bytes: None }
     }
 }
 
@@ -129,6 +132,8 @@ pub struct Gpu {
     adapter: AdapterSummary,
     is_fallback_adapter: bool,
     limits: wgpu::Limits,
+    /// The largest storage binding used: the adapter's, or less (`GpuOptions::max_binding_bytes`).
+    binding_limit: u64,
     features: wgpu::Features,
     pub(crate) kernels: RefCell<KernelCache>,
     pub(crate) pool: Rc<RefCell<BufferPool>>,
@@ -201,6 +206,11 @@ impl Gpu {
                 driver_info: info.driver_info.clone(),
             },
             is_fallback_adapter: info.device_type == wgpu::DeviceType::Cpu,
+            binding_limit: options
+                .max_binding_bytes
+                .unwrap_or(u64::MAX)
+                .min(limits.max_storage_buffer_binding_size)
+                .min(limits.max_buffer_size),
             limits,
             features,
             kernels: RefCell::new(KernelCache::default()),
@@ -277,6 +287,16 @@ impl Gpu {
         self.device.destroy();
     }
 
+    /// The largest tensor a kernel may bind, in bytes; larger ones are processed in row bands.
+    pub fn binding_limit(&self) -> u64 {
+        self.binding_limit
+    }
+
+    /// Records an error for the next [`Gpu::check`] (a command that could not be recorded).
+    pub(crate) fn report(&self, message: String) {
+        self.errors.lock().unwrap_or_else(|p| p.into_inner()).push(message);
+    }
+
     /// Why the device was lost, once it has been; a lost device never comes back.
     pub fn lost(&self) -> Option<String> {
         self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -328,7 +348,7 @@ impl Gpu {
     /// A tensor with uninitialised contents, from the pool.
     pub fn tensor(&self, shape: &[usize], dtype: DType) -> Result<Tensor, GpuError> {
         let bytes = tensor::byte_size(shape, dtype);
-        self.check_binding_size("tensor", bytes)?;
+        self.check_buffer_size("tensor", bytes)?;
         let buffer = BufferPool::take(&self.pool, &self.device, bytes, &self.stats);
         Ok(Tensor::new(buffer, shape.to_vec(), dtype))
     }
@@ -355,8 +375,9 @@ impl Gpu {
         Ok(t)
     }
 
-    fn check_binding_size(&self, what: &str, bytes: u64) -> Result<(), GpuError> {
-        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+    /// Tensors may be larger than a binding (they are then bound in row bands), not than a buffer.
+    fn check_buffer_size(&self, what: &str, bytes: u64) -> Result<(), GpuError> {
+        let limit = self.limits.max_buffer_size;
         if bytes > limit {
             return Err(GpuError::TooLarge { what: what.to_string(), needed: bytes, limit });
         }

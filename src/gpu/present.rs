@@ -43,7 +43,11 @@ impl Gpu {
                 wgpu::BindGroupLayoutEntry {
                     binding: 0,
                     visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: None },
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
                     count: None,
                 },
                 wgpu::BindGroupLayoutEntry {
@@ -90,7 +94,11 @@ impl Presenter {
         }
         let max = gpu.limits().max_texture_dimension_2d as usize;
         if width == 0 || height == 0 || width > max || height > max {
-            return Err(GpuError::TooLarge { what: format!("a {width}x{height} canvas"), needed: width.max(height) as u64, limit: max as u64 });
+            return Err(GpuError::TooLarge {
+                what: format!("a {width}x{height} canvas"),
+                needed: width.max(height) as u64,
+                limit: max as u64,
+            });
         }
         let (width, height) = (width as u32, height as u32);
         let stale = self.config.as_ref().is_none_or(|c| c.width != width || c.height != height);
@@ -152,7 +160,12 @@ impl Presenter {
         gpu.device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
             label: Some("pix2seqd present"),
             layout: Some(&self.pipeline_layout),
-            vertex: wgpu::VertexState { module: &module, entry_point: Some("vs_main"), compilation_options: Default::default(), buffers: &[] },
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
             primitive: wgpu::PrimitiveState::default(),
             depth_stencil: None,
             multisample: wgpu::MultisampleState::default(),

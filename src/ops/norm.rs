@@ -16,6 +16,8 @@ use crate::ops::{groups_for, Activation, ELEMENTWISE_WORKGROUP};
 pub static SHADER: Shader = Shader { name: "norm", source: include_str!("../../shaders/norm.wgsl") };
 
 pub static GN_STATS: Kernel = Kernel { shader: &SHADER, entry: "gn_stats", bindings: &[Access::Read, Access::ReadWrite] };
+pub static GN_STATS_PIVOT: Kernel =
+    Kernel { shader: &SHADER, entry: "gn_stats_pivot", bindings: &[Access::Read, Access::ReadWrite, Access::Read] };
 pub static GN_FINALIZE: Kernel =
     Kernel { shader: &SHADER, entry: "gn_finalize", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
 pub static GN_FINALIZE_FILM: Kernel = Kernel {
@@ -32,7 +34,8 @@ pub static LAYER_NORM_VEC4: Kernel =
     Kernel { shader: &SHADER, entry: "layer_norm_vec4", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
-pub const KERNELS: &[&Kernel] = &[&GN_STATS, &GN_FINALIZE, &GN_FINALIZE_FILM, &GN_APPLY, &GN_APPLY_VEC4, &LAYER_NORM, &LAYER_NORM_VEC4];
+pub const KERNELS: &[&Kernel] =
+    &[&GN_STATS, &GN_STATS_PIVOT, &GN_FINALIZE, &GN_FINALIZE_FILM, &GN_APPLY, &GN_APPLY_VEC4, &LAYER_NORM, &LAYER_NORM_VEC4];
 
 /// Rows of one chunk each stats thread walks (chunk rows = lanes × this).
 const ROWS_PER_THREAD: usize = 32;
@@ -111,39 +114,136 @@ fn group_norm_impl(
     if rows == 0 {
         return Err(GpuError::shape(op, format!("{shape:?} has no pixels")));
     }
+    let p = stats_params(n, rows, c, groups, eps, act, stats_chunk_rows(c));
+    let partials = gpu.tensor(&[n * p.chunks as usize * c + n * groups, 2], DType::F32)?;
+    frame.dispatch(&GN_STATS, &p, &[x, &partials], gpu.fold_workgroups(p.n * p.chunks * p.cblocks));
+    let coef = finalize(frame, &p, &partials, gamma, beta, film)?;
+    apply(frame, &p, x, &coef, &y);
+    Ok(y)
+}
+
+/// Rows of one stats chunk for `c` channels: threads of a stats workgroup split 256 / (block
+/// channels) ways over the chunk's rows.
+fn stats_chunk_rows(c: usize) -> usize {
+    (256 / c.clamp(1, 256)) * ROWS_PER_THREAD
+}
+
+fn stats_params(n: usize, rows: usize, c: usize, groups: usize, eps: f32, act: Activation, chunk_rows: usize) -> Params {
     let cblock = c.min(256);
-    let cblocks = c.div_ceil(cblock);
-    // Threads of a stats workgroup split 256 / (block channels) ways over the chunk's rows.
-    let lanes = 256 / cblock;
-    let chunk_rows = lanes * ROWS_PER_THREAD;
-    let chunks = rows.div_ceil(chunk_rows);
-    let p = Params {
+    Params {
         n: n as u32,
         rows: rows as u32,
         c: c as u32,
         groups: groups as u32,
         cg: (c / groups) as u32,
         chunk_rows: chunk_rows as u32,
-        chunks: chunks as u32,
+        chunks: rows.div_ceil(chunk_rows) as u32,
         cblock: cblock as u32,
-        cblocks: cblocks as u32,
+        cblocks: c.div_ceil(cblock) as u32,
         eps,
         act: act.code(),
         ..Default::default()
-    };
-    let partials = gpu.tensor(&[n * chunks * c + n * groups, 2], DType::F32)?;
-    let coef = gpu.tensor(&[n, 3, c], DType::F32)?;
-    frame.dispatch(&GN_STATS, &p, &[x, &partials], gpu.fold_workgroups((n * chunks * cblocks) as u32));
-    let fin_groups = gpu.fold_workgroups((n * groups) as u32);
-    match film {
-        Some(f) => frame.dispatch(&GN_FINALIZE_FILM, &p, &[&partials, gamma, beta, f, &coef], fin_groups),
-        None => frame.dispatch(&GN_FINALIZE, &p, &[&partials, gamma, beta, &coef], fin_groups),
     }
+}
+
+/// Merges the partials into per-(n, channel) coefficients `[N, 3, C]` (pivot, scale, offset).
+fn finalize(
+    frame: &mut Frame,
+    p: &Params,
+    partials: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    film: Option<&Tensor>,
+) -> Result<Tensor, GpuError> {
+    let gpu = frame.gpu();
+    let coef = gpu.tensor(&[p.n as usize, 3, p.c as usize], DType::F32)?;
+    let fin_groups = gpu.fold_workgroups(p.n * p.groups);
+    match film {
+        Some(f) => frame.dispatch(&GN_FINALIZE_FILM, p, &[partials, gamma, beta, f, &coef], fin_groups),
+        None => frame.dispatch(&GN_FINALIZE, p, &[partials, gamma, beta, &coef], fin_groups),
+    }
+    Ok(coef)
+}
+
+/// `y = act((x − pivot)·scale + offset)` with `p.rows` rows per batch item.
+fn apply(frame: &mut Frame, p: &Params, x: &Tensor, coef: &Tensor, y: &Tensor) {
+    let c = p.c as usize;
     let (kernel, unit) = if c % 4 == 0 { (&GN_APPLY_VEC4, 4) } else { (&GN_APPLY, 1) };
     let len = x.len() / unit;
-    let pa = Params { len: len as u32, c: (c / unit) as u32, ..p };
-    frame.dispatch(kernel, &pa, &[x, &coef, &y], gpu.fold_workgroups(groups_for(len, ELEMENTWISE_WORKGROUP)));
-    Ok(y)
+    let pa = Params { len: len as u32, c: (c / unit) as u32, ..*p };
+    frame.dispatch(kernel, &pa, &[x, coef, y], frame.gpu().fold_workgroups(groups_for(len, ELEMENTWISE_WORKGROUP)));
+}
+
+/// GroupNorm of a `[1, H, W, C]` tensor too large to bind, fed row band by row band
+/// (`backend::bands`): [`BandedStats::stats`] for every band in order, one
+/// [`BandedStats::finalize`], then [`BandedStats::apply`] per band. A stats chunk is one image
+/// row, so any band of whole image rows holds whole chunks.
+pub struct BandedStats {
+    p: Params,
+    /// `[chunks · C + G, 2]`: every band's chunk partials, then the first band's pivots.
+    partials: Tensor,
+}
+
+impl BandedStats {
+    pub fn new(frame: &mut Frame, shape: &[usize], groups: usize, eps: f32, act: Activation) -> Result<BandedStats, GpuError> {
+        const OP: &str = "group_norm";
+        let &[1, h, w, c] = shape else {
+            return Err(GpuError::shape(OP, format!("banded GroupNorm takes [1, H, W, C], got {shape:?}")));
+        };
+        if groups == 0 || c % groups != 0 || h * w == 0 {
+            return Err(GpuError::shape(OP, format!("{c} channels in {groups} groups over {h}x{w} pixels")));
+        }
+        let p = stats_params(1, h * w, c, groups, eps, act, w);
+        let partials = frame.gpu().tensor(&[p.chunks as usize * c + groups, 2], DType::F32)?;
+        Ok(BandedStats { p, partials })
+    }
+
+    /// The partial statistics of one band `xb` `[1, rows, W, C]` whose first pixel row is
+    /// `first_row` of the whole tensor.
+    pub fn stats(&self, frame: &mut Frame, xb: &Tensor, first_row: usize) -> Result<(), GpuError> {
+        let c = self.p.c as usize;
+        let chunk_rows = self.p.chunk_rows as usize;
+        let rows = xb.len() / c;
+        if first_row % chunk_rows != 0 || xb.shape().last() != Some(&c) {
+            return Err(GpuError::shape("group_norm", format!("band at pixel row {first_row} is not on a {chunk_rows}-row chunk")));
+        }
+        let groups = self.p.groups as usize;
+        let bp = Params { rows: rows as u32, chunks: rows.div_ceil(chunk_rows) as u32, len: (self.p.chunks as usize * c) as u32, ..self.p };
+        let gpu = frame.gpu();
+        let band = gpu.tensor(&[bp.chunks as usize * c + groups, 2], DType::F32)?;
+        let workgroups = gpu.fold_workgroups(bp.chunks * bp.cblocks);
+        let part_bytes = bp.chunks as u64 * c as u64 * 8;
+        let at = (first_row / chunk_rows) as u64 * c as u64 * 8;
+        if first_row == 0 {
+            frame.dispatch(&GN_STATS, &bp, &[xb, &band], workgroups);
+            // its pivots become everyone's
+            frame.copy_bytes(&band, part_bytes, &self.partials, self.p.chunks as u64 * c as u64 * 8, groups as u64 * 8)?;
+        } else {
+            frame.dispatch(&GN_STATS_PIVOT, &bp, &[xb, &band, &self.partials], workgroups);
+        }
+        frame.copy_bytes(&band, 0, &self.partials, at, part_bytes)
+    }
+
+    /// Coefficients `[1, 3, C]` from all bands' statistics.
+    pub fn finalize(&self, frame: &mut Frame, gamma: &Tensor, beta: &Tensor, film: Option<&Tensor>) -> Result<Tensor, GpuError> {
+        let c = self.p.c as usize;
+        vector_of("group_norm", gamma, c, "gamma")?;
+        vector_of("group_norm", beta, c, "beta")?;
+        if let Some(f) = film {
+            if f.shape() != [1, 2 * c] || f.dtype() != DType::F32 {
+                return Err(GpuError::shape("group_norm", format!("scale_shift must be f32 [1, {}], got {:?}", 2 * c, f.shape())));
+            }
+        }
+        finalize(frame, &self.p, &self.partials, gamma, beta, film)
+    }
+
+    /// The normalised band `xb`.
+    pub fn apply(&self, frame: &mut Frame, xb: &Tensor, coef: &Tensor) -> Result<Tensor, GpuError> {
+        let y = frame.gpu().tensor(xb.shape(), DType::F32)?;
+        let rows = xb.len() / self.p.c as usize;
+        apply(frame, &Params { rows: rows as u32, ..self.p }, xb, coef, &y);
+        Ok(y)
+    }
 }
 
 /// `act(GroupNorm(x))` for x `[N, .., C]` channels-last (statistics over all non-batch positions

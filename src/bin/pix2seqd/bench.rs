@@ -146,6 +146,7 @@ pub struct PipelineArgs {
     pub size: Option<usize>,
     pub steps: Vec<usize>,
     pub iters: u32,
+    pub warmup: bool,
     pub cpu: bool,
     pub json: bool,
 }
@@ -180,7 +181,8 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Per-stage milliseconds (median over `iters` runs after one warm-up) and fps of whole images.
+/// Per-stage milliseconds (median over `iters` runs; one warm-up run per model) and fps of whole
+/// images.
 pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
     use pix2seqd::{BackendKind, Image, Segmenter};
     let backend = if a.cpu { BackendKind::Cpu } else { BackendKind::Gpu };
@@ -221,11 +223,16 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
         };
         let cfg = seg.config().clone();
         let size = format!("{}x{}", cfg.image_size[1], cfg.image_size[0]);
+        // One warm-up per model (pipelines, buffers, bind groups), before its first setting: a
+        // `paper` run on lavapipe takes minutes, so later settings are not warmed up again.
+        let mut warm = !a.warmup;
         for &steps in &a.steps {
             let opts = pix2seqd::SegmentOptions { steps, profile: true, ..seg.default_options() };
             let mut runs = Vec::new();
             let mut failure = None;
-            for i in 0..=a.iters.max(1) {
+            let first = if warm { 1 } else { 0 };
+            warm = true;
+            for i in first..=a.iters.max(1) {
                 match seg.segment_blocking(image, &opts) {
                     Ok(r) if i > 0 => runs.push(r.timings),
                     Ok(_) => {}

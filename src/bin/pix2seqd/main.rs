@@ -86,9 +86,13 @@ enum Command {
         /// Sampler steps to time.
         #[arg(long, value_delimiter = ',', default_value = "1,4,10")]
         steps: Vec<usize>,
-        /// Timed runs per setting (after one warm-up); the median is reported.
+        /// Timed runs per setting (after one warm-up run per model); the median is reported.
         #[arg(long, default_value_t = 3)]
         iters: u32,
+        /// Skip the warm-up run (pipelines are created up front anyway; a `paper` run on a
+        /// software adapter takes many minutes).
+        #[arg(long)]
+        no_warmup: bool,
         /// Run on the CPU instead of the GPU.
         #[arg(long)]
         cpu: bool,
@@ -163,12 +167,13 @@ fn run(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Info => info(cli),
         Command::Bench { what: Some(BenchWhat::Ops { iters }), .. } => bench::ops(&open_gpu(cli)?, *iters, cli.json),
-        Command::Bench { what: None, model, config, size, steps, iters, cpu } => bench::pipeline(&bench::PipelineArgs {
+        Command::Bench { what: None, model, config, size, steps, iters, no_warmup, cpu } => bench::pipeline(&bench::PipelineArgs {
             model: model.clone(),
             configs: config.clone(),
             size: *size,
             steps: steps.clone(),
             iters: *iters,
+            warmup: !*no_warmup,
             cpu: *cpu,
             json: cli.json,
         }),
