@@ -108,6 +108,11 @@ struct StatsJob {
     r1: u32,
 }
 
+// The image a stats workgroup works on; uniform per workgroup.
+fn stats_image(wgi: u32) -> u32 {
+    return wgi / p.cblocks / p.chunks;
+}
+
 fn stats_job(wgi: u32, lid: u32) -> StatsJob {
     let cb = wgi % p.cblocks;
     let t = wgi / p.cblocks;
@@ -150,8 +155,11 @@ fn stats_accumulate(j: StatsJob, k_pivot: f32, lid: u32) {
 
 @compute @workgroup_size(256)
 fn gn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let j = stats_job(folded_group(wg, nwg), lid);
-    if j.n >= p.n { return; }  // excess groups of a folded dispatch (uniform per workgroup)
+    let wgi = folded_group(wg, nwg);
+    // Excess groups of a folded dispatch leave; the test must not involve lid (Tint's uniformity
+    // analysis would then reject the barrier in stats_accumulate).
+    if stats_image(wgi) >= p.n { return; }
+    let j = stats_job(wgi, lid);
     let k_pivot = x_in[j.n * p.rows * p.c + (j.c / p.cg) * p.cg];
     stats_accumulate(j, k_pivot, lid);
     // The pivots follow the partials: [N, G] after [N, chunks, C].
@@ -164,8 +172,9 @@ fn gn_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 // first band's, read from pivot_in at index p.len + n·G + g, so every band's partials share them.
 @compute @workgroup_size(256)
 fn gn_stats_pivot(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let j = stats_job(folded_group(wg, nwg), lid);
-    if j.n >= p.n { return; }
+    let wgi = folded_group(wg, nwg);
+    if stats_image(wgi) >= p.n { return; }
+    let j = stats_job(wgi, lid);
     stats_accumulate(j, pivot_in[p.len + j.n * p.groups + j.c / p.cg].x, lid);
 }
 

@@ -234,14 +234,7 @@ fn a_whole_model_with_banded_decoder_gives_the_unbanded_result() {
     let passes = banded.gpu().unwrap().stats().compute_passes - passes_before;
     eprintln!("limit {limit} bytes: {passes} compute passes in the banded frame");
     assert!(passes > 1, "no op was banded at a {limit}-byte limit");
-    let same = a
-        .mask
-        .class
-        .iter()
-        .zip(&b.mask.class)
-        .zip(a.mask.instance.iter().zip(&b.mask.instance))
-        .filter(|(c, i)| c.0 == c.1 && i.0 == i.1)
-        .count();
+    let same = common::identical_pixels(&a.mask.class, &a.mask.instance, &b.mask.class, &b.mask.instance);
     eprintln!("{same} of {} mask pixels identical", a.mask.class.len());
     assert_eq!(a.mask, b.mask, "banded and unbanded masks differ");
 }

@@ -97,14 +97,7 @@ fn cpu_and_gpu_segmenters_agree_on_a_real_frame() {
     let opts = cpu.default_options();
     let a = cpu.segment_blocking(image, &opts).unwrap();
     let b = gpu.segment_blocking(image, &opts).unwrap();
-    let same = a
-        .mask
-        .class
-        .iter()
-        .zip(&b.mask.class)
-        .zip(a.mask.instance.iter().zip(&b.mask.instance))
-        .filter(|(c, i)| c.0 == c.1 && i.0 == i.1)
-        .count();
+    let same = common::identical_pixels(&a.mask.class, &a.mask.instance, &b.mask.class, &b.mask.instance);
     let share = same as f64 / a.mask.class.len() as f64;
     eprintln!("cpu vs gpu: {same} of {} mask pixels identical ({:.2}%)", a.mask.class.len(), 100.0 * share);
     // Float differences (~1e-6) can flip a bit that sits on the threshold; nothing more.

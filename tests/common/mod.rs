@@ -86,3 +86,8 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32)
     eprintln!("{name}: {} values, max abs err {worst_abs:.3e}, max rel err {worst_rel:.3e} (rtol {rtol:.0e}, atol {atol:.0e})", got.len());
     assert!(excess <= 0.0, "{name}: element {worst_i} is {} but want {} (rtol {rtol}, atol {atol})", got[worst_i], want[worst_i]);
 }
+
+/// Pixels where two (class, instance) map pairs agree.
+pub fn identical_pixels(class_a: &[u32], inst_a: &[u32], class_b: &[u32], inst_b: &[u32]) -> usize {
+    class_a.iter().zip(class_b).zip(inst_a.iter().zip(inst_b)).filter(|(c, i)| c.0 == c.1 && i.0 == i.1).count()
+}

@@ -25,7 +25,7 @@ const DATA = process.env.PIX2SEQD_DATA || path.resolve(here, "../../../shared/da
 const SHOTS = process.env.PIX2SEQD_SCREENSHOTS || "";
 const CHROMIUM = process.env.PIX2SEQD_CHROMIUM || "/usr/bin/chromium";
 const ONLY = (process.env.PIX2SEQD_E2E_ONLY || "").split("|").map((s) => s.trim().toLowerCase()).filter(Boolean);
-const CASE_TIMEOUT_MS = Number(process.env.PIX2SEQD_CASE_TIMEOUT_MS || 120_000);
+const CASE_TIMEOUT_MS = Number(process.env.PIX2SEQD_CASE_TIMEOUT_MS || 180_000);
 
 const PHOTO = path.join(DATA, "coco-panoptic-sample/images/000000142238.jpg");
 const CAMVID_DIR = path.join(DATA, "camvid/test/images");
@@ -91,7 +91,8 @@ async function newPage(context) {
   return page;
 }
 
-async function runCase(name, fn) {
+/** Runs one case; `timeoutMs` overrides the default for cases that do much on SwiftShader. */
+async function runCase(name, fn, { timeoutMs = CASE_TIMEOUT_MS } = {}) {
   if (ONLY.length && !ONLY.some((o) => name.toLowerCase().includes(o))) return;
   const pages = [];
   const t0 = Date.now();
@@ -100,7 +101,7 @@ async function runCase(name, fn) {
     const detail = await Promise.race([
       fn((p) => (pages.push(p), p)),
       new Promise((_, rej) => {
-        timer = setTimeout(() => rej(new Error(`timed out after ${CASE_TIMEOUT_MS / 1000} s`)), CASE_TIMEOUT_MS);
+        timer = setTimeout(() => rej(new Error(`timed out after ${timeoutMs / 1000} s`)), timeoutMs);
       }),
     ]);
     const secs = ((Date.now() - t0) / 1000).toFixed(1);
@@ -115,10 +116,13 @@ async function runCase(name, fn) {
             state: document.body.dataset.state,
             error: document.getElementById("error")?.textContent ?? "",
             status: document.getElementById("status")?.textContent ?? "",
+            backend: window.pix2seqd?.backend ?? null,
+            reason: window.pix2seqd?.backendReason ?? null,
           })),
           sleep(3000).then(() => null),
         ]);
         if (st) extra += `\n    page state=${st.state} status=${JSON.stringify(st.status)} error=${JSON.stringify(st.error)}`;
+        if (st?.backend) extra += `\n    backend=${st.backend} reason=${JSON.stringify(st.reason)}`;
       } catch {}
       if (p.consoleErrors?.length) extra += `\n    console errors:\n      ${p.consoleErrors.slice(-12).join("\n      ")}`;
     }
@@ -138,7 +142,7 @@ function assert(cond, message) {
 async function openApp(page, query = "", { expectError = false } = {}) {
   await page.goto(url(`index.html${query}`));
   await page.waitForFunction(() => ["ready", "done", "error"].includes(document.body.dataset.state), null, {
-    timeout: 90_000,
+    timeout: 150_000,
   });
   const st = await page.evaluate(() => ({
     state: document.body.dataset.state,
@@ -234,7 +238,7 @@ async function main() {
     assert(again.result.segments.length > 0, "no segments after recovery");
     assert(/lost/i.test(note) && /recreated/i.test(note), `backend reason '${note}'`);
     return `after loseDevice(): ${describe(again.result)}; '${note}'`;
-  });
+  }, { timeoutMs: Math.max(CASE_TIMEOUT_MS, 240_000) }); // two engines compile their pipelines on SwiftShader
 
   await runCase("reload uses the cached model", async (track) => {
     const page = track(await newPage(await gpuBrowser()));
@@ -281,7 +285,7 @@ async function main() {
       page.waitForFunction(
         (n) => window.pix2seqd.webcam.frames >= n || document.body.dataset.state === "error",
         n,
-        { timeout: 90_000, polling: 50 },
+        { timeout: 150_000, polling: 50 },
       );
     const check = async () => {
       const e = await page.evaluate(() => (document.body.dataset.state === "error" ? document.getElementById("error").textContent : ""));
@@ -310,7 +314,7 @@ async function main() {
     await page.waitForFunction(
       () => window.pix2seqd.webcam.history.filter((h) => h.frozen).length >= 8 || document.body.dataset.state === "error",
       null,
-      { timeout: 90_000, polling: 50 },
+      { timeout: 150_000, polling: 50 },
     );
     await check();
     const hist = await page.evaluate(() => window.pix2seqd.webcam.history.filter((h) => h.frozen));
@@ -318,7 +322,7 @@ async function main() {
     assert(a.ids === b.ids, `ids changed on a frozen frame: frame ${a.frame} ${a.ids} vs frame ${b.frame} ${b.ids}; frozen history ${hist.map((h) => h.ids).join(" ")}`);
     await page.click("#webcam"); // stop
     return `${cam.frames} frames at ${cam.fps.toFixed(1)} fps (${cam.skipped} skipped, ${cam.readbacks} read-backs, ${cam.grab}); frame ${s10.frames}: ${counts(s10.stats)}; frame ${s30.frames}: ${counts(s30.stats)}; frozen ids ${a.ids} = ${b.ids}`;
-  });
+  }, { timeoutMs: Math.max(CASE_TIMEOUT_MS, 300_000) }); // ~40 frames of 1-2 s each on SwiftShader
 
   await runCase("webcam drawn into the WebGPU canvas, no read-back: frames, no GPU object growth", async (track) => {
     // draw=gpu forces the canvas path the page uses on real GPUs; readbackEvery=0 because in
