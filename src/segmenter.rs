@@ -386,7 +386,12 @@ impl Segmenter {
     /// The blended overlay of `seg` on `image` (RGBA8, the image's size), computed on the CPU
     /// with the render kernel's twin: for the CLI's PNGs and the CPU path in the browser.
     pub fn overlay_rgba(&self, image: Image<'_>, seg: &Segmentation, style: DrawStyle) -> Result<Vec<u8>, Error> {
-        let p = &seg.panoptic;
+        self.overlay_map_rgba(image, &seg.panoptic, style)
+    }
+
+    /// The overlay of any panoptic map of the image's size in this model's classes (a
+    /// prediction, or ground truth for a before/after figure).
+    pub fn overlay_map_rgba(&self, image: Image<'_>, p: &PanopticMap, style: DrawStyle) -> Result<Vec<u8>, Error> {
         if (p.height, p.width) != (image.height, image.width) {
             return Err(Error::Image {
                 name: format!("{}x{}", image.width, image.height),

@@ -23,6 +23,21 @@ fn sample_dir() -> Option<PathBuf> {
     }
 }
 
+fn data_dir(name: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(name);
+    if dir.exists() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPING: {} is missing (see ../shared/data/README.md)", dir.display());
+        None
+    }
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "the command failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("--json prints JSON")
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pix2seqd-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -136,5 +151,109 @@ fn bad_input_gives_one_clear_line_and_a_failure() {
     let bad_pq =
         bin().args(["eval", "pq", "--gt-json", "x.json", "--gt-dir", ".", "--pred-json", "y.json", "--pred-dir", "."]).output().unwrap();
     assert!(stderr_line(&bad_pq).contains("x.json"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// `street` by its shipped name, several step counts in one pass, per-class IoU; the shipped
+/// weights must beat chance on real CamVid test frames (11 classes: chance pixel accuracy is
+/// about 9%).
+#[test]
+fn eval_camvid_scores_the_shipped_street_model_at_each_step_count() {
+    if data_dir("camvid").is_none() {
+        return;
+    }
+    let r = json_of(
+        &bin().args(["eval", "camvid", "--model", "street", "--limit", "4", "--steps", "1,2", "--cpu", "--json"]).output().unwrap(),
+    );
+    assert!(r["model"].as_str().unwrap_or("").ends_with("assets/models/street"), "{r}");
+    assert_eq!(r["images"].as_u64(), Some(4));
+    let results = r["results"].as_array().expect("results");
+    assert_eq!(results.iter().map(|x| x["steps"].as_u64().unwrap_or(0)).collect::<Vec<_>>(), [1, 2]);
+    for x in results {
+        let (miou, acc) = (x["miou"].as_f64().unwrap_or(-1.0), x["pixel_accuracy"].as_f64().unwrap_or(-1.0));
+        assert!((0.0..=1.0).contains(&miou), "{x}");
+        assert!(acc > 0.3, "the shipped street model should beat chance by far: {x}");
+        assert_eq!(x["iou"].as_object().map(|m| m.len()), Some(11), "one IoU per CamVid class: {x}");
+        assert!(x["iou"].get("road").is_some() && x["pq"]["things"]["pq"].is_number(), "{x}");
+    }
+}
+
+/// The before/after figure: rows of input, ground truth and prediction at the asked panel size.
+#[test]
+fn figure_camvid_draws_input_truth_and_prediction_per_image() {
+    if data_dir("camvid").is_none() {
+        return;
+    }
+    let out_dir = temp_dir("figure");
+    let png = out_dir.join("street.png");
+    let args =
+        ["figure", "camvid", "--model", "street", "--images", "0,1", "--steps", "1", "--panel-width", "120", "--cpu", "--json", "--out"];
+    let r = json_of(&bin().args(args).arg(&png).output().unwrap());
+    assert_eq!(r["images"].as_array().map(|a| a.len()), Some(2), "{r}");
+    let img = image::open(&png).expect("the figure is a PNG").to_rgb8();
+    // 3 panels of 120 px with two 6-px gaps; CamVid is 4:3, so rows of 90 px with one gap.
+    assert_eq!((img.width(), img.height()), (372, 186));
+    // The truth panel is the input with colours blended in: it differs from the input panel.
+    let differs =
+        (0..90).flat_map(|y| (0..120).map(move |x| (x, y))).filter(|&(x, y)| img.get_pixel(x, y) != img.get_pixel(x + 126, y)).count();
+    assert!(differs > 120 * 90 / 2, "the ground-truth panel should be coloured: {differs} pixels differ");
+
+    let bad = bin().args(["figure", "camvid", "--model", "street", "--images", "9999", "--cpu", "--out"]).arg(&png).output().unwrap();
+    assert!(stderr_line(&bad).contains("9999"));
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+/// DAVIS with a video model: streaming, one J&F per step count.
+#[test]
+fn eval_davis_streams_a_video_model_at_each_step_count() {
+    if data_dir("davis2016").is_none() {
+        return;
+    }
+    let args = [
+        "eval",
+        "davis",
+        "--model",
+        "tests/fixtures/tiny-video/model",
+        "--split",
+        "val",
+        "--max-frames",
+        "4",
+        "--steps",
+        "1,2",
+        "--cpu",
+        "--json",
+    ];
+    let r = json_of(&bin().args(args).output().unwrap());
+    assert_eq!(r["mode"].as_str(), Some("streaming"), "{r}");
+    let results = r["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2);
+    for x in results {
+        let jf = x["metrics"]["J&F"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&jf), "{x}");
+    }
+}
+
+/// coco128-seg held-out images: PQ of things with the ground truth mapped into the model's classes
+/// (by name: the street model knows `car`); a model that knows no COCO class is refused by name.
+#[test]
+fn eval_coco128_maps_coco_classes_into_the_model() {
+    if data_dir("coco128-seg").is_none() {
+        return;
+    }
+    let r =
+        json_of(&bin().args(["eval", "coco128", "--model", "street", "--limit", "2", "--steps", "1", "--cpu", "--json"]).output().unwrap());
+    assert_eq!((r["dataset"].as_str(), r["images"].as_u64()), (Some("coco128-seg/val"), Some(2)), "{r}");
+    let pq = r["results"][0]["pq"]["things"]["pq"].as_f64().unwrap_or(-1.0);
+    assert!((0.0..=1.0).contains(&pq), "{r}");
+
+    let video = bin().args(["eval", "coco128", "--model", "tests/fixtures/tiny-video/model", "--limit", "1", "--cpu"]).output().unwrap();
+    assert!(stderr_line(&video).contains("knows none of the COCO classes"));
+    let out_dir = temp_dir("figure-coco");
+    let png = out_dir.join("objects.png");
+    let args =
+        ["figure", "coco128", "--model", "street", "--images", "3", "--steps", "1", "--panel-width", "100", "--cpu", "--json", "--out"];
+    let f = json_of(&bin().args(args).arg(&png).output().unwrap());
+    assert_eq!(f["dataset"].as_str(), Some("coco128-seg/val"));
+    assert_eq!(image::open(&png).expect("figure PNG").width(), 312);
     let _ = std::fs::remove_dir_all(&out_dir);
 }

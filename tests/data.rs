@@ -415,3 +415,54 @@ fn label_pngs_read_like_pil() {
     let msg = read_label_png(&path).unwrap_err().to_string();
     assert!(msg.contains("text.png") && msg.contains("not a readable PNG"), "{msg}");
 }
+
+/// coco128-seg held-out images as `coco128.py` (PIL) rasterises them: object pixels and visible
+/// instances. Regenerate: `d = Coco128("val")`; per item `((ex.inst > 0).sum(),
+/// len(np.unique(ex.inst)) - 1)`. The Rust fill follows PIL's but is not bit-identical.
+const COCO128_VAL: [(&str, u64, usize); 16] = [
+    ("000000000590", 1875, 2),
+    ("000000000595", 14492, 1),
+    ("000000000597", 9961, 7),
+    ("000000000599", 226942, 5),
+    ("000000000605", 293143, 4),
+    ("000000000612", 89606, 11),
+    ("000000000620", 105893, 2),
+    ("000000000623", 157009, 4),
+    ("000000000625", 32092, 4),
+    ("000000000626", 2044, 2),
+    ("000000000629", 16692, 1),
+    ("000000000634", 28992, 6),
+    ("000000000636", 99230, 1),
+    ("000000000641", 75889, 12),
+    ("000000000643", 55918, 20),
+    ("000000000650", 119998, 2),
+];
+
+#[test]
+fn coco128_held_out_images_match_the_python_rasterisation() {
+    use pix2seqd::data::coco128::{Coco128, COCO80};
+    let Some(root) = shared("coco128_held_out_images_match_the_python_rasterisation") else { return };
+    let dir = root.join("coco128-seg");
+    let (train, val, all) =
+        (Coco128::open(&dir, "train").unwrap(), Coco128::open(&dir, "val").unwrap(), Coco128::open(&dir, "all").unwrap());
+    assert_eq!((train.len(), val.len(), all.len()), (112, 16, 128));
+    assert_eq!(val.names(), &all.names()[112..]);
+    let mut differing = 0u64;
+    let mut total = 0u64;
+    for (i, &(name, pixels, instances)) in COCO128_VAL.iter().enumerate() {
+        let ex = val.load(i).unwrap();
+        assert_eq!(ex.name, name);
+        let object_pixels = ex.instance.iter().filter(|&&v| v != 0).count() as u64;
+        differing += object_pixels.abs_diff(pixels);
+        total += pixels;
+        assert!(object_pixels.abs_diff(pixels) * 50 <= pixels, "{name}: {object_pixels} object pixels, PIL {pixels}");
+        let mut ids: Vec<u32> = ex.instance.iter().copied().filter(|&v| v != 0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), instances, "{name}: visible instances");
+        assert!(ex.class.iter().zip(&ex.instance).all(|(&c, &i)| (c == 0) == (i == 0) && c as usize <= COCO80.len()));
+    }
+    assert!(differing * 200 <= total, "object pixels differ from PIL's by {differing} of {total}");
+    assert!(matches!(Coco128::open(&dir, "test"), Err(DataError::BadSplit { .. })));
+    assert!(matches!(val.load(16), Err(DataError::Index { .. })));
+}

@@ -1,5 +1,6 @@
-//! Readers for the evaluation datasets in `../shared/data` (CamVid, DAVIS 2016), mirroring the Python
-//! readers in `train/pix2seqd_train/data/` (`common.py`, `camvid.py`, `davis.py`) label for label.
+//! Readers for the evaluation datasets in `../shared/data` (CamVid, coco128-seg, DAVIS 2016),
+//! mirroring the Python readers in `train/pix2seqd_train/data/` (`common.py`, `camvid.py`,
+//! `coco128.py`, `davis.py`) label for label.
 //!
 //! A reader yields an [`Example`] at the original resolution: an RGB image plus two row-major label
 //! maps, `class` (class id = dataset label + 1, 0 = void) and `instance` (segment id, 0 = void; every
@@ -15,6 +16,7 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 pub mod camvid;
+pub mod coco128;
 pub mod davis;
 
 /// The void class / segment id.
@@ -64,6 +66,9 @@ pub enum DataError {
     /// An item index past the end of a dataset.
     #[error("{dataset}: index {index} out of range (it has {len} items)")]
     Index { dataset: String, index: usize, len: usize },
+    /// A line of a text label file that cannot be parsed.
+    #[error("{}: line {line}: {reason}", path.display())]
+    LabelText { path: PathBuf, line: usize, reason: String },
     /// A DAVIS sequence name that the folder does not hold.
     #[error("no sequence {seq:?} in {} (sequences: {known:?})", path.display())]
     UnknownSequence { path: PathBuf, seq: String, known: Vec<String> },

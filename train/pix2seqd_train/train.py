@@ -86,6 +86,8 @@ class Experiment:
     min_pixels: int = 40  # majority-vote post-processing (spec §1.6)
     frame_dropout: float = 0.2  # video: each conditioning mask is replaced by zeros with this prob.
     export_dtypes: list[str] = field(default_factory=lambda: ["fp16", "fp32"])
+    cross_dataset_paste: bool = False  # copy-paste instances from any training dataset (varied backgrounds)
+    init_from: str | None = None  # a checkpoint folder whose EMA weights start the model (fine-tuning)
 
 
 def _find(path: str, base_dir: Path) -> Path:
@@ -213,7 +215,8 @@ def build_train_data(exp: Experiment, rank: int, world: int, start_step: int) ->
     augment = AugmentConfig.from_dict(exp.augment)
     datasets = [build_dataset(d.name, d.split, exp.model, augment=augment, seed=exp.seed, **d.options)
                 for d in exp.train_datasets]
-    mixture = MixtureDataset(datasets, [d.weight for d in exp.train_datasets], seed=exp.seed)
+    mixture = MixtureDataset(datasets, [d.weight for d in exp.train_datasets], seed=exp.seed,
+                             cross_paste=exp.cross_dataset_paste)
     return torch.utils.data.DataLoader(
         mixture,
         batch_sampler=DrawBatchSampler(exp.batch_size, rank, world, start_step),
@@ -366,6 +369,8 @@ class TrainState:
 def build_state(exp: Experiment, device: torch.device, d: Dist) -> TrainState:
     torch.manual_seed(exp.seed)  # identical initial weights on every rank
     model = build_model(exp.model).to(device)
+    if exp.init_from:
+        init_weights(model, load_checkpoint(exp.init_from)["ema"], exp.init_from)
     ema = EMA(model, exp.ema_decay, exp.ema_warmup)
     optimizer = torch.optim.AdamW(model.parameters(), lr=exp.lr, betas=exp.betas, eps=exp.eps,
                                   weight_decay=exp.weight_decay)  # decay on all variables (spec §5.1)
@@ -378,6 +383,34 @@ def build_state(exp: Experiment, device: torch.device, d: Dist) -> TrainState:
         train_module = nn.parallel.DistributedDataParallel(
             train_module, device_ids=[device.index] if device.type == "cuda" else None)
     return TrainState(model, ema, optimizer, scheduler, train_module)
+
+
+def init_weights(model: nn.Module, source: Mapping[str, torch.Tensor], where: str) -> dict[str, int]:
+    """Starts ``model`` from another model's weights (fine-tuning an image model into a video
+    model). Tensors of equal shape are copied. A weight that gained input channels (the video
+    model's conditioning on previous masks enters the decoder's first conv) gets the old weights
+    in its first channels and zeros in the new ones, so the new model starts as the old one did.
+    Any other difference is an error naming the tensor."""
+    target = model.state_dict()
+    missing = sorted(set(target) - set(source))
+    if missing:
+        raise ValueError(f"init_from {where}: the checkpoint lacks {len(missing)} tensors, e.g. {missing[:3]}")
+    widened = 0
+    with torch.no_grad():
+        for name, tensor in target.items():
+            old = source[name].to(tensor.dtype)
+            if old.shape == tensor.shape:
+                tensor.copy_(old)
+            elif (old.dim() == tensor.dim() >= 2 and old.shape[0] == tensor.shape[0] and old.shape[2:] == tensor.shape[2:]
+                  and old.shape[1] < tensor.shape[1]):
+                tensor.zero_()
+                tensor[:, :old.shape[1]].copy_(old)
+                widened += 1
+            else:
+                raise ValueError(f"init_from {where}: {name} has shape {tuple(old.shape)} there, "
+                                 f"{tuple(tensor.shape)} in this model")
+    model.load_state_dict(target)
+    return {"copied": len(target) - widened, "widened": widened}
 
 
 def save_state(out_dir: Path, state: TrainState, cfg: ModelConfig) -> None:
@@ -517,8 +550,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, help="stop after this step (the LR schedule keeps the config's steps)")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
     parser.add_argument("--no-export", action="store_true", help="skip the export at the end")
+    parser.add_argument("--init-from", help="checkpoint folder whose EMA weights start the model (overrides init_from)")
     args = parser.parse_args(argv)
     exp = load_experiment(args.config)
+    if args.init_from:
+        exp.init_from = args.init_from
     out_dir = args.out or TRAIN_DIR / "runs" / exp.name
     metrics = run(exp, out_dir, resume=args.resume, max_steps=args.max_steps, device_kind=args.device,
                   export=not args.no_export)

@@ -250,9 +250,10 @@ async function main() {
     return `status '${m.status}'`;
   });
 
-  await runCase("drop a CamVid image on the drop zone", async (track) => {
+  await runCase("drop a CamVid image on the drop zone, shipped street model", async (track) => {
     const page = track(await newPage(await gpuBrowser()));
-    await openApp(page, "?model=models/tiny.json");
+    // The trained CamVid model from assets/models (staged as models/street.json), CPU path.
+    await openApp(page, "?model=models/street.json&backend=cpu&steps=2");
     const file = firstCamvidImage();
     const b64 = fs.readFileSync(file).toString("base64");
     const st = await actAndWait(page, () =>
@@ -271,7 +272,12 @@ async function main() {
     );
     assert(st.result.segments.length > 0, "no segments");
     assert(st.result.width === 480 && st.result.height === 360, `size ${st.result.width}x${st.result.height}`);
-    return `${path.basename(file)}: ${describe(st.result)}`;
+    const labels = [...new Set(st.result.segments.map((s) => s.label))];
+    const street = ["sky", "building", "pole", "road", "pavement", "tree", "sign-symbol", "fence", "car", "pedestrian", "bicyclist"];
+    assert(labels.every((l) => street.includes(l)), `labels ${labels} are not CamVid's: the street model did not load`);
+    // A street scene: the trained model finds the road and the buildings (or the sky).
+    assert(labels.includes("road") && (labels.includes("building") || labels.includes("sky")), `labels ${labels}`);
+    return `${path.basename(file)}: ${describe(st.result)}, labels ${labels.join(" ")}`;
   });
 
   await runCase("webcam, tiny trained video model, WebGPU: fps, no GPU object growth, stable ids", async (track) => {

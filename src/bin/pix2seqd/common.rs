@@ -5,8 +5,12 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use pix2seqd::{BackendKind, Error, Segmenter};
 
-/// The shipped web model, when present.
-const SHIPPED_MODEL: &str = "assets/web";
+/// Where the shipped models live (`NAME.json` + `NAME.safetensors`).
+const SHIPPED_DIR: &str = "assets/models";
+/// The default model of `segment` (and of the page).
+pub const DEFAULT_MODEL: &str = "objects";
+/// The default model of `eval camvid`.
+pub const STREET_MODEL: &str = "street";
 /// Until trained weights land: the parity fixture's tiny random model.
 const FIXTURE_MODEL: &str = "tests/fixtures/tiny-efficientnet/model";
 
@@ -17,16 +21,19 @@ pub struct LoadedModel {
     pub note: Option<String>,
 }
 
-/// `--model PATH`, or the shipped model, or (with a note) the untrained parity fixture.
-pub fn load_model(model: Option<&Path>, cpu: bool) -> Result<LoadedModel, String> {
+/// `--model PATH` (a path, or the name of a shipped model: `street`, `objects`), or the shipped
+/// `default` model, or (with a note) the untrained parity fixture.
+pub fn load_model(model: Option<&Path>, default: &str, cpu: bool) -> Result<LoadedModel, String> {
     let backend = if cpu { BackendKind::Cpu } else { BackendKind::Gpu };
+    let shipped = Path::new(SHIPPED_DIR).join(default);
     let (path, note) = match model {
-        Some(p) => (p.to_path_buf(), None),
-        None if pix2seqd::model_paths(Path::new(SHIPPED_MODEL)).0.exists() => (PathBuf::from(SHIPPED_MODEL), None),
+        Some(p) => (resolve_model(p), None),
+        None if pix2seqd::model_paths(&shipped).0.exists() => (shipped, None),
         None => (
             PathBuf::from(FIXTURE_MODEL),
             Some(format!(
-                "no trained model in {SHIPPED_MODEL}.json: using the parity fixture {FIXTURE_MODEL} (random, untrained weights; the masks are meaningless)"
+                "no trained model in {}.json: using the parity fixture {FIXTURE_MODEL} (random, untrained weights; the masks are meaningless)",
+                shipped.display()
             )),
         ),
     };
@@ -35,16 +42,30 @@ pub fn load_model(model: Option<&Path>, cpu: bool) -> Result<LoadedModel, String
     Ok(LoadedModel { segmenter, path, note })
 }
 
+/// A bare name that is no file here (`street`) means the shipped model of that name.
+fn resolve_model(p: &Path) -> PathBuf {
+    let is_bare_name = p.components().count() == 1 && p.extension().is_none();
+    let shipped = Path::new(SHIPPED_DIR).join(p);
+    if is_bare_name && !pix2seqd::model_paths(p).0.exists() && pix2seqd::model_paths(&shipped).0.exists() {
+        shipped
+    } else {
+        p.to_path_buf()
+    }
+}
+
 fn model_error(path: &Path, e: Error) -> String {
     format!("model {}: {e}", path.display())
 }
 
-/// The card's `metadata.purpose` when it says the weights are not trained.
+/// What the card says a user must know: `metadata.purpose` when the weights are not trained, or
+/// `metadata.note` (e.g. a model still in training, below its target).
 fn card_note(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(pix2seqd::model_paths(path).0).ok()?;
     let card: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let purpose = card.get("metadata")?.get("purpose")?.as_str()?;
-    purpose.contains("not trained").then(|| format!("model {}: {purpose}", path.display()))
+    let metadata = card.get("metadata")?;
+    let purpose = metadata.get("purpose").and_then(|p| p.as_str()).filter(|p| p.contains("not trained"));
+    let note = purpose.or_else(|| metadata.get("note").and_then(|n| n.as_str()))?;
+    Some(format!("model {}: {note}", path.display()))
 }
 
 /// A decoded image file as RGBA8.

@@ -2,11 +2,12 @@
 
 use std::path::Path;
 
-use pix2seqd::data::{camvid::CamVid, davis::Davis};
+use pix2seqd::data::coco128::{coco_group, Coco128, COCO80};
+use pix2seqd::data::{camvid::CamVid, davis::Davis, Example};
 use pix2seqd::panoptic::{self, ConfusionMatrix, DavisEvaluator, Mask, PanopticMap, PqStat};
 use pix2seqd::{Image, SegmentOptions};
 
-use crate::common::{load_model, progress, LoadedModel};
+use crate::common::{load_model, progress, LoadedModel, DEFAULT_MODEL, STREET_MODEL};
 
 /// panopticapi's `pq_compute` on COCO panoptic files.
 pub fn pq(gt_json: &Path, gt_dir: &Path, pred_json: &Path, pred_dir: &Path, json: bool) -> Result<(), String> {
@@ -25,120 +26,265 @@ pub fn pq(gt_json: &Path, gt_dir: &Path, pred_json: &Path, pred_dir: &Path, json
 
 pub struct ModelArgs<'a> {
     pub model: Option<&'a Path>,
-    pub steps: Option<usize>,
+    /// Step counts to evaluate, each reported (empty: the model's default).
+    pub steps: Vec<usize>,
     pub td: Option<f64>,
     pub seed: u32,
     pub min_area: u64,
     pub cpu: bool,
 }
 
-fn open(m: &ModelArgs) -> Result<(LoadedModel, SegmentOptions), String> {
-    let loaded = load_model(m.model, m.cpu)?;
+/// The model and one set of sampler options per requested step count.
+fn open(m: &ModelArgs, default_model: &str) -> Result<(LoadedModel, Vec<SegmentOptions>), String> {
+    let loaded = load_model(m.model, default_model, m.cpu)?;
     if let Some(note) = &loaded.note {
         eprintln!("note: {note}");
     }
-    let d = loaded.segmenter.default_options();
-    let opts = SegmentOptions { steps: m.steps.unwrap_or(d.steps), td: m.td.unwrap_or(d.td), seed: m.seed, min_area: m.min_area, ..d };
+    let opts = open_options(&loaded, m);
     Ok((loaded, opts))
 }
 
-fn header(loaded: &LoadedModel, opts: &SegmentOptions) -> serde_json::Value {
+/// One set of sampler options per requested step count (the model's default when none).
+pub fn open_options(loaded: &LoadedModel, m: &ModelArgs) -> Vec<SegmentOptions> {
+    let d = loaded.segmenter.default_options();
+    let steps = if m.steps.is_empty() { vec![d.steps] } else { m.steps.clone() };
+    steps.iter().map(|&steps| SegmentOptions { steps, td: m.td.unwrap_or(d.td), seed: m.seed, min_area: m.min_area, ..d }).collect()
+}
+
+fn header(loaded: &LoadedModel, opts: &[SegmentOptions]) -> serde_json::Value {
+    let first = opts.first().copied().unwrap_or_else(|| loaded.segmenter.default_options());
     serde_json::json!({
         "model": loaded.path.display().to_string(),
         "note": loaded.note,
         "backend": loaded.segmenter.backend().name(),
-        "sampler": {"steps": opts.steps, "td": opts.td, "seed": opts.seed},
+        "sampler": {"td": first.td, "seed": first.seed, "min_area": first.min_area},
     })
 }
 
-/// mIoU and PQ on a CamVid split at the original resolution (post-processed predictions).
+/// The metrics of one step count on a set of images.
+struct ImageScore {
+    confusion: ConfusionMatrix,
+    pq: PqStat,
+    ms: f64,
+}
+
+/// mIoU and PQ on a CamVid split at the original resolution (post-processed predictions), for
+/// every requested step count (each image is read once and sampled once per step count).
 pub fn camvid(m: &ModelArgs, split: &str, limit: Option<usize>, json: bool) -> Result<(), String> {
     let data = CamVid::open(&pix2seqd::data::data_root().join("camvid"), split).map_err(|e| e.to_string())?;
-    let (mut loaded, opts) = open(m)?;
-    let cfg = loaded.segmenter.config().clone();
+    let (loaded, opts) = open(m, STREET_MODEL)?;
+    let cfg = loaded.segmenter.config();
     let needed = pix2seqd::data::camvid::CLASSES.len() + 1;
     if cfg.num_classes != needed {
         return Err(format!(
-            "model {} has {} classes; CamVid needs {needed} (void + 11): train one with train/configs/experiments/camvid_web.json",
+            "model {} has {} classes; CamVid needs {needed} (void + 11): use the `street` model or train one with train/configs/experiments/camvid_web.json",
             loaded.path.display(),
             cfg.num_classes
         ));
     }
     let count = limit.unwrap_or(data.len()).min(data.len());
-    let mut confusion = ConfusionMatrix::new(cfg.num_classes, Some(0));
-    let mut pq = PqStat::for_classes(&cfg.isthing());
-    let bar = progress(count as u64, json, "camvid");
-    let mut ms = 0.0;
+    let identity: Vec<u32> = (0..needed as u32).collect();
+    let load = |i: usize| data.load(i).map_err(|e| e.to_string());
+    evaluate_images(loaded, &opts, &format!("camvid/{split}"), count, &identity, load, json)
+}
+
+/// PQ (things; coco128-seg has no stuff) and mIoU on a coco128-seg split (`val`: the 16 held-out
+/// images). Ground-truth COCO classes map to the model's classes by name, or to their group for
+/// the `objects` model (person, vehicle, animal, furniture, food, other).
+pub fn coco128(m: &ModelArgs, split: &str, limit: Option<usize>, json: bool) -> Result<(), String> {
+    let data = Coco128::open(&pix2seqd::data::data_root().join("coco128-seg"), split).map_err(|e| e.to_string())?;
+    let (loaded, opts) = open(m, DEFAULT_MODEL)?;
+    let lut = coco_lut(&loaded)?;
+    let count = limit.unwrap_or(data.len()).min(data.len());
+    let load = |i: usize| data.load(i).map_err(|e| e.to_string());
+    evaluate_images(loaded, &opts, &format!("coco128-seg/{split}"), count, &lut, load, json)
+}
+
+/// lut[COCO class id] = the model's class id: the class of the same name, else the class of the
+/// COCO class's group (the `objects` model), else void.
+pub fn coco_lut(loaded: &LoadedModel) -> Result<Vec<u32>, String> {
+    let cfg = loaded.segmenter.config();
+    let names: Vec<String> = (0..cfg.num_classes).map(|c| cfg.class_name(c)).collect();
+    let model_id = |name: &str| names.iter().position(|n| n == name).map(|c| c as u32);
+    let mut lut = vec![0u32];
+    for name in COCO80 {
+        lut.push(model_id(name).or_else(|| model_id(coco_group(name))).unwrap_or(0));
+    }
+    if lut.iter().all(|&c| c == 0) {
+        return Err(format!(
+            "model {} knows none of the COCO classes or object groups (its classes: {})",
+            loaded.path.display(),
+            names[1..].join(", ")
+        ));
+    }
+    Ok(lut)
+}
+
+/// Segments `count` examples with every sampler setting in `opts`, scores them against the ground
+/// truth (its class ids mapped through `lut` into the model's), prints the table or the JSON.
+fn evaluate_images(
+    mut loaded: LoadedModel,
+    opts: &[SegmentOptions],
+    dataset: &str,
+    count: usize,
+    lut: &[u32],
+    load: impl Fn(usize) -> Result<Example, String>,
+    json: bool,
+) -> Result<(), String> {
+    let cfg = loaded.segmenter.config().clone();
+    let mut scores: Vec<ImageScore> = opts
+        .iter()
+        .map(|_| ImageScore { confusion: ConfusionMatrix::new(cfg.num_classes, Some(0)), pq: PqStat::for_classes(&cfg.isthing()), ms: 0.0 })
+        .collect();
+    let bar = progress((count * opts.len()) as u64, json, dataset.split('/').next().unwrap_or(dataset));
     for i in 0..count {
-        let ex = data.load(i).map_err(|e| e.to_string())?;
+        let ex = load(i)?;
         let rgba = ex.image.to_rgba();
         let image = Image::new(ex.image.width, ex.image.height, &rgba).map_err(|e| e.to_string())?;
-        let seg = loaded.segmenter.segment_blocking(image, &opts).map_err(|e| format!("{}: {e}", ex.name))?;
-        ms += seg.timings.total;
-        let gt = PanopticMap::new(ex.image.height, ex.image.width, ex.class, ex.instance).map_err(|e| e.to_string())?;
-        confusion.update_maps(&gt, &seg.panoptic).map_err(|e| e.to_string())?;
-        pq.add_maps(&gt, &seg.panoptic).map_err(|e| e.to_string())?;
-        bar.inc(1);
+        let class = ex
+            .class
+            .iter()
+            .map(|&c| lut.get(c as usize).copied().ok_or_else(|| format!("{}: class id {c} beyond the dataset's classes", ex.name)))
+            .collect::<Result<Vec<u32>, String>>()?;
+        let instance = ex.instance.iter().zip(&class).map(|(&id, &c)| if c == 0 { 0 } else { id }).collect();
+        let gt = PanopticMap::new(ex.image.height, ex.image.width, class, instance).map_err(|e| e.to_string())?;
+        for (o, score) in opts.iter().zip(&mut scores) {
+            let seg = loaded.segmenter.segment_blocking(image, o).map_err(|e| format!("{}: {e}", ex.name))?;
+            score.ms += seg.timings.total;
+            score.confusion.update_maps(&gt, &seg.panoptic).map_err(|e| e.to_string())?;
+            score.pq.add_maps(&gt, &seg.panoptic).map_err(|e| e.to_string())?;
+            bar.inc(1);
+        }
     }
     bar.finish_and_clear();
-    let r = pq.result();
-    let mut out = header(&loaded, &opts);
-    out["dataset"] = serde_json::json!(format!("camvid/{split}"));
+    let results: Vec<serde_json::Value> = opts
+        .iter()
+        .zip(&scores)
+        .map(|(o, s)| {
+            let r = s.pq.result();
+            let per_class: serde_json::Map<String, serde_json::Value> = s
+                .confusion
+                .iou()
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(c, v)| (cfg.class_name(c), if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }))
+                .collect();
+            serde_json::json!({
+                "steps": o.steps,
+                "miou": s.confusion.miou(),
+                "pixel_accuracy": s.confusion.pixel_accuracy(),
+                "iou": per_class,
+                "pq": {"all": r.all, "things": r.things, "stuff": r.stuff},
+                "ms_per_image": if count > 0 { s.ms / count as f64 } else { 0.0 },
+            })
+        })
+        .collect();
+    let mut out = header(&loaded, opts);
+    out["dataset"] = serde_json::json!(dataset);
     out["images"] = serde_json::json!(count);
-    out["miou"] = serde_json::json!(confusion.miou());
-    out["pixel_accuracy"] = serde_json::json!(confusion.pixel_accuracy());
-    out["pq"] = serde_json::json!({"all": r.all, "things": r.things, "stuff": r.stuff});
-    out["ms_per_image"] = serde_json::json!(if count > 0 { ms / count as f64 } else { 0.0 });
-    print_metrics(&out, json);
+    out["results"] = serde_json::json!(results);
+    if json {
+        println!("{out:#}");
+    } else {
+        print_header(&out);
+        println!("{:>5} {:>7} {:>9} {:>7} {:>9} {:>8} {:>10}", "steps", "mIoU", "pixel acc", "PQ", "PQ thing", "PQ stuff", "ms/image");
+        for r in &results {
+            println!(
+                "{:>5} {:>7.1} {:>9.1} {:>7.1} {:>9.1} {:>8.1} {:>10.0}",
+                r["steps"].as_u64().unwrap_or(0),
+                100.0 * r["miou"].as_f64().unwrap_or(0.0),
+                100.0 * r["pixel_accuracy"].as_f64().unwrap_or(0.0),
+                100.0 * r["pq"]["all"]["pq"].as_f64().unwrap_or(0.0),
+                100.0 * r["pq"]["things"]["pq"].as_f64().unwrap_or(0.0),
+                100.0 * r["pq"]["stuff"]["pq"].as_f64().unwrap_or(0.0),
+                r["ms_per_image"].as_f64().unwrap_or(0.0),
+            );
+        }
+    }
     Ok(())
 }
 
-/// Streaming video segmentation of DAVIS 2016 sequences: every frame conditioned on the model's
-/// own previous masks; J&F of the foreground (class ≠ void) as the DAVIS toolkit computes them.
-pub fn davis(m: &ModelArgs, dir: &Path, split: &str, max_frames: Option<usize>, json: bool) -> Result<(), String> {
-    let data = Davis::open(dir).map_err(|e| e.to_string())?;
+/// DAVIS 2016 sequences: every frame conditioned on the model's own previous masks (a video
+/// model streams; an image model segments frame by frame); J&F of the foreground (class ≠ void)
+/// as the DAVIS toolkit computes them, for every requested step count.
+pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<usize>, json: bool) -> Result<(), String> {
+    let default_dir = pix2seqd::data::data_root().join("davis2016");
+    let data = Davis::open(dir.unwrap_or(&default_dir)).map_err(|e| e.to_string())?;
     let sequences = data.split(split).map_err(|e| e.to_string())?.to_vec();
-    let (mut loaded, opts) = open(m)?;
+    let (mut loaded, opts) = open(m, DEFAULT_MODEL)?;
+    let mode = if loaded.segmenter.config().video_prev_masks > 0 { "streaming" } else { "frame by frame" };
     let total: usize = sequences.iter().map(|s| max_frames.unwrap_or(usize::MAX).min(data.frames(s))).sum();
-    let bar = progress(total as u64, json, "davis");
-    let mut evaluator = DavisEvaluator::new();
-    let mut ms = 0.0;
-    for seq in &sequences {
-        loaded.segmenter.reset();
-        let frames = max_frames.unwrap_or(usize::MAX).min(data.frames(seq));
-        let (mut gts, mut preds) = (Vec::new(), Vec::new());
-        for t in 0..frames {
-            let ex = data.load(seq, t).map_err(|e| e.to_string())?;
-            let (h, w) = (ex.image.height, ex.image.width);
-            let rgba = ex.image.to_rgba();
-            let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
-            let seg = loaded.segmenter.segment_frame_blocking(image, &opts).map_err(|e| format!("{seq} frame {t}: {e}"))?;
-            ms += seg.timings.total;
-            let pred = panoptic::unletterbox(&seg.mask, &seg.letterbox);
-            preds.push(Mask::new(h, w, pred.class.iter().map(|&c| c != 0).collect()).map_err(|e| e.to_string())?);
-            gts.push(Mask::new(h, w, data.load_mask(seq, t).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?);
-            bar.inc(1);
+    let bar = progress((total * opts.len()) as u64, json, "davis");
+    let mut results = Vec::new();
+    for o in &opts {
+        let mut evaluator = DavisEvaluator::new();
+        let mut ms = 0.0;
+        for seq in &sequences {
+            loaded.segmenter.reset();
+            let frames = max_frames.unwrap_or(usize::MAX).min(data.frames(seq));
+            let (mut gts, mut preds) = (Vec::new(), Vec::new());
+            for t in 0..frames {
+                let ex = data.load(seq, t).map_err(|e| e.to_string())?;
+                let (h, w) = (ex.image.height, ex.image.width);
+                let rgba = ex.image.to_rgba();
+                let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
+                let seg = loaded.segmenter.segment_frame_blocking(image, o).map_err(|e| format!("{seq} frame {t}: {e}"))?;
+                ms += seg.timings.total;
+                let pred = panoptic::unletterbox(&seg.mask, &seg.letterbox);
+                preds.push(Mask::new(h, w, pred.class.iter().map(|&c| c != 0).collect()).map_err(|e| e.to_string())?);
+                gts.push(Mask::new(h, w, data.load_mask(seq, t).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?);
+                bar.inc(1);
+            }
+            evaluator.add_sequence(seq, &gts, &preds).map_err(|e| e.to_string())?;
         }
-        evaluator.add_sequence(seq, &gts, &preds).map_err(|e| e.to_string())?;
+        results.push(serde_json::json!({
+            "steps": o.steps,
+            "metrics": evaluator.summary(),
+            "ms_per_frame": if total > 0 { ms / total as f64 } else { 0.0 },
+        }));
     }
     bar.finish_and_clear();
     let mut out = header(&loaded, &opts);
     out["dataset"] = serde_json::json!(format!("davis2016/{split}"));
+    out["mode"] = serde_json::json!(mode);
+    out["sequences"] = serde_json::json!(sequences);
     out["frames"] = serde_json::json!(total);
-    out["metrics"] = serde_json::to_value(evaluator.summary()).map_err(|e| e.to_string())?;
-    out["ms_per_frame"] = serde_json::json!(if total > 0 { ms / total as f64 } else { 0.0 });
-    print_metrics(&out, json);
+    out["results"] = serde_json::json!(results);
+    if json {
+        println!("{out:#}");
+    } else {
+        print_header(&out);
+        println!("{:>5} {:>7} {:>7} {:>7} {:>10}", "steps", "J&F", "J", "F", "ms/frame");
+        for r in &results {
+            let metric = |k: &str| 100.0 * r["metrics"][k]["mean"].as_f64().unwrap_or(0.0);
+            // DavisSummary serialises as the DAVIS toolkit names them: "J&F", "J", "F".
+            println!(
+                "{:>5} {:>7.1} {:>7.1} {:>7.1} {:>10.0}",
+                r["steps"].as_u64().unwrap_or(0),
+                100.0 * r["metrics"]["J&F"].as_f64().unwrap_or(0.0),
+                metric("J"),
+                metric("F"),
+                r["ms_per_frame"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
     Ok(())
 }
 
-fn print_metrics(out: &serde_json::Value, json: bool) {
-    if json {
-        println!("{out:#}");
-        return;
-    }
+/// The human header: what was evaluated, with which model and sampler.
+fn print_header(out: &serde_json::Value) {
     if let Some(note) = out["note"].as_str() {
         println!("note: {note}");
     }
-    // Human output: the same JSON, indented (it is short and self-describing).
-    println!("{out:#}");
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    println!("model    {} ({})", text(&out["model"]), text(&out["backend"]));
+    let count = match (out["images"].as_u64(), out["frames"].as_u64()) {
+        (Some(n), _) => format!("{n} images"),
+        (None, Some(n)) => format!("{n} frames"),
+        (None, None) => String::new(),
+    };
+    let mode = out["mode"].as_str().map(|m| format!(", {m}")).unwrap_or_default();
+    println!("data     {} ({count}{mode})", text(&out["dataset"]));
+    println!("sampler  td {} seed {} min area {}", out["sampler"]["td"], out["sampler"]["seed"], out["sampler"]["min_area"]);
 }

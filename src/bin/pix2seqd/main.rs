@@ -11,6 +11,7 @@ use pix2seqd::gpu::{Gpu, GpuOptions};
 mod bench;
 mod common;
 mod eval;
+mod figure;
 mod segment;
 
 #[derive(Parser)]
@@ -29,13 +30,14 @@ struct Cli {
 /// Model and sampler options shared by the commands that run the model.
 #[derive(Args, Clone)]
 struct ModelOpts {
-    /// Model: NAME (for NAME.json + NAME.safetensors) or either file. Default: assets/web, else
-    /// the untrained parity fixture (with a note).
+    /// Model: a shipped model's name (`objects`, `street`: assets/models/NAME), a stem (for
+    /// STEM.json + STEM.safetensors) or either file. Default: `objects` (`street` for `eval
+    /// camvid`), else the untrained parity fixture (with a note).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Diffusion steps (default: the model's).
-    #[arg(long)]
-    steps: Option<usize>,
+    /// Diffusion steps (default: the model's). `eval` takes a list (`1,2,4,10`) and reports each.
+    #[arg(long, value_delimiter = ',')]
+    steps: Vec<usize>,
     /// Time difference of the sampler, in steps (default: the model's).
     #[arg(long)]
     td: Option<f64>,
@@ -67,6 +69,11 @@ enum Command {
     Eval {
         #[command(subcommand)]
         what: EvalWhat,
+    },
+    /// Before/after figure for docs/: input, ground truth and prediction, one row per image.
+    Figure {
+        #[command(subcommand)]
+        what: FigureWhat,
     },
     /// Show the GPU adapter, backend, limits and features this machine offers.
     Info,
@@ -122,11 +129,21 @@ enum EvalWhat {
         #[command(flatten)]
         model: ModelOpts,
     },
+    /// PQ (things) and mIoU on coco128-seg (`val`: the 16 held-out images).
+    Coco128 {
+        #[arg(long, default_value = "val")]
+        split: String,
+        /// Only the first N images.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        model: ModelOpts,
+    },
     /// J&F of streaming video segmentation on DAVIS 2016 sequences.
     Davis {
-        /// The davis2016 folder (SEQ/images, SEQ/masks).
+        /// The davis2016 folder (SEQ/images, SEQ/masks). Default: the data root's davis2016.
         #[arg(long)]
-        dir: PathBuf,
+        dir: Option<PathBuf>,
         /// Sequences: val, train or all.
         #[arg(long, default_value = "val")]
         split: String,
@@ -136,6 +153,32 @@ enum EvalWhat {
         #[command(flatten)]
         model: ModelOpts,
     },
+}
+
+#[derive(Subcommand)]
+enum FigureWhat {
+    /// CamVid images (default model: `street`).
+    Camvid(FigureArgs),
+    /// coco128-seg images, held-out `val` by default (default model: `objects`).
+    Coco128(FigureArgs),
+}
+
+#[derive(Args)]
+struct FigureArgs {
+    /// Split: CamVid train, val or test (default test); coco128-seg train, val or all (default val).
+    #[arg(long)]
+    split: Option<String>,
+    /// Image indices in the split.
+    #[arg(long, value_delimiter = ',', default_value = "0,5,10")]
+    images: Vec<usize>,
+    /// Width of each panel in pixels.
+    #[arg(long, default_value_t = 360)]
+    panel_width: u32,
+    /// Output file (.jpg or .png).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    model: ModelOpts,
 }
 
 #[derive(Subcommand)]
@@ -181,23 +224,43 @@ fn run(cli: &Cli) -> Result<(), String> {
             images,
             model: m.model.as_deref(),
             out,
-            steps: m.steps,
+            steps: single_steps(&m.steps)?,
             td: m.td,
             seed: m.seed,
             min_area: m.min_area,
             cpu: m.cpu,
             json: cli.json,
         }),
+        Command::Figure { what } => {
+            let (dataset, a, default_split) = match what {
+                FigureWhat::Camvid(a) => (figure::Dataset::Camvid, a, "test"),
+                FigureWhat::Coco128(a) => (figure::Dataset::Coco128, a, "val"),
+            };
+            let split = a.split.as_deref().unwrap_or(default_split);
+            figure::figure(&model_args(&a.model), dataset, split, &a.images, a.panel_width, &a.out, cli.json)
+        }
         Command::Eval { what } => match what {
             EvalWhat::Pq { gt_json, gt_dir, pred_json, pred_dir } => eval::pq(gt_json, gt_dir, pred_json, pred_dir, cli.json),
             EvalWhat::Camvid { split, limit, model } => eval::camvid(&model_args(model), split, *limit, cli.json),
-            EvalWhat::Davis { dir, split, max_frames, model } => eval::davis(&model_args(model), dir, split, *max_frames, cli.json),
+            EvalWhat::Coco128 { split, limit, model } => eval::coco128(&model_args(model), split, *limit, cli.json),
+            EvalWhat::Davis { dir, split, max_frames, model } => {
+                eval::davis(&model_args(model), dir.as_deref(), split, *max_frames, cli.json)
+            }
         },
     }
 }
 
 fn model_args(m: &ModelOpts) -> eval::ModelArgs<'_> {
-    eval::ModelArgs { model: m.model.as_deref(), steps: m.steps, td: m.td, seed: m.seed, min_area: m.min_area, cpu: m.cpu }
+    eval::ModelArgs { model: m.model.as_deref(), steps: m.steps.clone(), td: m.td, seed: m.seed, min_area: m.min_area, cpu: m.cpu }
+}
+
+/// `segment` samples with one step count.
+fn single_steps(steps: &[usize]) -> Result<Option<usize>, String> {
+    match steps {
+        [] => Ok(None),
+        [s] => Ok(Some(*s)),
+        _ => Err(format!("segment takes one --steps value, not {}", steps.len())),
+    }
 }
 
 fn info(cli: &Cli) -> Result<(), String> {

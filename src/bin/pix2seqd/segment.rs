@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use pix2seqd::panoptic::PanopticJsonWriter;
 use pix2seqd::{DrawStyle, Image, SegmentOptions};
 
-use crate::common::{load_model, progress, read_image};
+use crate::common::{load_model, progress, read_image, DEFAULT_MODEL};
 
 pub struct Args<'a> {
     pub images: &'a [PathBuf],
@@ -25,7 +25,7 @@ pub fn run(a: Args) -> Result<(), String> {
         return Err("segment needs at least one image".into());
     }
     std::fs::create_dir_all(a.out).map_err(|e| format!("{}: cannot create the output folder ({e})", a.out.display()))?;
-    let mut loaded = load_model(a.model, a.cpu)?;
+    let mut loaded = load_model(a.model, DEFAULT_MODEL, a.cpu)?;
     if let Some(note) = &loaded.note {
         eprintln!("note: {note}");
     }

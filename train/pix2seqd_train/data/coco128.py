@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .common import ClassInfo, RawExample, data_root, read_rgb
+from .groups import GROUP_CLASSES, coco_group, group_id
 from ..panoptic import default_color
 
 COCO80 = [
@@ -74,7 +75,14 @@ class Coco128:
     classes = CLASSES
     clip_length = 1
 
-    def __init__(self, split: str, root: Path | None = None) -> None:
+    def __init__(self, split: str, root: Path | None = None, groups: str | None = None) -> None:
+        """``groups="objects"``: the six object groups of :mod:`.groups` instead of the 80 classes."""
+        if groups not in (None, "objects"):
+            raise ValueError(f"coco128 groups must be 'objects' or absent, got {groups!r}")
+        self.class_lut = None
+        if groups:
+            self.classes = GROUP_CLASSES
+            self.class_lut = np.array([0] + [group_id(coco_group(name)) for name in COCO80], dtype=np.int64)
         if split not in SPLITS:
             raise ValueError(f"coco128 split must be one of {SPLITS}, got {split!r}")
         self.root = root or data_root() / "coco128-seg"
@@ -94,4 +102,6 @@ class Coco128:
         label_path = self.root / "labels" / f"{name}.txt"
         polygons = parse_polygons(label_path, width, height) if label_path.exists() else []
         cls, inst = rasterise(polygons, width, height)
+        if self.class_lut is not None:
+            cls = self.class_lut[cls]
         return [RawExample(image, cls, inst, name)]

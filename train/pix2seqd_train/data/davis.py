@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import ClassInfo, RawExample, data_root, read_label_png, read_rgb
+from .groups import GROUP_CLASSES, davis_group, group_id
 
 CLASSES = [ClassInfo("object", True, (220, 20, 60))]
 VAL_COUNT = 4
@@ -27,7 +28,14 @@ SPLITS = ("train", "val", "all")
 class Davis:
     classes = CLASSES
 
-    def __init__(self, split: str, clip_length: int = 1, root: Path | None = None) -> None:
+    def __init__(self, split: str, clip_length: int = 1, root: Path | None = None, groups: str | None = None) -> None:
+        """``groups="objects"``: each sequence's object gets its group of :mod:`.groups`
+        (person, vehicle, animal, ...) instead of the one class "object"."""
+        if groups not in (None, "objects"):
+            raise ValueError(f"DAVIS groups must be 'objects' or absent, got {groups!r}")
+        self.groups = groups
+        if groups:
+            self.classes = GROUP_CLASSES
         if split not in SPLITS:
             raise ValueError(f"DAVIS split must be one of {SPLITS}, got {split!r}")
         if clip_length < 1:
@@ -38,6 +46,8 @@ class Davis:
         names = sorted(p.name for p in self.root.iterdir() if (p / "images").is_dir())
         self.sequences = {"train": names[:-VAL_COUNT], "val": names[-VAL_COUNT:], "all": names}[split]
         self.clip_length = clip_length
+        if groups:
+            self.class_of = {seq: group_id(davis_group(seq)) for seq in self.sequences}
         self.frames = {seq: sorted(p.stem for p in (self.root / seq / "images").glob("*.jpg")) for seq in self.sequences}
         self.items = [(seq, t) for seq in self.sequences for t in range(clip_length - 1, len(self.frames[seq]))]
 
@@ -56,4 +66,5 @@ class Davis:
         if mask.shape != image.shape[:2]:
             raise ValueError(f"{mask_path}: size {mask.shape} differs from its image {image.shape[:2]}")
         ids = mask.astype(np.int64)
-        return RawExample(image, ids.copy(), ids, f"{seq}/{frame}")
+        cls = ids * self.class_of[seq] if self.groups else ids.copy()
+        return RawExample(image, cls, ids, f"{seq}/{frame}")

@@ -34,6 +34,7 @@ from .common import (
     remap_classes,
 )
 from .davis import Davis
+from .groups import GROUP_CLASSES
 from .synthetic import Synthetic
 
 if TYPE_CHECKING:  # augment imports data.common; importing it here eagerly would be circular
@@ -93,7 +94,8 @@ SOURCES: dict[str, Callable[..., SourceDataset]] = {
 
 def dataset_classes(name: str, **options: Any) -> list[ClassInfo]:
     """The class list a dataset brings (to build a model config whose classes match it)."""
-    static = {"camvid": CamVid.classes, "coco128": Coco128.classes, "davis": Davis.classes}
+    static = {"camvid": CamVid.classes, "coco128": Coco128.classes, "davis": Davis.classes,
+              "objects": GROUP_CLASSES}  # objects: the class set of coco128 / davis with groups="objects"
     if name in static:
         return list(static[name])
     if name in ("coco_panoptic", "coco_panoptic_sample"):
@@ -137,7 +139,9 @@ class PanopticDataset(torch.utils.data.Dataset):
             frames.append(RawExample(f.image, cls, np.where(cls == VOID, 0, f.inst), f.name))
         return frames
 
-    def get(self, index: int, rng: np.random.Generator | None) -> dict[str, Any] | list[dict[str, Any]]:
+    def get(self, index: int, rng: np.random.Generator | None,
+            paste_source: Callable[[np.random.Generator], RawExample] | None = None) -> dict[str, Any] | list[dict[str, Any]]:
+        """``paste_source`` (rng -> example) gives the copy-paste instances; default: this dataset."""
         frames = self.raw(index)
         if rng is None or self.augment is None:
             geom = letterbox_geometry(*frames[0].image.shape[:2], self.image_hw)
@@ -145,7 +149,7 @@ class PanopticDataset(torch.utils.data.Dataset):
         else:
             from ..augment import augment_frames
 
-            paste = lambda r: self.raw(int(r.integers(len(self))))[-1]  # noqa: E731
+            paste = paste_source or (lambda r: self.raw(int(r.integers(len(self))))[-1])
             canvases = augment_frames(frames, self.image_hw, self.augment, rng, self.isthing, paste)
         samples = [canvas_to_sample(c, self.mask_hw) for c in canvases]
         self._finalise_ids(samples, rng)
@@ -171,11 +175,14 @@ class MixtureDataset(torch.utils.data.Dataset):
     ``s`` continues with exactly the draws it would have made (see ``train.DrawSampler``).
     """
 
-    def __init__(self, datasets: Sequence[PanopticDataset], weights: Sequence[float] | None = None, seed: int = 0) -> None:
+    def __init__(self, datasets: Sequence[PanopticDataset], weights: Sequence[float] | None = None, seed: int = 0,
+                 cross_paste: bool = False) -> None:
+        """``cross_paste``: copy-paste takes its instances from any dataset of the mixture (drawn by
+        weight), so objects land on other datasets' backgrounds; otherwise from the same dataset."""
         weights = list(weights) if weights is not None else [1.0] * len(datasets)
         if not datasets or len(weights) != len(datasets) or min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"bad dataset weights {weights} for {len(datasets)} datasets")
-        self.datasets, self.seed = list(datasets), seed
+        self.datasets, self.seed, self.cross_paste = list(datasets), seed, cross_paste
         self.probs = np.asarray(weights, dtype=np.float64) / sum(weights)
 
     def __len__(self) -> int:
@@ -184,7 +191,11 @@ class MixtureDataset(torch.utils.data.Dataset):
     def __getitem__(self, draw: int) -> dict[str, Any] | list[dict[str, Any]]:
         rng = np.random.default_rng([self.seed, 7919, draw])
         ds = self.datasets[int(rng.choice(len(self.datasets), p=self.probs))]
-        return ds.get(int(rng.integers(len(ds))), rng)
+        return ds.get(int(rng.integers(len(ds))), rng, self._paste_any if self.cross_paste else None)
+
+    def _paste_any(self, rng: np.random.Generator) -> RawExample:
+        ds = self.datasets[int(rng.choice(len(self.datasets), p=self.probs))]
+        return ds.raw(int(rng.integers(len(ds))))[-1]
 
 
 def build_dataset(name: str, split: str, cfg: Any, augment: AugmentConfig | Mapping[str, Any] | None = None,

@@ -1,0 +1,146 @@
+//! `pix2seqd figure camvid|coco128`: the before/after figure of a model (one row per image: input,
+//! ground truth, prediction, each drawn with the model's class colours), for docs/.
+
+use std::path::Path;
+
+use image::{imageops, RgbaImage};
+use pix2seqd::data::camvid::CamVid;
+use pix2seqd::data::coco128::Coco128;
+use pix2seqd::data::Example;
+use pix2seqd::panoptic::PanopticMap;
+use pix2seqd::{DrawStyle, Image};
+
+use crate::common::{load_model, DEFAULT_MODEL, STREET_MODEL};
+use crate::eval::{coco_lut, open_options, ModelArgs};
+
+/// White space between panels, in pixels.
+const GAP: u32 = 6;
+
+/// One row of the figure, each panel RGBA8 at the image's size.
+struct Row {
+    input: RgbaImage,
+    truth: RgbaImage,
+    prediction: RgbaImage,
+}
+
+/// Which dataset a figure shows.
+pub enum Dataset {
+    Camvid,
+    Coco128,
+}
+
+/// The figure of `images` (indices into the split) of a dataset, with the model's prediction.
+pub fn figure(
+    m: &ModelArgs,
+    dataset: Dataset,
+    split: &str,
+    images: &[usize],
+    panel_width: u32,
+    out: &Path,
+    json: bool,
+) -> Result<(), String> {
+    let root = pix2seqd::data::data_root();
+    let (default_model, label) = match dataset {
+        Dataset::Camvid => (STREET_MODEL, "camvid"),
+        Dataset::Coco128 => (DEFAULT_MODEL, "coco128-seg"),
+    };
+    let mut loaded = load_model(m.model, default_model, m.cpu)?;
+    if let Some(note) = &loaded.note {
+        eprintln!("note: {note}");
+    }
+    let [opts] = open_options(&loaded, m)[..] else {
+        return Err("figure takes one --steps value".into());
+    };
+    // Ground truth in the model's class ids.
+    let (len, load, lut): (usize, Box<dyn Fn(usize) -> Result<Example, String>>, Vec<u32>) = match dataset {
+        Dataset::Camvid => {
+            let data = CamVid::open(&root.join("camvid"), split).map_err(|e| e.to_string())?;
+            if loaded.segmenter.config().num_classes != pix2seqd::data::camvid::CLASSES.len() + 1 {
+                return Err(format!("model {} does not have CamVid's classes: use the `street` model", loaded.path.display()));
+            }
+            let identity = (0..=pix2seqd::data::camvid::CLASSES.len() as u32).collect();
+            (data.len(), Box::new(move |i| data.load(i).map_err(|e| e.to_string())), identity)
+        }
+        Dataset::Coco128 => {
+            let data = Coco128::open(&root.join("coco128-seg"), split).map_err(|e| e.to_string())?;
+            (data.len(), Box::new(move |i| data.load(i).map_err(|e| e.to_string())), coco_lut(&loaded)?)
+        }
+    };
+    let style = DrawStyle { opacity: 0.6, outline: true };
+    let mut rows = Vec::new();
+    let mut names = Vec::new();
+    for &i in images {
+        if i >= len {
+            return Err(format!("image index {i} is out of range: {label}/{split} has {len} images"));
+        }
+        let ex = load(i)?;
+        let (w, h) = (ex.image.width, ex.image.height);
+        let rgba = ex.image.to_rgba();
+        let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
+        let class: Vec<u32> = ex.class.iter().map(|&c| lut.get(c as usize).copied().unwrap_or(0)).collect();
+        let instance = ex.instance.iter().zip(&class).map(|(&id, &c)| if c == 0 { 0 } else { id }).collect();
+        let truth = PanopticMap::new(h, w, class, instance).map_err(|e| e.to_string())?;
+        let seg = loaded.segmenter.segment_blocking(image, &opts).map_err(|e| format!("{}: {e}", ex.name))?;
+        let panel = |bytes: Vec<u8>| RgbaImage::from_raw(w as u32, h as u32, bytes).ok_or_else(|| format!("{}: bad panel size", ex.name));
+        rows.push(Row {
+            input: panel(rgba.clone())?,
+            truth: panel(loaded.segmenter.overlay_map_rgba(image, &truth, style).map_err(|e| e.to_string())?)?,
+            prediction: panel(loaded.segmenter.overlay_rgba(image, &seg, style).map_err(|e| e.to_string())?)?,
+        });
+        names.push(ex.name.clone());
+    }
+    write_grid(&rows, panel_width, out)?;
+    let report = serde_json::json!({
+        "figure": out.display().to_string(),
+        "model": loaded.path.display().to_string(),
+        "dataset": format!("{label}/{split}"),
+        "images": names,
+        "columns": ["input", "ground truth", "prediction"],
+        "sampler": {"steps": opts.steps, "td": opts.td, "seed": opts.seed},
+    });
+    if json {
+        println!("{report:#}");
+    } else {
+        println!("wrote {} (columns: input, ground truth, prediction; rows: {})", out.display(), names.join(", "));
+    }
+    Ok(())
+}
+
+/// Scales every panel to `panel_width` (each row keeps its image's aspect ratio) and writes the
+/// rows as one JPEG or PNG (by extension).
+fn write_grid(rows: &[Row], panel_width: u32, out: &Path) -> Result<(), String> {
+    if rows.is_empty() {
+        return Err("figure needs at least one image".into());
+    }
+    if panel_width == 0 {
+        return Err("--panel-width must be positive".into());
+    }
+    let heights: Vec<u32> =
+        rows.iter().map(|r| (r.input.height() as u64 * panel_width as u64 / r.input.width().max(1) as u64).max(1) as u32).collect();
+    let width = 3 * panel_width + 2 * GAP;
+    let height = heights.iter().sum::<u32>() + (rows.len() as u32 - 1) * GAP;
+    let mut grid = RgbaImage::from_pixel(width, height, image::Rgba([255, 255, 255, 255]));
+    let mut y = 0;
+    for (row, &panel_height) in rows.iter().zip(&heights) {
+        for (c, panel) in [&row.input, &row.truth, &row.prediction].into_iter().enumerate() {
+            let scaled = imageops::resize(panel, panel_width, panel_height, imageops::FilterType::Triangle);
+            imageops::replace(&mut grid, &scaled, (c as u32 * (panel_width + GAP)) as i64, y as i64);
+        }
+        y += panel_height + GAP;
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create the folder ({e})", dir.display()))?;
+    }
+    let is_jpeg = out.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+    let result = if is_jpeg {
+        let rgb = image::DynamicImage::ImageRgba8(grid).to_rgb8();
+        std::fs::File::create(out).map_err(|e| e.to_string()).and_then(|file| {
+            image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 88)
+                .encode_image(&rgb)
+                .map_err(|e| e.to_string())
+        })
+    } else {
+        grid.save(out).map_err(|e| e.to_string())
+    };
+    result.map_err(|e| format!("{}: cannot write the figure ({e})", out.display()))
+}

@@ -1,0 +1,61 @@
+"""Model cards: CLI metrics stored with their command, and the README table made from them."""
+
+import json
+
+import pytest
+
+from pix2seqd_train.card import add_metrics, table_rows
+
+
+def _card(tmp_path):
+    path = tmp_path / "street.json"
+    path.write_text(json.dumps({"format": "pix2seqd", "format_version": 1, "config": {}, "metadata": {"step": 10}}))
+    return path
+
+
+CAMVID = {
+    "dataset": "camvid/test", "images": 233, "backend": "cpu", "sampler": {"td": 1.0, "seed": 0},
+    "results": [
+        {"steps": 1, "miou": 0.5123, "pixel_accuracy": 0.8, "pq": {"all": {"pq": 0.3}, "things": {"pq": 0.1}, "stuff": {"pq": 0.4}}},
+        {"steps": 4, "miou": 0.55, "pixel_accuracy": 0.82, "pq": {"all": {"pq": 0.31}, "things": {"pq": 0.12}, "stuff": {"pq": 0.41}}},
+    ],
+}
+DAVIS = {
+    "dataset": "davis2016/val", "frames": 300, "mode": "streaming",
+    "results": [{"steps": 4, "metrics": {"J&F": 0.6, "J": {"mean": 0.65}, "F": {"mean": 0.55}}}],
+}
+
+
+def test_metrics_are_stored_with_their_command_and_replaced_by_name(tmp_path):
+    path = _card(tmp_path)
+    add_metrics(path, "camvid_test", [CAMVID], ["pix2seqd eval camvid --steps 1,4 --json"])
+    four, one = {**CAMVID, "results": CAMVID["results"][1:]}, {**CAMVID, "results": CAMVID["results"][:1]}
+    add_metrics(path, "camvid_test", [four, one], ["pix2seqd eval camvid --steps 4 --json", "pix2seqd eval camvid --steps 1 --json"])
+    card = json.loads(path.read_text())
+    stored = card["metadata"]["metrics"]["camvid_test"]
+    assert stored["commands"][0].endswith("--steps 4 --json")
+    assert stored["results"] == CAMVID["results"]  # merged, sorted by steps
+    assert card["metadata"]["step"] == 10  # the rest of the card is kept
+
+
+def test_table_has_one_row_per_step_count(tmp_path):
+    path = _card(tmp_path)
+    add_metrics(path, "camvid_test", [CAMVID], ["c1"])
+    add_metrics(path, "davis_val", [DAVIS], ["c2"])
+    rows = table_rows(path)
+    assert rows == [
+        "| `street` | camvid/test, 233 | 1 | mIoU 51.2 | PQ 30.0 (things 10.0, stuff 40.0) |",
+        "| `street` | camvid/test, 233 | 4 | mIoU 55.0 | PQ 31.0 (things 12.0, stuff 41.0) |",
+        "| `street` | davis2016/val (streaming), 300 | 4 | J&F 60.0 | J 65.0, F 55.0 |",
+    ]
+
+
+def test_an_evaluation_without_results_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="results"):
+        add_metrics(_card(tmp_path), "x", [{"miou": 0.5}], ["c"])
+    with pytest.raises(ValueError, match="differ in dataset"):
+        add_metrics(_card(tmp_path), "x", [CAMVID, {**CAMVID, "dataset": "camvid/val"}], ["c", "d"])
+    other = tmp_path / "other.json"
+    other.write_text("{}")
+    with pytest.raises(ValueError, match="not a pix2seqd model card"):
+        add_metrics(other, "x", [CAMVID], ["c"])

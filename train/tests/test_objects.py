@@ -1,0 +1,122 @@
+"""The `objects` model's data: COCO classes and DAVIS sequences in six groups, copy-paste across
+datasets, and fine-tuning an image model into a video model (init_from)."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from pix2seqd_train.data import MixtureDataset, build_dataset, data_root, dataset_classes
+from pix2seqd_train.data.coco128 import COCO80, Coco128
+from pix2seqd_train.data.davis import Davis
+from pix2seqd_train.data.groups import COCO_GROUP, DAVIS_GROUP, GROUP_CLASSES, coco_group, group_id
+from pix2seqd_train.export import save_checkpoint
+from pix2seqd_train.train import init_weights, load_experiment, run
+
+
+def require(name):
+    if not (data_root() / name).exists():
+        print(f"SKIPPING: shared data {data_root() / name} is missing", file=sys.stderr)
+        pytest.skip(f"{name} is missing")
+
+
+def test_every_coco_class_has_a_group_and_the_groups_are_the_object_classes():
+    names = [c.name for c in GROUP_CLASSES]
+    assert names == ["person", "vehicle", "animal", "furniture", "food", "other"]
+    assert set(COCO_GROUP) < set(COCO80)  # no typo: every listed class is a COCO class
+    assert coco_group("person") == "person" and coco_group("cow") == "animal" and coco_group("laptop") == "other"
+    assert [c.name for c in dataset_classes("objects")] == names
+    with pytest.raises(KeyError, match="unknown object group"):
+        group_id("plant")
+
+
+def test_coco128_in_groups():
+    require("coco128-seg")
+    plain, grouped = Coco128("val"), Coco128("val", groups="objects")
+    assert grouped.classes == GROUP_CLASSES
+    for index in range(4):
+        (a,), (b,) = plain.load(index), grouped.load(index)
+        assert np.array_equal(a.inst, b.inst)
+        for label in np.unique(a.cls[a.cls > 0]):
+            expected = group_id(coco_group(COCO80[label - 1]))
+            assert (b.cls[a.cls == label] == expected).all()
+        assert (b.cls[a.cls == 0] == 0).all()
+    with pytest.raises(ValueError, match="groups"):
+        Coco128("val", groups="animals")
+
+
+def test_davis_in_groups():
+    require("davis2016")
+    every = Davis("all", groups="objects")
+    assert set(every.sequences) <= set(DAVIS_GROUP), "a DAVIS sequence without a group"
+    for seq in ("cows", "car-roundabout", "breakdance"):
+        t = every.items.index((seq, 0))
+        (f,) = every.load(t)
+        assert set(np.unique(f.cls)) == {0, group_id(DAVIS_GROUP[seq])}
+        assert np.array_equal(f.cls > 0, f.inst > 0)
+
+
+def test_cross_dataset_paste_puts_objects_on_other_backgrounds():
+    require("coco128-seg")
+    require("davis2016")
+    cfg = load_experiment("train/configs/experiments/objects_web_cpu.json").model
+    augment = {"scale_min": 1.0, "scale_max": 1.0, "copy_paste_prob": 1.0, "copy_paste_max_instances": 8}
+    davis = build_dataset("davis", "train", cfg, augment=augment, groups="objects")
+    coco = build_dataset("coco128", "train", cfg, augment=augment, groups="objects")
+    davis_classes = {0} | {group_id(DAVIS_GROUP[s]) for s in davis.source.sequences}
+
+    def davis_targets(mixture):
+        """Class sets of the drawn samples whose target frame is a DAVIS frame (SEQ/NNNNN)."""
+        return [{int(c) for c in s["cls"].unique()} for s in (mixture[d] for d in range(24)) if "/" in s["name"]]
+
+    # Without cross paste, DAVIS frames only get DAVIS objects pasted on them.
+    alone = davis_targets(MixtureDataset([davis, coco], [1.0, 1.0], seed=0))
+    assert alone and all(c <= davis_classes for c in alone)
+    # With it, the pasted objects come from either dataset: COCO's classes appear on DAVIS frames.
+    mixed = davis_targets(MixtureDataset([davis, coco], [1.0, 1.0], seed=0, cross_paste=True))
+    assert any(c - davis_classes for c in mixed), f"no COCO object pasted on a DAVIS frame: {mixed}"
+
+
+def _tiny(video: int):
+    return load_experiment({
+        "name": "t", "model": {"base": "tiny-efficientnet.json", "classes_from": "objects", "overrides": {"video_prev_masks": video}},
+        "train_datasets": [{"name": "synthetic", "split": "train", "options": {"size": [48, 80], "length": 8}}],
+        "batch_size": 2, "steps": 2, "num_workers": 0, "cpu_threads": 1,
+    })
+
+
+def test_init_from_widens_the_decoder_input_with_zeros():
+    from pix2seqd_train.model import build_model
+
+    torch.manual_seed(0)
+    image_model = build_model(_tiny(0).model, load_pretrained=False).eval()
+    video_cfg = _tiny(2).model
+    video_model = build_model(video_cfg, load_pretrained=False).eval()
+    counts = init_weights(video_model, image_model.state_dict(), "test")
+    assert counts["widened"] == 1  # the decoder's first conv
+    images = torch.rand(1, 3, *video_cfg.image_size)
+    m = torch.randn(1, *video_cfg.mask_size, video_cfg.n_bits) * 0.1
+    prev = torch.randn(1, *video_cfg.mask_size, 2 * video_cfg.n_bits)
+    with torch.no_grad():
+        f, tok, _ = image_model.encode(images)
+        a = image_model.decode(m, f, tok, 0.5)
+        f2, tok2, _ = video_model.encode(images)
+        b = video_model.decode(m, f2, tok2, 0.5, prev=prev)
+    assert torch.allclose(a, b, atol=1e-5), "the video model must start as the image model"
+
+    other = build_model(load_experiment("train/configs/experiments/camvid_smoke.json").model, load_pretrained=False)
+    with pytest.raises(ValueError, match="init_from test"):
+        init_weights(video_model, other.state_dict(), "test")
+
+
+def test_training_starts_from_init_from(tmp_path):
+    torch.manual_seed(0)
+    from pix2seqd_train.model import build_model
+
+    image_model = build_model(_tiny(0).model, load_pretrained=False)
+    save_checkpoint(tmp_path / "image", {"ema": image_model.state_dict(), "step": 5})
+    exp = _tiny(2)
+    exp.init_from = str(tmp_path / "image")
+    exp.steps = 1
+    run(exp, tmp_path / "video", export=False, show_progress=False)
