@@ -55,7 +55,9 @@ def table_rows(card_path: Path) -> list[str]:
         for r in m.get("results", []):
             if "miou" in r:
                 pq = r["pq"]
-                cells = [f"mIoU {_pct(r['miou'])}", f"PQ {_pct(pq['all']['pq'])} (things {_pct(pq['things']['pq'])}, stuff {_pct(pq['stuff']['pq'])})"]
+                raw = r.get("miou_before_postprocess")
+                cells = [f"mIoU {_pct(r['miou'])}" + ("" if raw is None else f" (class bits alone: {_pct(raw)})"),
+                         f"PQ {_pct(pq['all']['pq'])} (things {_pct(pq['things']['pq'])}, stuff {_pct(pq['stuff']['pq'])})"]
             else:
                 mt = r["metrics"]
                 cells = [f"J&F {_pct(mt['J&F'])}", f"J {_pct((mt.get('J') or {}).get('mean'))}, F {_pct((mt.get('F') or {}).get('mean'))}"]

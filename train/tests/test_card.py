@@ -16,7 +16,7 @@ def _card(tmp_path):
 CAMVID = {
     "dataset": "camvid/test", "images": 233, "backend": "cpu", "sampler": {"td": 1.0, "seed": 0},
     "results": [
-        {"steps": 1, "miou": 0.5123, "pixel_accuracy": 0.8, "pq": {"all": {"pq": 0.3}, "things": {"pq": 0.1}, "stuff": {"pq": 0.4}}},
+        {"steps": 1, "miou": 0.5123, "miou_before_postprocess": 0.6, "pixel_accuracy": 0.8, "pq": {"all": {"pq": 0.3}, "things": {"pq": 0.1}, "stuff": {"pq": 0.4}}},
         {"steps": 4, "miou": 0.55, "pixel_accuracy": 0.82, "pq": {"all": {"pq": 0.31}, "things": {"pq": 0.12}, "stuff": {"pq": 0.41}}},
     ],
 }
@@ -44,7 +44,7 @@ def test_table_has_one_row_per_step_count(tmp_path):
     add_metrics(path, "davis_val", [DAVIS], ["c2"])
     rows = table_rows(path)
     assert rows == [
-        "| `street` | camvid/test, 233 | 1 | mIoU 51.2 | PQ 30.0 (things 10.0, stuff 40.0) |",
+        "| `street` | camvid/test, 233 | 1 | mIoU 51.2 (class bits alone: 60.0) | PQ 30.0 (things 10.0, stuff 40.0) |",
         "| `street` | camvid/test, 233 | 4 | mIoU 55.0 | PQ 31.0 (things 12.0, stuff 41.0) |",
         "| `street` | davis2016/val (streaming), 300 | 4 | J&F 60.0 | J 65.0, F 55.0 |",
     ]

@@ -253,7 +253,7 @@ async function main() {
   await runCase("drop a CamVid image on the drop zone, shipped street model", async (track) => {
     const page = track(await newPage(await gpuBrowser()));
     // The trained CamVid model from assets/models (staged as models/street.json), CPU path.
-    await openApp(page, "?model=models/street.json&backend=cpu&steps=2");
+    await openApp(page, "?model=models/street.json&backend=cpu&steps=1");
     const file = firstCamvidImage();
     const b64 = fs.readFileSync(file).toString("base64");
     const st = await actAndWait(page, () =>

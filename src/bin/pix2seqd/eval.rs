@@ -64,6 +64,8 @@ fn header(loaded: &LoadedModel, opts: &[SegmentOptions]) -> serde_json::Value {
 /// The metrics of one step count on a set of images.
 struct ImageScore {
     confusion: ConfusionMatrix,
+    /// The class output before the panoptic post-processing (majority vote per instance id).
+    raw: ConfusionMatrix,
     pq: PqStat,
     ms: f64,
 }
@@ -134,7 +136,12 @@ fn evaluate_images(
     let cfg = loaded.segmenter.config().clone();
     let mut scores: Vec<ImageScore> = opts
         .iter()
-        .map(|_| ImageScore { confusion: ConfusionMatrix::new(cfg.num_classes, Some(0)), pq: PqStat::for_classes(&cfg.isthing()), ms: 0.0 })
+        .map(|_| ImageScore {
+            confusion: ConfusionMatrix::new(cfg.num_classes, Some(0)),
+            raw: ConfusionMatrix::new(cfg.num_classes, Some(0)),
+            pq: PqStat::for_classes(&cfg.isthing()),
+            ms: 0.0,
+        })
         .collect();
     let bar = progress((count * opts.len()) as u64, json, dataset.split('/').next().unwrap_or(dataset));
     for i in 0..count {
@@ -152,6 +159,7 @@ fn evaluate_images(
             let seg = loaded.segmenter.segment_blocking(image, o).map_err(|e| format!("{}: {e}", ex.name))?;
             score.ms += seg.timings.total;
             score.confusion.update_maps(&gt, &seg.panoptic).map_err(|e| e.to_string())?;
+            score.raw.update_maps(&gt, &panoptic::unletterbox(&seg.mask, &seg.letterbox)).map_err(|e| e.to_string())?;
             score.pq.add_maps(&gt, &seg.panoptic).map_err(|e| e.to_string())?;
             bar.inc(1);
         }
@@ -175,6 +183,9 @@ fn evaluate_images(
                 "miou": s.confusion.miou(),
                 "pixel_accuracy": s.confusion.pixel_accuracy(),
                 "iou": per_class,
+                // Semantic scores of the class bits alone, before the majority vote per instance id.
+                "miou_before_postprocess": s.raw.miou(),
+                "pixel_accuracy_before_postprocess": s.raw.pixel_accuracy(),
                 "pq": {"all": r.all, "things": r.things, "stuff": r.stuff},
                 "ms_per_image": if count > 0 { s.ms / count as f64 } else { 0.0 },
             })
@@ -188,10 +199,13 @@ fn evaluate_images(
         println!("{out:#}");
     } else {
         print_header(&out);
-        println!("{:>5} {:>7} {:>9} {:>7} {:>9} {:>8} {:>10}", "steps", "mIoU", "pixel acc", "PQ", "PQ thing", "PQ stuff", "ms/image");
+        println!(
+            "{:>5} {:>7} {:>9} {:>7} {:>9} {:>8} {:>10} {:>11}",
+            "steps", "mIoU", "pixel acc", "PQ", "PQ thing", "PQ stuff", "ms/image", "mIoU (raw)"
+        );
         for r in &results {
             println!(
-                "{:>5} {:>7.1} {:>9.1} {:>7.1} {:>9.1} {:>8.1} {:>10.0}",
+                "{:>5} {:>7.1} {:>9.1} {:>7.1} {:>9.1} {:>8.1} {:>10.0} {:>11.1}",
                 r["steps"].as_u64().unwrap_or(0),
                 100.0 * r["miou"].as_f64().unwrap_or(0.0),
                 100.0 * r["pixel_accuracy"].as_f64().unwrap_or(0.0),
@@ -199,8 +213,10 @@ fn evaluate_images(
                 100.0 * r["pq"]["things"]["pq"].as_f64().unwrap_or(0.0),
                 100.0 * r["pq"]["stuff"]["pq"].as_f64().unwrap_or(0.0),
                 r["ms_per_image"].as_f64().unwrap_or(0.0),
+                100.0 * r["miou_before_postprocess"].as_f64().unwrap_or(0.0),
             );
         }
+        println!("mIoU (raw): the class bits alone, before the majority vote per instance id");
     }
     Ok(())
 }
