@@ -122,6 +122,18 @@ pub fn coco_lut(loaded: &LoadedModel) -> Result<Vec<u32>, String> {
     Ok(lut)
 }
 
+/// The ground truth of `ex` in the model's classes (`lut[dataset class id]`); segments of classes
+/// the model does not know become void.
+pub fn truth_map(ex: &Example, lut: &[u32]) -> Result<PanopticMap, String> {
+    let class = ex
+        .class
+        .iter()
+        .map(|&c| lut.get(c as usize).copied().ok_or_else(|| format!("{}: class id {c} beyond the dataset's classes", ex.name)))
+        .collect::<Result<Vec<u32>, String>>()?;
+    let instance = ex.instance.iter().zip(&class).map(|(&id, &c)| if c == 0 { 0 } else { id }).collect();
+    PanopticMap::new(ex.image.height, ex.image.width, class, instance).map_err(|e| e.to_string())
+}
+
 /// Segments `count` examples with every sampler setting in `opts`, scores them against the ground
 /// truth (its class ids mapped through `lut` into the model's), prints the table or the JSON.
 fn evaluate_images(
@@ -148,13 +160,7 @@ fn evaluate_images(
         let ex = load(i)?;
         let rgba = ex.image.to_rgba();
         let image = Image::new(ex.image.width, ex.image.height, &rgba).map_err(|e| e.to_string())?;
-        let class = ex
-            .class
-            .iter()
-            .map(|&c| lut.get(c as usize).copied().ok_or_else(|| format!("{}: class id {c} beyond the dataset's classes", ex.name)))
-            .collect::<Result<Vec<u32>, String>>()?;
-        let instance = ex.instance.iter().zip(&class).map(|(&id, &c)| if c == 0 { 0 } else { id }).collect();
-        let gt = PanopticMap::new(ex.image.height, ex.image.width, class, instance).map_err(|e| e.to_string())?;
+        let gt = truth_map(&ex, lut)?;
         for (o, score) in opts.iter().zip(&mut scores) {
             let seg = loaded.segmenter.segment_blocking(image, o).map_err(|e| format!("{}: {e}", ex.name))?;
             score.ms += seg.timings.total;

@@ -7,11 +7,10 @@ use image::{imageops, RgbaImage};
 use pix2seqd::data::camvid::CamVid;
 use pix2seqd::data::coco128::Coco128;
 use pix2seqd::data::Example;
-use pix2seqd::panoptic::PanopticMap;
 use pix2seqd::{DrawStyle, Image};
 
 use crate::common::{load_model, DEFAULT_MODEL, STREET_MODEL};
-use crate::eval::{coco_lut, open_options, ModelArgs};
+use crate::eval::{coco_lut, open_options, truth_map, ModelArgs};
 
 /// White space between panels, in pixels.
 const GAP: u32 = 6;
@@ -22,6 +21,9 @@ struct Row {
     truth: RgbaImage,
     prediction: RgbaImage,
 }
+
+/// Reads item i of a split.
+type Loader = Box<dyn Fn(usize) -> Result<Example, String>>;
 
 /// Which dataset a figure shows.
 pub enum Dataset {
@@ -52,7 +54,7 @@ pub fn figure(
         return Err("figure takes one --steps value".into());
     };
     // Ground truth in the model's class ids.
-    let (len, load, lut): (usize, Box<dyn Fn(usize) -> Result<Example, String>>, Vec<u32>) = match dataset {
+    let (len, load, lut): (usize, Loader, Vec<u32>) = match dataset {
         Dataset::Camvid => {
             let data = CamVid::open(&root.join("camvid"), split).map_err(|e| e.to_string())?;
             if loaded.segmenter.config().num_classes != pix2seqd::data::camvid::CLASSES.len() + 1 {
@@ -77,9 +79,7 @@ pub fn figure(
         let (w, h) = (ex.image.width, ex.image.height);
         let rgba = ex.image.to_rgba();
         let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
-        let class: Vec<u32> = ex.class.iter().map(|&c| lut.get(c as usize).copied().unwrap_or(0)).collect();
-        let instance = ex.instance.iter().zip(&class).map(|(&id, &c)| if c == 0 { 0 } else { id }).collect();
-        let truth = PanopticMap::new(h, w, class, instance).map_err(|e| e.to_string())?;
+        let truth = truth_map(&ex, &lut)?;
         let seg = loaded.segmenter.segment_blocking(image, &opts).map_err(|e| format!("{}: {e}", ex.name))?;
         let panel = |bytes: Vec<u8>| RgbaImage::from_raw(w as u32, h as u32, bytes).ok_or_else(|| format!("{}: bad panel size", ex.name));
         rows.push(Row {
