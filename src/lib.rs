@@ -20,6 +20,7 @@ mod web;
 
 pub use error::Error;
 pub use gpu::{Gpu, GpuError, GpuOptions, Tensor};
+pub use model::config::Postprocess;
 #[cfg(not(target_arch = "wasm32"))]
 pub use segmenter::model_paths;
 pub use segmenter::{

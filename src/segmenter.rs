@@ -17,6 +17,7 @@ use crate::cpu::{CpuBackend, CpuTensor};
 use crate::diffusion::{sample, SamplerOptions};
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuOptions, Presenter, Tensor};
+use crate::model::config::Postprocess;
 use crate::model::{ModelConfig, Pix2SeqD, Weights};
 use crate::ops::ingest::{self, Letterbox};
 use crate::ops::render;
@@ -96,6 +97,8 @@ pub struct SegmentOptions {
     pub seed: u32,
     /// Segments smaller than this (in original-image pixels) become void (official: 40).
     pub min_area: u64,
+    /// How sampled ids become segments (the model card's `sampler.postprocess`).
+    pub postprocess: Postprocess,
     /// Time every stage with GPU timestamps (when the adapter has them).
     pub profile: bool,
 }
@@ -341,7 +344,14 @@ impl Segmenter {
     }
 
     pub fn default_options(&self) -> SegmentOptions {
-        SegmentOptions { steps: self.cfg.sampler.steps, td: self.cfg.sampler.td, seed: 0, min_area: 40, profile: false }
+        SegmentOptions {
+            steps: self.cfg.sampler.steps,
+            td: self.cfg.sampler.td,
+            seed: 0,
+            min_area: 40,
+            postprocess: self.cfg.sampler.postprocess,
+            profile: false,
+        }
     }
 
     /// Segments one still image (video state is neither used nor changed).
@@ -576,7 +586,7 @@ impl Segmenter {
         }
         let post_start = now_ms();
         let mask = PanopticMap::new(hm, wm, class, instance)?;
-        let panoptic = panoptic::postprocess(&mask, &lb, &self.isthing, opts.min_area);
+        let panoptic = panoptic::postprocess(&mask, &lb, &self.isthing, opts.min_area, opts.postprocess);
         let (segment_ids, segs) = panoptic::segments(&panoptic);
         let segments = segs
             .iter()

@@ -9,6 +9,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::gpu::Presenter;
+use crate::model::config::Postprocess;
 use crate::segmenter::{BackendKind, DrawStyle, Image, Pixels, SegmentOptions, Segmentation, Segmenter, MAX_IMAGE_SIDE};
 
 #[wasm_bindgen(start)]
@@ -30,6 +31,8 @@ struct Options {
     td: Option<f64>,
     seed: u32,
     min_area: u64,
+    /// "majority_vote" or "thing_vote"; the model card's by default.
+    postprocess: Option<Postprocess>,
     video: bool,
     draw: bool,
     opacity: f32,
@@ -47,6 +50,7 @@ impl Default for Options {
             td: None,
             seed: 0,
             min_area: 40,
+            postprocess: None,
             video: false,
             draw: false,
             opacity: style.opacity,
@@ -274,6 +278,7 @@ impl Engine {
             td: o.td.unwrap_or(defaults.td),
             seed: o.seed,
             min_area: o.min_area,
+            postprocess: o.postprocess.unwrap_or(defaults.postprocess),
             profile: o.profile,
         };
         let style = DrawStyle { opacity: o.opacity, outline: o.outline };

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pix2seqd::panoptic::{
     id2rgb, load_panoptic_json, majority_vote, merge_stuff, postprocess, read_panoptic_png, resize_nearest, rgb2id, segments,
-    to_coco_panoptic, unletterbox, write_panoptic_png, ImageId, Letterbox, PanopticError, PanopticJsonWriter, PanopticMap, Segment,
+    to_coco_panoptic, unletterbox, write_panoptic_png, ImageId, Letterbox, PanopticError, PanopticJsonWriter, PanopticMap, Postprocess,
+    Segment,
 };
 
 /// A map from rows of class ids and rows of instance ids.
@@ -198,7 +199,7 @@ fn postprocess_is_unletterbox_vote_then_merge() {
     let mask = map(&[&[2, 2], &[1, 1]], &[&[5, 6], &[3, 0]]);
     let lb = Letterbox::fit(4, 4, 4, 4).unwrap();
     let isthing = [false, true, false];
-    let out = postprocess(&mask, &lb, &isthing, 4);
+    let out = postprocess(&mask, &lb, &isthing, 4, Postprocess::MajorityVote);
     let expected = map_fn(4, 4, |r, c| match (r < 2, c < 2) {
         (true, _) => (2, 5),
         (false, true) => (1, 3),
@@ -206,7 +207,27 @@ fn postprocess_is_unletterbox_vote_then_merge() {
     });
     assert_eq!(out, expected);
     // With min_pixels 5 every 4-pixel id is too small: all void.
-    assert_eq!(postprocess(&mask, &lb, &isthing, 5), PanopticMap::void(4, 4));
+    assert_eq!(postprocess(&mask, &lb, &isthing, 5, Postprocess::MajorityVote), PanopticMap::void(4, 4));
+}
+
+#[test]
+fn thing_vote_postprocess_runs_at_the_original_resolution() {
+    // The same 2x2 mask: stuff class 2 with ids 5 and 6 is one segment (id 1, the smallest id no
+    // thing keeps); the thing with id 3 keeps it; the thing pixels of id 0 are void.
+    let mask = map(&[&[2, 2], &[1, 1]], &[&[5, 6], &[3, 0]]);
+    let lb = Letterbox::fit(4, 4, 4, 4).unwrap();
+    let isthing = [false, true, false];
+    let out = postprocess(&mask, &lb, &isthing, 4, Postprocess::ThingVote);
+    let expected = map_fn(4, 4, |r, c| match (r < 2, c < 2) {
+        (true, _) => (2, 1),
+        (false, true) => (1, 3),
+        (false, false) => (0, 0),
+    });
+    assert_eq!(out, expected);
+    // min_pixels 5: the 4-pixel thing is void, the 8-pixel stuff segment stays.
+    let small = postprocess(&mask, &lb, &isthing, 5, Postprocess::ThingVote);
+    assert_eq!(small.class.iter().filter(|&&c| c == 2).count(), 8);
+    assert_eq!(small.class.iter().filter(|&&c| c == 1).count(), 0);
 }
 
 // ---- segments and COCO encoding ---------------------------------------------------------------
@@ -386,4 +407,17 @@ fn load_panoptic_json_errors_name_the_file() {
     let err = pix2seqd::panoptic::load_categories_json(&cats).unwrap_err();
     assert!(err.to_string().contains("cats.json") && err.to_string().contains("isthing"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn model_cards_choose_the_postprocessing_by_name() {
+    use pix2seqd::model::config::SamplerConfig;
+    let default: SamplerConfig = serde_json::from_str(r#"{"steps": 1, "td": 1.0}"#).unwrap();
+    assert_eq!(default.postprocess, Postprocess::MajorityVote);
+    let chosen: SamplerConfig = serde_json::from_str(r#"{"steps": 1, "td": 1.0, "postprocess": "thing_vote"}"#).unwrap();
+    assert_eq!(chosen.postprocess, Postprocess::ThingVote);
+    let err = serde_json::from_str::<SamplerConfig>(r#"{"steps": 1, "td": 1.0, "postprocess": "vote"}"#).unwrap_err().to_string();
+    assert!(err.contains("thing_vote"), "{err}");
+    assert_eq!(Postprocess::from_name("thing-vote"), Some(Postprocess::ThingVote));
+    assert_eq!(Postprocess::from_name("vote"), None);
 }

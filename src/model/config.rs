@@ -84,6 +84,39 @@ pub struct DecoderConfig {
 pub struct SamplerConfig {
     pub steps: usize,
     pub td: f64,
+    /// How sampled ids become segments (default: the official majority vote).
+    #[serde(default)]
+    pub postprocess: Postprocess,
+}
+
+/// The panoptic post-processing of a sampled map (see `panoptic::postprocess`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Postprocess {
+    /// The official `majority_vote_postprocess` (spec §1.6): every instance id takes the
+    /// majority class of all its pixels.
+    #[default]
+    MajorityVote,
+    /// Stuff keeps the class the class bits give it (one segment per stuff class); each instance
+    /// id votes among its thing pixels only. The class map survives ids that are not yet
+    /// consistent over a segment (a model trained briefly), as in Panoptic-DeepLab's merge.
+    ThingVote,
+}
+
+impl Postprocess {
+    pub const ALL: [Postprocess; 2] = [Postprocess::MajorityVote, Postprocess::ThingVote];
+
+    /// The name used in model cards, the CLI and the page.
+    pub fn name(self) -> &'static str {
+        match self {
+            Postprocess::MajorityVote => "majority_vote",
+            Postprocess::ThingVote => "thing_vote",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Postprocess> {
+        Postprocess::ALL.into_iter().find(|p| p.name() == name.replace('-', "_"))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ mod transformer;
 mod transunet;
 pub mod weights;
 
-pub use config::{BackboneType, ClassInfo, ModelConfig};
+pub use config::{BackboneType, ClassInfo, ModelConfig, Postprocess};
 pub use pix2seqd::{Encoded, Pix2SeqD, StepInputs};
 pub use transunet::Condition;
 pub use weights::Weights;

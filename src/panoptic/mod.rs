@@ -27,7 +27,9 @@ pub use metrics::{
     pq_compute_coco_with_categories, pq_single_image, seg2bmap, ClassPq, ConfusionMatrix, DavisEvaluator, DavisSummary, DbStatistics, Mask,
     PqCounts, PqResult, PqSegment, PqStat, PqSummary, SequenceScore,
 };
-pub use postprocess::{majority_vote, merge_stuff, postprocess, resize_nearest, segments, unletterbox, Letterbox, Segment};
+pub use postprocess::{
+    majority_vote, merge_stuff, postprocess, resize_nearest, segments, thing_vote, unletterbox, Letterbox, Postprocess, Segment,
+};
 
 /// The void class and the void segment / instance id.
 pub const VOID: u32 = 0;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::{PanopticMap, VOID};
+pub use crate::model::config::Postprocess;
 
 /// Sorted distinct values of `values` and, for every element, the index of its value in that list.
 ///
@@ -63,6 +64,81 @@ pub fn majority_vote(map: &PanopticMap, min_pixels: u64) -> PanopticMap {
     let class: Vec<u32> = id_index.iter().map(|&i| majority[i as usize]).collect();
     let instance = class.iter().zip(&map.instance).map(|(&c, &id)| if c == VOID { VOID } else { id }).collect();
     PanopticMap { height: map.height, width: map.width, class, instance }
+}
+
+/// The `thing_vote` post-processing ([`Postprocess::ThingVote`]) on one map:
+///
+/// 1. a stuff pixel keeps the class its class bits give it; each stuff class is one segment
+///    (fewer than `min_pixels` pixels: void);
+/// 2. thing pixels (id 0: void) group into fragments: 4-connected pixels with the same instance
+///    id. Each fragment takes the majority class of its pixels (ties: the smaller class id) and
+///    keeps its id; a fragment below `min_pixels` becomes void. Stuff and void pixels neither vote
+///    nor change, so ids that are not yet consistent over an object cannot repaint the scene;
+/// 3. stuff classes, in class order, get the smallest ids ≥ 1 that no thing pixel keeps.
+///
+/// `isthing` is indexed by class id; a class beyond its end counts as stuff.
+pub fn thing_vote(map: &PanopticMap, isthing: &[bool], min_pixels: u64) -> PanopticMap {
+    let is_thing = |c: u32| c != VOID && isthing.get(c as usize).copied().unwrap_or(false);
+    let (h, w) = (map.height, map.width);
+    let grouped = |p: usize| is_thing(map.class[p]) && map.instance[p] != VOID;
+    let mut class = vec![VOID; map.len()];
+    let mut instance = vec![VOID; map.len()];
+    let mut seen = vec![false; map.len()];
+    let mut fragment = Vec::new();
+    for start in 0..map.len() {
+        if seen[start] || !grouped(start) {
+            continue;
+        }
+        // Flood-fill the fragment of `start`, counting its classes.
+        let id = map.instance[start];
+        let mut votes: Vec<(u32, u64)> = Vec::new();
+        fragment.clear();
+        fragment.push(start);
+        seen[start] = true;
+        let mut next = 0;
+        while next < fragment.len() {
+            let p = fragment[next];
+            next += 1;
+            match votes.iter_mut().find(|(c, _)| *c == map.class[p]) {
+                Some(v) => v.1 += 1,
+                None => votes.push((map.class[p], 1)),
+            }
+            let (r, c) = (p / w, p % w);
+            let neighbours = [(r > 0).then(|| p - w), (r + 1 < h).then(|| p + w), (c > 0).then(|| p - 1), (c + 1 < w).then(|| p + 1)];
+            for q in neighbours.into_iter().flatten() {
+                if !seen[q] && map.instance[q] == id && grouped(q) {
+                    seen[q] = true;
+                    fragment.push(q);
+                }
+            }
+        }
+        if (fragment.len() as u64) < min_pixels {
+            continue;
+        }
+        let majority = votes.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map_or(VOID, |v| v.0);
+        for &p in &fragment {
+            class[p] = majority;
+            instance[p] = id;
+        }
+    }
+    let mut stuff_area: HashMap<u32, u64> = HashMap::new();
+    for &c in &map.class {
+        if c != VOID && !is_thing(c) {
+            *stuff_area.entry(c).or_default() += 1;
+        }
+    }
+    let mut stuff: Vec<u32> = stuff_area.iter().filter(|(_, &n)| n >= min_pixels).map(|(&c, _)| c).collect();
+    stuff.sort_unstable();
+    let used: std::collections::HashSet<u32> = instance.iter().copied().collect();
+    let mut free = (1u32..).filter(|id| !used.contains(id));
+    let stuff_id: HashMap<u32, u32> = stuff.into_iter().zip(&mut free).collect();
+    for (p, &c) in map.class.iter().enumerate() {
+        if let Some(&id) = stuff_id.get(&c) {
+            class[p] = c;
+            instance[p] = id;
+        }
+    }
+    PanopticMap { height: h, width: w, class, instance }
 }
 
 /// Give all pixels of each stuff class one instance id: that of the class's largest segment (ties:
@@ -140,11 +216,14 @@ pub fn unletterbox(map: &PanopticMap, letterbox: &Letterbox) -> PanopticMap {
     resize_nearest(&content, letterbox.orig_h, letterbox.orig_w)
 }
 
-/// Mask-resolution ids -> original resolution, majority vote with minimum area, stuff merged
-/// (`evaluate.py` `postprocess_to_original`).
-pub fn postprocess(mask_map: &PanopticMap, letterbox: &Letterbox, isthing: &[bool], min_pixels: u64) -> PanopticMap {
+/// Mask-resolution ids -> original resolution, then `mode`: majority vote with minimum area and
+/// stuff merged, or [`thing_vote`] (`evaluate.py` `postprocess_to_original`).
+pub fn postprocess(mask_map: &PanopticMap, letterbox: &Letterbox, isthing: &[bool], min_pixels: u64, mode: Postprocess) -> PanopticMap {
     let original = unletterbox(mask_map, letterbox);
-    merge_stuff(&majority_vote(&original, min_pixels), isthing)
+    match mode {
+        Postprocess::MajorityVote => merge_stuff(&majority_vote(&original, min_pixels), isthing),
+        Postprocess::ThingVote => thing_vote(&original, isthing, min_pixels),
+    }
 }
 
 /// One segment of a map: a distinct non-void `(class, instance)` pair.
@@ -206,5 +285,59 @@ mod tests {
         assert_eq!(nearest_indices(8, 3), vec![1, 4, 6]);
         // upsampling 2 -> 5: (i + 0.5) * 0.4 = 0.2, 0.6, 1.0, 1.4, 1.8 -> [0, 0, 1, 1, 1]
         assert_eq!(nearest_indices(2, 5), vec![0, 0, 1, 1, 1]);
+    }
+
+    /// The same map and answer as `test_thing_vote_keeps_stuff_and_votes_per_fragment` in
+    /// train/tests/test_panoptic.py.
+    #[test]
+    fn thing_vote_keeps_stuff_and_votes_per_fragment() {
+        // classes: 0 void, 1 road (stuff), 2 sky (stuff), 3 car (thing), 4 person (thing)
+        let isthing = [false, false, false, true, true];
+        #[rustfmt::skip]
+        let class = vec![
+            1, 1, 1, 3, 3, 3,
+            1, 1, 4, 3, 3, 0,
+            2, 2, 2, 2, 4, 4,
+            4, 4, 2, 2, 4, 3,
+        ];
+        #[rustfmt::skip]
+        let instance = vec![
+            5, 5, 7, 7, 7, 7,
+            5, 2, 7, 7, 0, 7,
+            7, 7, 9, 1, 7, 7,
+            7, 7, 1, 1, 7, 2,
+        ];
+        let map = PanopticMap::new(4, 6, class, instance).unwrap();
+        let out = thing_vote(&map, &isthing, 2);
+        // id 7 has three fragments: top (car ×4, person ×1 -> car), right (person ×3) and
+        // bottom-left (person ×2). The lone car with id 2 is below min_pixels: void. id 0 -> void. Stuff keeps its classes; road gets id 1, sky id 2 (free
+        // once the id-2 car is void).
+        #[rustfmt::skip]
+        assert_eq!(out.class, vec![
+            1, 1, 1, 3, 3, 3,
+            1, 1, 3, 3, 0, 0,
+            2, 2, 2, 2, 4, 4,
+            4, 4, 2, 2, 4, 0,
+        ]);
+        #[rustfmt::skip]
+        assert_eq!(out.instance, vec![
+            1, 1, 1, 7, 7, 7,
+            1, 1, 7, 7, 0, 0,
+            2, 2, 2, 2, 7, 7,
+            7, 7, 2, 2, 7, 0,
+        ]);
+        // The official vote on the same map paints id 7's sky pixels with id 7's majority class.
+        let official = majority_vote(&map, 2);
+        assert_ne!(official.class[12], 2);
+    }
+
+    /// As `test_thing_vote_ties_and_small_stuff` in train/tests/test_panoptic.py.
+    #[test]
+    fn thing_vote_ties_and_small_stuff() {
+        let isthing = [false, false, false, true, true];
+        let map = PanopticMap::new(1, 5, vec![3, 3, 4, 4, 1], vec![1; 5]).unwrap();
+        let out = thing_vote(&map, &isthing, 2);
+        assert_eq!(out.class, vec![3, 3, 3, 3, 0]);
+        assert_eq!(out.instance, vec![1, 1, 1, 1, 0]);
     }
 }

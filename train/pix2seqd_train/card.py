@@ -46,24 +46,34 @@ def _pct(value: Any) -> str:
     return "–" if value is None else f"{100.0 * float(value):.1f}"
 
 
+def _segmentation_cells(r: dict[str, Any]) -> list[str]:
+    pq = r["pq"]
+    raw = r.get("miou_before_postprocess")
+    return [f"mIoU {_pct(r['miou'])}" + ("" if raw is None else f" (class bits alone: {_pct(raw)})"),
+            f"PQ {_pct(pq['all']['pq'])} (things {_pct(pq['things']['pq'])}, stuff {_pct(pq['stuff']['pq'])})"]
+
+
 def table_rows(card_path: Path) -> list[str]:
-    """One Markdown row per (evaluation, step count) of a card."""
+    """One Markdown row per (evaluation, step count, post-processing) of a card: the card's own
+    post-processing first, then the other one the CLI measured on the same samples."""
     card = json.loads(card_path.read_text())
     model = card_path.stem
     rows = []
     for name, m in card.get("metadata", {}).get("metrics", {}).items():
+        count = m.get("images", m.get("frames"))
+        what = f"{m.get('dataset', name)}" + (f" ({m['mode']})" if m.get("mode") else "") + f", {count}"
         for r in m.get("results", []):
             if "miou" in r:
-                pq = r["pq"]
-                raw = r.get("miou_before_postprocess")
-                cells = [f"mIoU {_pct(r['miou'])}" + ("" if raw is None else f" (class bits alone: {_pct(raw)})"),
-                         f"PQ {_pct(pq['all']['pq'])} (things {_pct(pq['things']['pq'])}, stuff {_pct(pq['stuff']['pq'])})"]
+                variants = [(r.get("postprocess", "majority_vote"), _segmentation_cells(r))]
+                if "other_postprocess" in r:
+                    other = r["other_postprocess"]
+                    variants.append((other["postprocess"], _segmentation_cells(other)))
             else:
                 mt = r["metrics"]
-                cells = [f"J&F {_pct(mt['J&F'])}", f"J {_pct((mt.get('J') or {}).get('mean'))}, F {_pct((mt.get('F') or {}).get('mean'))}"]
-            count = m.get("images", m.get("frames"))
-            what = f"{m.get('dataset', name)}" + (f" ({m['mode']})" if m.get("mode") else "") + f", {count}"
-            rows.append(f"| `{model}` | {what} | {r['steps']} | {cells[0]} | {cells[1]} |")
+                variants = [("—", [f"J&F {_pct(mt['J&F'])}",
+                                   f"J {_pct((mt.get('J') or {}).get('mean'))}, F {_pct((mt.get('F') or {}).get('mean'))}"])]
+            for post, cells in variants:
+                rows.append(f"| `{model}` | {what} | {r['steps']} | {post} | {cells[0]} | {cells[1]} |")
     return rows
 
 
@@ -82,8 +92,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         stored = add_metrics(args.card, args.name, [json.loads(p.read_text()) for p in args.eval], args.command)
         print(f"{args.card}: metadata.metrics.{args.name} = {len(stored['results'])} result(s)")
     else:
-        print("| model | data, images or frames | steps | score | detail |")
-        print("|---|---|---|---|---|")
+        print("| model | data, images or frames | steps | post-processing | score | detail |")
+        print("|---|---|---|---|---|---|")
         for card in args.cards:
             for row in table_rows(card):
                 print(row)

@@ -85,6 +85,7 @@ class DecoderConfig:
 class SamplerConfig:
     steps: int = 20
     td: float = 1.0
+    postprocess: str = "majority_vote"  # or "thing_vote" (panoptic.POSTPROCESS)
 
 
 @dataclass
@@ -244,6 +245,8 @@ def validate(cfg: ModelConfig) -> None:
         raise ValueError("class_bits / instance_bits too small for num_classes / max_instances")
     if cfg.classes and len(cfg.classes) != cfg.num_classes:
         raise ValueError(f"classes has {len(cfg.classes)} entries, num_classes is {cfg.num_classes}")
+    if cfg.sampler.postprocess not in ("majority_vote", "thing_vote"):
+        raise ValueError(f"sampler.postprocess {cfg.sampler.postprocess!r} must be 'majority_vote' or 'thing_vote'")
     if cfg.backbone.type == "efficientnet_lite0" and not cfg.backbone.stages:
         raise ValueError("efficientnet_lite0 needs backbone.stages")
 

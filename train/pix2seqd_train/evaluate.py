@@ -30,14 +30,21 @@ from .data.common import as_hw, stack_prev_masks, unletterbox
 from .data.davis import Davis
 from .diffusion import sample
 from .metrics import ConfusionMatrix, DavisEvaluator, PanopticEvaluator, db_eval_boundary, db_eval_iou, pq_compute_coco
-from .panoptic import majority_vote_postprocess, merge_stuff
+from .panoptic import majority_vote_postprocess, merge_stuff, thing_vote_postprocess
 
 
 def postprocess_to_original(cls: np.ndarray, inst: np.ndarray, image_hw: tuple[int, int], content_hw: Sequence[int],
-                            orig_hw: Sequence[int], isthing: Sequence[bool], min_pixels: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mask-resolution ids -> original resolution, majority vote with minimum area, stuff merged."""
+                            orig_hw: Sequence[int], isthing: Sequence[bool], min_pixels: int,
+                            mode: str = "majority_vote") -> tuple[np.ndarray, np.ndarray]:
+    """Mask-resolution ids -> original resolution, then ``mode``: majority vote with minimum area
+    and stuff merged, or ``thing_vote``."""
     cls_o = torch.from_numpy(unletterbox(cls, image_hw, content_hw, orig_hw))
     inst_o = torch.from_numpy(unletterbox(inst, image_hw, content_hw, orig_hw))
+    if mode == "thing_vote":
+        cls_o, inst_o = thing_vote_postprocess(cls_o, inst_o, isthing, min_pixels)
+        return cls_o.numpy(), inst_o.numpy()
+    if mode != "majority_vote":
+        raise ValueError(f"unknown post-processing {mode!r} (use 'majority_vote' or 'thing_vote')")
     cls_o, inst_o = majority_vote_postprocess(cls_o, inst_o, min_pixels)
     inst_o = merge_stuff(cls_o, inst_o, isthing)
     return cls_o.numpy(), inst_o.numpy()
@@ -75,7 +82,7 @@ def evaluate_images(model: nn.Module, dataset: PanopticDataset, count: int | Non
             gt = dataset.raw(index)[-1]
             pred_cls, pred_inst = postprocess_to_original(
                 cls[k].cpu().numpy(), inst[k].cpu().numpy(), as_hw(cfg.image_size),
-                targets[k]["content_size"].tolist(), gt.cls.shape, isthing, min_pixels)
+                targets[k]["content_size"].tolist(), gt.cls.shape, isthing, min_pixels, cfg.sampler.postprocess)
             confusion.update(gt.cls, pred_cls)
             panoptic.add_maps(gt.cls, gt.inst, pred_cls, pred_inst, image=gt.name)
             if cfg.video_prev_masks:
@@ -89,7 +96,7 @@ def evaluate_images(model: nn.Module, dataset: PanopticDataset, count: int | Non
         "pixel_accuracy": confusion.pixel_accuracy(),
         "pq": summary["all"]["pq"], "sq": summary["all"]["sq"], "rq": summary["all"]["rq"],
         "pq_things": summary["things"]["pq"], "pq_stuff": summary["stuff"]["pq"],
-        "sampler": {"steps": steps, "td": td},
+        "sampler": {"steps": steps, "td": td, "postprocess": cfg.sampler.postprocess},
     }
     if cfg.video_prev_masks:
         out.update({"J": float(np.mean(j_values)), "F": float(np.mean(f_values))})

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import ModelConfig, to_json
+from .config import ModelConfig, to_json, validate
 from .model.layers import fold_all_batchnorm_
 from .model.pix2seqd import Pix2SeqD, build_model
 
@@ -47,6 +47,8 @@ def _as_model(model_or_state: Pix2SeqD | dict[str, torch.Tensor], cfg: ModelConf
     if isinstance(model_or_state, Pix2SeqD):
         return model_or_state
     model = build_model(cfg, load_pretrained=False)
+    if not any(name.endswith(".running_mean") for name in model_or_state):
+        model.prepare_folded_structure_()  # a model fine-tuned from a shipped (folded) one
     model.load_state_dict(model_or_state, strict=True)
     return model
 
@@ -202,6 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ModelConfig.from_dict(state["config"])
     weights = state.get(args.weights) or state["model"]
     extra = json.loads(Path(args.card).read_text()) if args.card else {}
+    # The card file may set the shipped sampler defaults (steps, td, postprocess) measured best.
+    for key, value in extra.pop("sampler", {}).items():
+        if not hasattr(cfg.sampler, key):
+            raise ValueError(f"{args.card}: sampler has no setting {key!r}")
+        setattr(cfg.sampler, key, value)
+    validate(cfg)
     extra.setdefault("weights", args.weights if state.get(args.weights) else "model")
     for key in ("step", "epoch"):
         if key in state:

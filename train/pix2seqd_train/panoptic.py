@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 VOID = 0
 
@@ -92,6 +93,50 @@ def majority_vote_postprocess(
         return _majority_vote_single(cls, inst, min_pixels)
     outs = [_majority_vote_single(c, i, min_pixels) for c, i in zip(cls, inst)]
     return torch.stack([o[0] for o in outs]), torch.stack([o[1] for o in outs])
+
+
+def thing_vote_postprocess(cls: torch.Tensor, inst: torch.Tensor, isthing: Sequence[bool] | torch.Tensor,
+                           min_pixels: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
+    """``thing_vote``: stuff keeps its class bits, instance ids vote among thing pixels only.
+
+    1. a stuff pixel keeps its class; each stuff class is one segment (fewer than ``min_pixels``
+       pixels: void);
+    2. thing pixels (id 0: void) group into fragments, 4-connected pixels with the same id; each
+       fragment takes the majority class of its pixels (ties: the smaller class id) and keeps its
+       id; a fragment below ``min_pixels`` becomes void. Stuff and void pixels neither vote nor
+       change, so ids that are not yet consistent over an object cannot repaint the scene;
+    3. stuff classes, in class order, get the smallest ids >= 1 that no thing pixel keeps.
+
+    A deliberate departure from the official post-processing (``majority_vote_postprocess``) for
+    models whose instance bits are weaker than their class bits; the model card chooses. One
+    ``[H, W]`` map; ``isthing`` is indexed by class id (a class beyond its end counts as stuff).
+    """
+    cls_np, inst_np = _as_tensor(cls).long().numpy(), _as_tensor(inst).long().numpy()
+    if cls_np.shape != inst_np.shape or cls_np.ndim != 2:
+        raise ValueError(f"class map {cls_np.shape} and id map {inst_np.shape} must be one [H, W] pair")
+    thing_lut = np.zeros(max(int(cls_np.max()) + 1, len(isthing)), dtype=bool)
+    thing_lut[:len(isthing)] = np.asarray(list(isthing) if not isinstance(isthing, torch.Tensor) else isthing.numpy(), dtype=bool)
+    thing_lut[VOID] = False
+    is_thing = thing_lut[cls_np]
+    out_cls = np.zeros_like(cls_np)
+    out_inst = np.zeros_like(inst_np)
+    for i in np.unique(inst_np[is_thing & (inst_np != VOID)]):
+        fragments, count = ndimage.label(is_thing & (inst_np == i))  # 4-connectivity
+        for f in range(1, count + 1):
+            sel = fragments == f
+            if int(sel.sum()) < min_pixels:
+                continue
+            out_cls[sel] = int(np.bincount(cls_np[sel]).argmax())  # ties: the smaller class id
+            out_inst[sel] = i
+    is_stuff = (cls_np != VOID) & ~is_thing
+    stuff_classes, areas = np.unique(cls_np[is_stuff], return_counts=True)
+    used = set(np.unique(out_inst).tolist())
+    free = (k for k in range(1, out_inst.size + len(used) + 2) if k not in used)
+    for c, area in zip(stuff_classes.tolist(), areas.tolist()):
+        if area >= min_pixels:
+            sel = cls_np == c
+            out_cls[sel], out_inst[sel] = c, next(free)
+    return torch.from_numpy(out_cls), torch.from_numpy(out_inst)
 
 
 def merge_stuff(cls: torch.Tensor, inst: torch.Tensor, isthing: Sequence[bool] | torch.Tensor) -> torch.Tensor:

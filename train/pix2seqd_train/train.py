@@ -32,6 +32,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file
 from torch import nn
 from tqdm import tqdm
 
@@ -370,7 +371,7 @@ def build_state(exp: Experiment, device: torch.device, d: Dist) -> TrainState:
     torch.manual_seed(exp.seed)  # identical initial weights on every rank
     model = build_model(exp.model).to(device)
     if exp.init_from:
-        init_weights(model, load_checkpoint(exp.init_from)["ema"], exp.init_from)
+        init_weights(model, *init_source(exp.init_from))
     ema = EMA(model, exp.ema_decay, exp.ema_warmup)
     optimizer = torch.optim.AdamW(model.parameters(), lr=exp.lr, betas=exp.betas, eps=exp.eps,
                                   weight_decay=exp.weight_decay)  # decay on all variables (spec §5.1)
@@ -385,12 +386,32 @@ def build_state(exp: Experiment, device: torch.device, d: Dist) -> TrainState:
     return TrainState(model, ema, optimizer, scheduler, train_module)
 
 
+def _is_folded(source: Mapping[str, torch.Tensor]) -> bool:
+    return not any(name.endswith(".running_mean") for name in source)
+
+
+def init_source(where: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The weights ``init_from`` names: a checkpoint folder (its EMA weights) or a shipped model
+    (``NAME.json`` / ``NAME.safetensors``, BatchNorm folded)."""
+    path = Path(where)
+    if path.suffix in (".json", ".safetensors"):
+        weights = path.with_suffix(".safetensors")
+        if not weights.is_file():
+            raise FileNotFoundError(f"init_from {where}: no weights file {weights}")
+        return {k: v.float() for k, v in load_file(str(weights)).items()}, where
+    return load_checkpoint(where)["ema"], where
+
+
 def init_weights(model: nn.Module, source: Mapping[str, torch.Tensor], where: str) -> dict[str, int]:
     """Starts ``model`` from another model's weights (fine-tuning an image model into a video
     model). Tensors of equal shape are copied. A weight that gained input channels (the video
     model's conditioning on previous masks enters the decoder's first conv) gets the old weights
     in its first channels and zeros in the new ones, so the new model starts as the old one did.
     Any other difference is an error naming the tensor."""
+    if _is_folded(source) and hasattr(model, "prepare_folded_structure_"):
+        # A shipped model has its BatchNorms folded into conv biases: train that structure (the
+        # folded convs keep their statistics; fine-tuning with batch 8 needs no BatchNorm).
+        model.prepare_folded_structure_()
     target = model.state_dict()
     missing = sorted(set(target) - set(source))
     if missing:

@@ -16,7 +16,9 @@ def _card(tmp_path):
 CAMVID = {
     "dataset": "camvid/test", "images": 233, "backend": "cpu", "sampler": {"td": 1.0, "seed": 0},
     "results": [
-        {"steps": 1, "miou": 0.5123, "miou_before_postprocess": 0.6, "pixel_accuracy": 0.8, "pq": {"all": {"pq": 0.3}, "things": {"pq": 0.1}, "stuff": {"pq": 0.4}}},
+        {"steps": 1, "postprocess": "thing_vote", "miou": 0.5123, "miou_before_postprocess": 0.6, "pixel_accuracy": 0.8,
+         "pq": {"all": {"pq": 0.3}, "things": {"pq": 0.1}, "stuff": {"pq": 0.4}},
+         "other_postprocess": {"postprocess": "majority_vote", "miou": 0.2, "pq": {"all": {"pq": 0.05}, "things": {"pq": 0.0}, "stuff": {"pq": 0.07}}}},
         {"steps": 4, "miou": 0.55, "pixel_accuracy": 0.82, "pq": {"all": {"pq": 0.31}, "things": {"pq": 0.12}, "stuff": {"pq": 0.41}}},
     ],
 }
@@ -44,9 +46,10 @@ def test_table_has_one_row_per_step_count(tmp_path):
     add_metrics(path, "davis_val", [DAVIS], ["c2"])
     rows = table_rows(path)
     assert rows == [
-        "| `street` | camvid/test, 233 | 1 | mIoU 51.2 (class bits alone: 60.0) | PQ 30.0 (things 10.0, stuff 40.0) |",
-        "| `street` | camvid/test, 233 | 4 | mIoU 55.0 | PQ 31.0 (things 12.0, stuff 41.0) |",
-        "| `street` | davis2016/val (streaming), 300 | 4 | J&F 60.0 | J 65.0, F 55.0 |",
+        "| `street` | camvid/test, 233 | 1 | thing_vote | mIoU 51.2 (class bits alone: 60.0) | PQ 30.0 (things 10.0, stuff 40.0) |",
+        "| `street` | camvid/test, 233 | 1 | majority_vote | mIoU 20.0 | PQ 5.0 (things 0.0, stuff 7.0) |",
+        "| `street` | camvid/test, 233 | 4 | majority_vote | mIoU 55.0 | PQ 31.0 (things 12.0, stuff 41.0) |",
+        "| `street` | davis2016/val (streaming), 300 | 4 | — | J&F 60.0 | J 65.0, F 55.0 |",
     ]
 
 

@@ -117,3 +117,17 @@ def test_export_cli(tmp_path):
     assert card["metadata"] == {"weights": "ema", "step": 3}
     loaded = load_exported(tmp_path / "out")
     assert_close_scaled(outputs(loaded, images, cfg)[-1], outputs(model, images, cfg)[-1], 1e-5)
+
+
+def test_export_cli_takes_the_sampler_defaults_from_the_card_file(tmp_path):
+    cfg, model, _ = model_and_input("tiny-efficientnet")
+    save_checkpoint(tmp_path / "ckpt", {"config": cfg.to_dict(), "ema": model.state_dict(), "step": 3})
+    card_file = tmp_path / "card.json"
+    card_file.write_text(json.dumps({"purpose": "test", "sampler": {"steps": 2, "postprocess": "thing_vote"}}))
+    export_main(["--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "out"), "--card", str(card_file)])
+    card = json.loads((tmp_path / "out.json").read_text())
+    assert card["config"]["sampler"] == {"steps": 2, "td": cfg.sampler.td, "postprocess": "thing_vote"}
+    assert card["metadata"] == {"purpose": "test", "weights": "ema", "step": 3}
+    card_file.write_text(json.dumps({"sampler": {"postprocess": "vote"}}))
+    with pytest.raises(ValueError, match="thing_vote"):
+        export_main(["--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "bad"), "--card", str(card_file)])

@@ -2,6 +2,7 @@
 datasets, and fine-tuning an image model into a video model (init_from)."""
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,6 +77,46 @@ def test_cross_dataset_paste_puts_objects_on_other_backgrounds():
     # With it, the pasted objects come from either dataset: COCO's classes appear on DAVIS frames.
     mixed = davis_targets(MixtureDataset([davis, coco], [1.0, 1.0], seed=0, cross_paste=True))
     assert any(c - davis_classes for c in mixed), f"no COCO object pasted on a DAVIS frame: {mixed}"
+
+
+def test_the_objects_configs_start_from_the_shipped_models():
+    """objects starts from the shipped street model, objects-video from the shipped objects model:
+    their shapes must fit (same bit widths; the video model only gains input channels)."""
+    from pix2seqd_train.model import build_model
+    from pix2seqd_train.train import init_source
+
+    for config in ("objects_web_cpu.json", "objects_video_web_cpu.json"):
+        exp = load_experiment(f"train/configs/experiments/{config}")
+        if not Path(exp.init_from).exists():
+            assert config == "objects_video_web_cpu.json", f"{exp.init_from} is missing"
+            continue  # objects not shipped yet
+        counts = init_weights(build_model(exp.model, load_pretrained=False), *init_source(exp.init_from))
+        assert counts["widened"] == (1 if exp.model.video_prev_masks else 0)
+
+
+def test_training_starts_from_a_shipped_model(tmp_path):
+    """init_from a shipped NAME.json: the BatchNorms are folded there, so the new model trains the
+    folded structure, starts with the shipped weights, and exports and resumes as such."""
+    from pix2seqd_train.export import export, load_exported
+    from pix2seqd_train.model import build_model
+
+    torch.manual_seed(0)
+    exp = _tiny(0)
+    shipped = build_model(exp.model, load_pretrained=False).eval()
+    export(shipped, exp.model, tmp_path / "shipped", dtype="fp32")
+    exp.init_from = str(tmp_path / "shipped.json")
+    exp.steps = 1
+    run(exp, tmp_path / "run", export=True, show_progress=False)
+    model = build_model(exp.model, load_pretrained=False)
+    init_weights(model, load_exported(tmp_path / "shipped").state_dict(), "check")
+    assert not any(name.endswith("running_mean") for name in model.state_dict())
+    reloaded = load_exported(next((tmp_path / "run" / "export").glob("*.json")))
+    assert set(reloaded.state_dict()) == set(model.state_dict())
+    exp.steps = 2
+    run(exp, tmp_path / "run", resume=True, export=False, show_progress=False)
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        exp.init_from = str(tmp_path / "missing.json")
+        run(exp, tmp_path / "other", export=False, show_progress=False)
 
 
 def _tiny(video: int):

@@ -8,6 +8,7 @@ from pix2seqd_train.panoptic import (
     colorize,
     id2rgb,
     majority_vote_postprocess,
+    thing_vote_postprocess,
     merge_stuff,
     palette,
     permute_instance_ids,
@@ -85,6 +86,40 @@ def test_majority_vote_batched_and_ties_go_to_smaller_class():
     assert new_cls[0].tolist() == [[1, 1, 1, 1]]
     assert new_cls[1].tolist() == [[3, 3, 3, 3]]
     assert torch.equal(new_inst, inst)
+
+
+def test_thing_vote_keeps_stuff_and_votes_per_fragment():
+    # The same map and answer as thing_vote_keeps_stuff_and_votes_per_fragment in
+    # src/panoptic/postprocess.rs. Classes: 0 void, 1 road, 2 sky (stuff), 3 car, 4 person (things).
+    isthing = [False, False, False, True, True]
+    cls = torch.tensor([[1, 1, 1, 3, 3, 3],
+                        [1, 1, 4, 3, 3, 0],
+                        [2, 2, 2, 2, 4, 4],
+                        [4, 4, 2, 2, 4, 3]])
+    inst = torch.tensor([[5, 5, 7, 7, 7, 7],
+                         [5, 2, 7, 7, 0, 7],
+                         [7, 7, 9, 1, 7, 7],
+                         [7, 7, 1, 1, 7, 2]])
+    new_cls, new_inst = thing_vote_postprocess(cls, inst, isthing, min_pixels=2)
+    assert new_cls.tolist() == [[1, 1, 1, 3, 3, 3],
+                                [1, 1, 3, 3, 0, 0],
+                                [2, 2, 2, 2, 4, 4],
+                                [4, 4, 2, 2, 4, 0]]
+    assert new_inst.tolist() == [[1, 1, 1, 7, 7, 7],
+                                 [1, 1, 7, 7, 0, 0],
+                                 [2, 2, 2, 2, 7, 7],
+                                 [7, 7, 2, 2, 7, 0]]
+    official_cls, _ = majority_vote_postprocess(cls, inst, min_pixels=2)
+    assert official_cls[2, 0] != 2  # the official vote repaints id 7's sky pixels
+
+
+def test_thing_vote_ties_and_small_stuff():
+    isthing = [False, False, False, True, True]
+    cls = torch.tensor([[3, 3, 4, 4, 1]])
+    inst = torch.tensor([[1, 1, 1, 1, 1]])
+    new_cls, new_inst = thing_vote_postprocess(cls, inst, isthing, min_pixels=2)
+    assert new_cls.tolist() == [[3, 3, 3, 3, 0]]  # tie -> smaller class; 1 px of road < 2 -> void
+    assert new_inst.tolist() == [[1, 1, 1, 1, 0]]
 
 
 def test_merge_stuff_gives_each_stuff_class_one_id():

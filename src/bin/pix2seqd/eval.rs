@@ -5,7 +5,7 @@ use std::path::Path;
 use pix2seqd::data::coco128::{coco_group, Coco128, COCO80};
 use pix2seqd::data::{camvid::CamVid, davis::Davis, Example};
 use pix2seqd::panoptic::{self, ConfusionMatrix, DavisEvaluator, Mask, PanopticMap, PqStat};
-use pix2seqd::{Image, SegmentOptions};
+use pix2seqd::{Image, Postprocess, SegmentOptions};
 
 use crate::common::{load_model, progress, LoadedModel, DEFAULT_MODEL, STREET_MODEL};
 
@@ -31,6 +31,8 @@ pub struct ModelArgs<'a> {
     pub td: Option<f64>,
     pub seed: u32,
     pub min_area: u64,
+    /// None: the model card's.
+    pub postprocess: Option<Postprocess>,
     pub cpu: bool,
 }
 
@@ -48,7 +50,11 @@ fn open(m: &ModelArgs, default_model: &str) -> Result<(LoadedModel, Vec<SegmentO
 pub fn open_options(loaded: &LoadedModel, m: &ModelArgs) -> Vec<SegmentOptions> {
     let d = loaded.segmenter.default_options();
     let steps = if m.steps.is_empty() { vec![d.steps] } else { m.steps.clone() };
-    steps.iter().map(|&steps| SegmentOptions { steps, td: m.td.unwrap_or(d.td), seed: m.seed, min_area: m.min_area, ..d }).collect()
+    let postprocess = m.postprocess.unwrap_or(d.postprocess);
+    steps
+        .iter()
+        .map(|&steps| SegmentOptions { steps, td: m.td.unwrap_or(d.td), seed: m.seed, min_area: m.min_area, postprocess, ..d })
+        .collect()
 }
 
 fn header(loaded: &LoadedModel, opts: &[SegmentOptions]) -> serde_json::Value {
@@ -57,8 +63,16 @@ fn header(loaded: &LoadedModel, opts: &[SegmentOptions]) -> serde_json::Value {
         "model": loaded.path.display().to_string(),
         "note": loaded.note,
         "backend": loaded.segmenter.backend().name(),
-        "sampler": {"td": first.td, "seed": first.seed, "min_area": first.min_area},
+        "sampler": {"td": first.td, "seed": first.seed, "min_area": first.min_area, "postprocess": first.postprocess.name()},
     })
+}
+
+/// The post-processing reported beside the chosen one.
+fn other_postprocess(chosen: Postprocess) -> Postprocess {
+    match chosen {
+        Postprocess::MajorityVote => Postprocess::ThingVote,
+        Postprocess::ThingVote => Postprocess::MajorityVote,
+    }
 }
 
 /// The metrics of one step count on a set of images.
@@ -67,6 +81,8 @@ struct ImageScore {
     /// The class output before the panoptic post-processing (majority vote per instance id).
     raw: ConfusionMatrix,
     pq: PqStat,
+    /// The same samples under the other post-processing (cheap next to sampling).
+    other: (Postprocess, ConfusionMatrix, PqStat),
     ms: f64,
 }
 
@@ -146,12 +162,14 @@ fn evaluate_images(
     json: bool,
 ) -> Result<(), String> {
     let cfg = loaded.segmenter.config().clone();
+    let isthing = cfg.isthing();
     let mut scores: Vec<ImageScore> = opts
         .iter()
-        .map(|_| ImageScore {
+        .map(|o| ImageScore {
             confusion: ConfusionMatrix::new(cfg.num_classes, Some(0)),
             raw: ConfusionMatrix::new(cfg.num_classes, Some(0)),
             pq: PqStat::for_classes(&cfg.isthing()),
+            other: (other_postprocess(o.postprocess), ConfusionMatrix::new(cfg.num_classes, Some(0)), PqStat::for_classes(&cfg.isthing())),
             ms: 0.0,
         })
         .collect();
@@ -167,6 +185,10 @@ fn evaluate_images(
             score.confusion.update_maps(&gt, &seg.panoptic).map_err(|e| e.to_string())?;
             score.raw.update_maps(&gt, &panoptic::unletterbox(&seg.mask, &seg.letterbox)).map_err(|e| e.to_string())?;
             score.pq.add_maps(&gt, &seg.panoptic).map_err(|e| e.to_string())?;
+            let (mode, confusion, pq) = &mut score.other;
+            let other = panoptic::postprocess(&seg.mask, &seg.letterbox, &isthing, o.min_area, *mode);
+            confusion.update_maps(&gt, &other).map_err(|e| e.to_string())?;
+            pq.add_maps(&gt, &other).map_err(|e| e.to_string())?;
             bar.inc(1);
         }
     }
@@ -176,6 +198,8 @@ fn evaluate_images(
         .zip(&scores)
         .map(|(o, s)| {
             let r = s.pq.result();
+            let (mode, confusion, pq) = &s.other;
+            let other = pq.result();
             let per_class: serde_json::Map<String, serde_json::Value> = s
                 .confusion
                 .iou()
@@ -186,6 +210,7 @@ fn evaluate_images(
                 .collect();
             serde_json::json!({
                 "steps": o.steps,
+                "postprocess": o.postprocess.name(),
                 "miou": s.confusion.miou(),
                 "pixel_accuracy": s.confusion.pixel_accuracy(),
                 "iou": per_class,
@@ -193,6 +218,12 @@ fn evaluate_images(
                 "miou_before_postprocess": s.raw.miou(),
                 "pixel_accuracy_before_postprocess": s.raw.pixel_accuracy(),
                 "pq": {"all": r.all, "things": r.things, "stuff": r.stuff},
+                "other_postprocess": {
+                    "postprocess": mode.name(),
+                    "miou": confusion.miou(),
+                    "pixel_accuracy": confusion.pixel_accuracy(),
+                    "pq": {"all": other.all, "things": other.things, "stuff": other.stuff},
+                },
                 "ms_per_image": if count > 0 { s.ms / count as f64 } else { 0.0 },
             })
         })
@@ -206,23 +237,32 @@ fn evaluate_images(
     } else {
         print_header(&out);
         println!(
-            "{:>5} {:>7} {:>9} {:>7} {:>9} {:>8} {:>10} {:>11}",
-            "steps", "mIoU", "pixel acc", "PQ", "PQ thing", "PQ stuff", "ms/image", "mIoU (raw)"
+            "{:>5} {:<14} {:>7} {:>9} {:>7} {:>9} {:>8} {:>10} {:>11}",
+            "steps", "postprocess", "mIoU", "pixel acc", "PQ", "PQ thing", "PQ stuff", "ms/image", "mIoU (raw)"
         );
+        let pct = |v: &serde_json::Value| 100.0 * v.as_f64().unwrap_or(0.0);
         for r in &results {
-            println!(
-                "{:>5} {:>7.1} {:>9.1} {:>7.1} {:>9.1} {:>8.1} {:>10.0} {:>11.1}",
-                r["steps"].as_u64().unwrap_or(0),
-                100.0 * r["miou"].as_f64().unwrap_or(0.0),
-                100.0 * r["pixel_accuracy"].as_f64().unwrap_or(0.0),
-                100.0 * r["pq"]["all"]["pq"].as_f64().unwrap_or(0.0),
-                100.0 * r["pq"]["things"]["pq"].as_f64().unwrap_or(0.0),
-                100.0 * r["pq"]["stuff"]["pq"].as_f64().unwrap_or(0.0),
-                r["ms_per_image"].as_f64().unwrap_or(0.0),
-                100.0 * r["miou_before_postprocess"].as_f64().unwrap_or(0.0),
-            );
+            for (k, m) in [r, &r["other_postprocess"]].into_iter().enumerate() {
+                let (ms, raw) = if k == 0 {
+                    (format!("{:.0}", r["ms_per_image"].as_f64().unwrap_or(0.0)), format!("{:.1}", pct(&r["miou_before_postprocess"])))
+                } else {
+                    (String::new(), String::new())
+                };
+                println!(
+                    "{:>5} {:<14} {:>7.1} {:>9.1} {:>7.1} {:>9.1} {:>8.1} {:>10} {:>11}",
+                    r["steps"].as_u64().unwrap_or(0),
+                    m["postprocess"].as_str().unwrap_or(""),
+                    pct(&m["miou"]),
+                    pct(&m["pixel_accuracy"]),
+                    pct(&m["pq"]["all"]["pq"]),
+                    pct(&m["pq"]["things"]["pq"]),
+                    pct(&m["pq"]["stuff"]["pq"]),
+                    ms,
+                    raw,
+                );
+            }
         }
-        println!("mIoU (raw): the class bits alone, before the majority vote per instance id");
+        println!("first row per step count: the model's post-processing; mIoU (raw): the class bits alone, before any");
     }
     Ok(())
 }

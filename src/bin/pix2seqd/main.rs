@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use pix2seqd::gpu::{Gpu, GpuOptions};
+use pix2seqd::Postprocess;
 
 mod bench;
 mod common;
@@ -47,6 +48,10 @@ struct ModelOpts {
     /// Minimum segment area in pixels of the original image (smaller segments become void).
     #[arg(long, default_value_t = 40)]
     min_area: u64,
+    /// How sampled ids become segments: `majority_vote` (official) or `thing_vote` (stuff keeps
+    /// its class bits; ids vote among thing pixels). Default: the model card's.
+    #[arg(long, value_parser = parse_postprocess)]
+    postprocess: Option<Postprocess>,
     /// Run on the CPU instead of the GPU.
     #[arg(long)]
     cpu: bool,
@@ -228,6 +233,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             td: m.td,
             seed: m.seed,
             min_area: m.min_area,
+            postprocess: m.postprocess,
             cpu: m.cpu,
             json: cli.json,
         }),
@@ -251,7 +257,22 @@ fn run(cli: &Cli) -> Result<(), String> {
 }
 
 fn model_args(m: &ModelOpts) -> eval::ModelArgs<'_> {
-    eval::ModelArgs { model: m.model.as_deref(), steps: m.steps.clone(), td: m.td, seed: m.seed, min_area: m.min_area, cpu: m.cpu }
+    eval::ModelArgs {
+        model: m.model.as_deref(),
+        steps: m.steps.clone(),
+        td: m.td,
+        seed: m.seed,
+        min_area: m.min_area,
+        postprocess: m.postprocess,
+        cpu: m.cpu,
+    }
+}
+
+fn parse_postprocess(name: &str) -> Result<Postprocess, String> {
+    Postprocess::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Postprocess::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown post-processing {name:?} (use {})", names.join(" or "))
+    })
 }
 
 /// `segment` samples with one step count.

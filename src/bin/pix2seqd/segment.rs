@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use pix2seqd::panoptic::PanopticJsonWriter;
-use pix2seqd::{DrawStyle, Image, SegmentOptions};
+use pix2seqd::{DrawStyle, Image, Postprocess, SegmentOptions};
 
 use crate::common::{load_model, progress, read_image, DEFAULT_MODEL};
 
@@ -16,6 +16,7 @@ pub struct Args<'a> {
     pub td: Option<f64>,
     pub seed: u32,
     pub min_area: u64,
+    pub postprocess: Option<Postprocess>,
     pub cpu: bool,
     pub json: bool,
 }
@@ -31,7 +32,14 @@ pub fn run(a: Args) -> Result<(), String> {
     }
     let cfg = loaded.segmenter.config().clone();
     let mut opts = loaded.segmenter.default_options();
-    opts = SegmentOptions { steps: a.steps.unwrap_or(opts.steps), td: a.td.unwrap_or(opts.td), seed: a.seed, min_area: a.min_area, ..opts };
+    opts = SegmentOptions {
+        steps: a.steps.unwrap_or(opts.steps),
+        td: a.td.unwrap_or(opts.td),
+        seed: a.seed,
+        min_area: a.min_area,
+        postprocess: a.postprocess.unwrap_or(opts.postprocess),
+        ..opts
+    };
     let categories = cfg.coco_categories();
     let category_ids = cfg.coco_category_ids();
     let mut writer = PanopticJsonWriter::new(a.out, categories);
