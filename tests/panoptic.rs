@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pix2seqd::panoptic::{
-    id2rgb, load_panoptic_json, majority_vote, merge_stuff, postprocess, read_panoptic_png, resize_nearest, rgb2id, segments,
+    id2rgb, load_panoptic_json, majority_vote, merge_stuff, postprocess, read_panoptic_png, resize_nearest, rgb2id, segments, thing_vote,
     to_coco_panoptic, unletterbox, write_panoptic_png, ImageId, Letterbox, PanopticError, PanopticJsonWriter, PanopticMap, Postprocess,
     Segment,
 };
@@ -213,21 +213,44 @@ fn postprocess_is_unletterbox_vote_then_merge() {
 #[test]
 fn thing_vote_postprocess_runs_at_the_original_resolution() {
     // The same 2x2 mask: stuff class 2 with ids 5 and 6 is one segment (id 1, the smallest id no
-    // thing keeps); the thing with id 3 keeps it; the thing pixels of id 0 are void.
+    // thing keeps); the thing with id 3 keeps it, and its class's pixels without an id join it.
     let mask = map(&[&[2, 2], &[1, 1]], &[&[5, 6], &[3, 0]]);
     let lb = Letterbox::fit(4, 4, 4, 4).unwrap();
     let isthing = [false, true, false];
     let out = postprocess(&mask, &lb, &isthing, 4, Postprocess::ThingVote);
-    let expected = map_fn(4, 4, |r, c| match (r < 2, c < 2) {
-        (true, _) => (2, 1),
-        (false, true) => (1, 3),
-        (false, false) => (0, 0),
-    });
+    let expected = map_fn(4, 4, |r, _| if r < 2 { (2, 1) } else { (1, 3) });
     assert_eq!(out, expected);
-    // min_pixels 5: the 4-pixel thing is void, the 8-pixel stuff segment stays.
+    // min_pixels 5: the 4-pixel id-3 fragment is loose; with the id-0 pixels it is one 8-pixel
+    // thing component, which takes the smallest free id; the stuff takes the next.
     let small = postprocess(&mask, &lb, &isthing, 5, Postprocess::ThingVote);
-    assert_eq!(small.class.iter().filter(|&&c| c == 2).count(), 8);
-    assert_eq!(small.class.iter().filter(|&&c| c == 1).count(), 0);
+    let expected = map_fn(4, 4, |r, _| if r < 2 { (2, 2) } else { (1, 1) });
+    assert_eq!(small, expected);
+    // min_pixels 9: both are too small.
+    let tiny = postprocess(&mask, &lb, &isthing, 9, Postprocess::ThingVote);
+    assert!(tiny.class.iter().all(|&c| c == 0));
+}
+
+/// tests/fixtures/thing_vote_case.json (written by train/pix2seqd_train/fixtures.py): a 24x32
+/// map of class blocks with noisy ids and the answer of the Python twin.
+#[test]
+fn thing_vote_matches_the_python_twin() {
+    #[derive(serde::Deserialize)]
+    struct Case {
+        height: usize,
+        width: usize,
+        min_pixels: u64,
+        isthing: Vec<bool>,
+        class: Vec<u32>,
+        instance: Vec<u32>,
+        out_class: Vec<u32>,
+        out_instance: Vec<u32>,
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/thing_vote_case.json");
+    let case: Case = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let input = PanopticMap::new(case.height, case.width, case.class, case.instance).unwrap();
+    let out = thing_vote(&input, &case.isthing, case.min_pixels);
+    assert_eq!(rows(&out.class, case.width), rows(&case.out_class, case.width));
+    assert_eq!(rows(&out.instance, case.width), rows(&case.out_instance, case.width));
 }
 
 // ---- segments and COCO encoding ---------------------------------------------------------------

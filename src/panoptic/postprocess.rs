@@ -66,59 +66,123 @@ pub fn majority_vote(map: &PanopticMap, min_pixels: u64) -> PanopticMap {
     PanopticMap { height: map.height, width: map.width, class, instance }
 }
 
+/// Fills `region` with the 4-connected region of an `h`×`w` grid that grows from `start` (already
+/// claimed) into the pixels `claim` accepts; `claim` marks a pixel it accepts, so none joins twice.
+fn flood(start: usize, h: usize, w: usize, region: &mut Vec<usize>, mut claim: impl FnMut(usize) -> bool) {
+    region.clear();
+    region.push(start);
+    let mut next = 0;
+    while next < region.len() {
+        let p = region[next];
+        next += 1;
+        for q in grid_neighbours(p, h, w) {
+            if claim(q) {
+                region.push(q);
+            }
+        }
+    }
+}
+
+/// The 4-connected neighbours of pixel `p` of an `h`×`w` grid.
+fn grid_neighbours(p: usize, h: usize, w: usize) -> impl Iterator<Item = usize> {
+    let (r, c) = (p / w, p % w);
+    [(r > 0).then(|| p - w), (r + 1 < h).then(|| p + w), (c > 0).then(|| p - 1), (c + 1 < w).then(|| p + 1)].into_iter().flatten()
+}
+
 /// The `thing_vote` post-processing ([`Postprocess::ThingVote`]) on one map:
 ///
 /// 1. a stuff pixel keeps the class its class bits give it; each stuff class is one segment
 ///    (fewer than `min_pixels` pixels: void);
-/// 2. thing pixels (id 0: void) group into fragments: 4-connected pixels with the same instance
-///    id. Each fragment takes the majority class of its pixels (ties: the smaller class id) and
-///    keeps its id; a fragment below `min_pixels` becomes void. Stuff and void pixels neither vote
-///    nor change, so ids that are not yet consistent over an object cannot repaint the scene;
-/// 3. stuff classes, in class order, get the smallest ids ≥ 1 that no thing pixel keeps.
+/// 2. thing pixels with an id (id 0: none) group into fragments: 4-connected pixels with the same
+///    instance id. Each fragment of at least `min_pixels` pixels takes the majority class of its
+///    pixels (ties: the smaller class id) and keeps its id. Stuff and void pixels neither vote nor
+///    change, so ids that are not yet consistent over an object cannot repaint the scene;
+/// 3. the other thing pixels (small fragments, id 0) are loose: the kept fragments grow into
+///    4-connected loose pixels of their own class, breadth first from all fragments at once (seeds
+///    in pixel order), so the object keeps every pixel its class bits give it;
+/// 4. loose pixels no fragment reached form 4-connected same-class components; one of at least
+///    `min_pixels` pixels is a segment with a new id (the smallest unused, in pixel order of the
+///    components), a smaller one is void;
+/// 5. stuff classes, in class order, get the smallest ids ≥ 1 that no thing pixel keeps.
 ///
 /// `isthing` is indexed by class id; a class beyond its end counts as stuff.
 pub fn thing_vote(map: &PanopticMap, isthing: &[bool], min_pixels: u64) -> PanopticMap {
     let is_thing = |c: u32| c != VOID && isthing.get(c as usize).copied().unwrap_or(false);
     let (h, w) = (map.height, map.width);
-    let grouped = |p: usize| is_thing(map.class[p]) && map.instance[p] != VOID;
     let mut class = vec![VOID; map.len()];
     let mut instance = vec![VOID; map.len()];
-    let mut seen = vec![false; map.len()];
+    // Whether a pixel is settled: kept by a fragment, visited as part of one, or not a thing.
+    let mut seen: Vec<bool> = map.class.iter().map(|&c| !is_thing(c)).collect();
+    let mut loose = vec![false; map.len()];
     let mut fragment = Vec::new();
     for start in 0..map.len() {
-        if seen[start] || !grouped(start) {
+        if seen[start] || map.instance[start] == VOID {
             continue;
         }
-        // Flood-fill the fragment of `start`, counting its classes.
         let id = map.instance[start];
-        let mut votes: Vec<(u32, u64)> = Vec::new();
-        fragment.clear();
-        fragment.push(start);
         seen[start] = true;
-        let mut next = 0;
-        while next < fragment.len() {
-            let p = fragment[next];
-            next += 1;
+        flood(start, h, w, &mut fragment, |q| {
+            let joins = !seen[q] && map.instance[q] == id;
+            seen[q] |= joins;
+            joins
+        });
+        if (fragment.len() as u64) < min_pixels {
+            fragment.iter().for_each(|&p| loose[p] = true);
+            continue;
+        }
+        let mut votes: Vec<(u32, u64)> = Vec::new();
+        for &p in &fragment {
             match votes.iter_mut().find(|(c, _)| *c == map.class[p]) {
                 Some(v) => v.1 += 1,
                 None => votes.push((map.class[p], 1)),
             }
-            let (r, c) = (p / w, p % w);
-            let neighbours = [(r > 0).then(|| p - w), (r + 1 < h).then(|| p + w), (c > 0).then(|| p - 1), (c + 1 < w).then(|| p + 1)];
-            for q in neighbours.into_iter().flatten() {
-                if !seen[q] && map.instance[q] == id && grouped(q) {
-                    seen[q] = true;
-                    fragment.push(q);
-                }
-            }
-        }
-        if (fragment.len() as u64) < min_pixels {
-            continue;
         }
         let majority = votes.iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map_or(VOID, |v| v.0);
         for &p in &fragment {
             class[p] = majority;
             instance[p] = id;
+        }
+    }
+    for (p, l) in loose.iter_mut().enumerate() {
+        *l |= is_thing(map.class[p]) && map.instance[p] == VOID;
+    }
+    // Kept fragments grow into loose pixels of their class.
+    let mut queue: std::collections::VecDeque<usize> = (0..map.len()).filter(|&p| instance[p] != VOID).collect();
+    while let Some(p) = queue.pop_front() {
+        for q in grid_neighbours(p, h, w) {
+            if loose[q] && map.class[q] == class[p] {
+                loose[q] = false;
+                class[q] = class[p];
+                instance[q] = instance[p];
+                queue.push_back(q);
+            }
+        }
+    }
+    // Loose components no fragment reached.
+    let mut used: std::collections::HashSet<u32> = instance.iter().copied().collect();
+    let mut next_free = 1u32;
+    let mut component = Vec::new();
+    for start in 0..map.len() {
+        if !loose[start] {
+            continue;
+        }
+        let c = map.class[start];
+        loose[start] = false;
+        flood(start, h, w, &mut component, |q| {
+            let joins = loose[q] && map.class[q] == c;
+            loose[q] &= !joins;
+            joins
+        });
+        if (component.len() as u64) < min_pixels {
+            continue;
+        }
+        while used.contains(&next_free) {
+            next_free += 1;
+        }
+        used.insert(next_free);
+        for &p in &component {
+            class[p] = c;
+            instance[p] = next_free;
         }
     }
     let mut stuff_area: HashMap<u32, u64> = HashMap::new();
@@ -129,7 +193,6 @@ pub fn thing_vote(map: &PanopticMap, isthing: &[bool], min_pixels: u64) -> Panop
     }
     let mut stuff: Vec<u32> = stuff_area.iter().filter(|(_, &n)| n >= min_pixels).map(|(&c, _)| c).collect();
     stuff.sort_unstable();
-    let used: std::collections::HashSet<u32> = instance.iter().copied().collect();
     let mut free = (1u32..).filter(|id| !used.contains(id));
     let stuff_id: HashMap<u32, u32> = stuff.into_iter().zip(&mut free).collect();
     for (p, &c) in map.class.iter().enumerate() {
@@ -310,25 +373,41 @@ mod tests {
         let map = PanopticMap::new(4, 6, class, instance).unwrap();
         let out = thing_vote(&map, &isthing, 2);
         // id 7 has three fragments: top (car ×4, person ×1 -> car), right (person ×3) and
-        // bottom-left (person ×2). The lone car with id 2 is below min_pixels: void. id 0 -> void. Stuff keeps its classes; road gets id 1, sky id 2 (free
-        // once the id-2 car is void).
+        // bottom-left (person ×2). The id-0 car pixel joins the car fragment beside it; the lone
+        // car with id 2 touches only a person fragment and is below min_pixels on its own: void.
+        // Stuff keeps its classes; road gets id 1, sky id 2.
         #[rustfmt::skip]
         assert_eq!(out.class, vec![
             1, 1, 1, 3, 3, 3,
-            1, 1, 3, 3, 0, 0,
+            1, 1, 3, 3, 3, 0,
             2, 2, 2, 2, 4, 4,
             4, 4, 2, 2, 4, 0,
         ]);
         #[rustfmt::skip]
         assert_eq!(out.instance, vec![
             1, 1, 1, 7, 7, 7,
-            1, 1, 7, 7, 0, 0,
+            1, 1, 7, 7, 7, 0,
             2, 2, 2, 2, 7, 7,
             7, 7, 2, 2, 7, 0,
         ]);
         // The official vote on the same map paints id 7's sky pixels with id 7's majority class.
         let official = majority_vote(&map, 2);
         assert_ne!(official.class[12], 2);
+    }
+
+    /// As `test_thing_vote_gives_unreached_components_new_ids` in train/tests/test_panoptic.py:
+    /// every car pixel has its own id, so the car is one loose component with the smallest unused
+    /// id; the person's id-0 pixel joins its fragment; the road comes after them.
+    #[test]
+    fn thing_vote_gives_unreached_components_new_ids() {
+        let isthing = [false, false, false, true, true];
+        let class = vec![3, 3, 3, 1, 4, 4, 3, 3, 3, 1, 4, 4];
+        let map = PanopticMap::new(2, 6, class.clone(), vec![1, 2, 3, 0, 9, 9, 4, 5, 6, 0, 9, 0]).unwrap();
+        let out = thing_vote(&map, &isthing, 2);
+        assert_eq!(out.class, class);
+        assert_eq!(out.instance, vec![1, 1, 1, 2, 9, 9, 1, 1, 1, 2, 9, 9]);
+        let out = thing_vote(&map, &isthing, 7);
+        assert_eq!(out.class, vec![0; 12]);
     }
 
     /// As `test_thing_vote_ties_and_small_stuff` in train/tests/test_panoptic.py.

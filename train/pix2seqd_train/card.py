@@ -49,8 +49,10 @@ def _pct(value: Any) -> str:
 def _segmentation_cells(r: dict[str, Any]) -> list[str]:
     pq = r["pq"]
     raw = r.get("miou_before_postprocess")
+    # Only the groups the data has: a things-only dataset has no stuff PQ to report.
+    groups = ", ".join(f"{g} {_pct(pq[g]['pq'])}" for g in ("things", "stuff") if pq.get(g, {}).get("n", 1) > 0)
     return [f"mIoU {_pct(r['miou'])}" + ("" if raw is None else f" (class bits alone: {_pct(raw)})"),
-            f"PQ {_pct(pq['all']['pq'])} (things {_pct(pq['things']['pq'])}, stuff {_pct(pq['stuff']['pq'])})"]
+            f"PQ {_pct(pq['all']['pq'])}" + (f" ({groups})" if groups else "")]
 
 
 def table_rows(card_path: Path) -> list[str]:
@@ -70,8 +72,9 @@ def table_rows(card_path: Path) -> list[str]:
                     variants.append((other["postprocess"], _segmentation_cells(other)))
             else:
                 mt = r["metrics"]
+                kept = "" if r.get("ids_kept") is None else f", ids kept {_pct(r['ids_kept'])}%"
                 variants = [("—", [f"J&F {_pct(mt['J&F'])}",
-                                   f"J {_pct((mt.get('J') or {}).get('mean'))}, F {_pct((mt.get('F') or {}).get('mean'))}"])]
+                                   f"J {_pct((mt.get('J') or {}).get('mean'))}, F {_pct((mt.get('F') or {}).get('mean'))}{kept}"])]
             for post, cells in variants:
                 rows.append(f"| `{model}` | {what} | {r['steps']} | {post} | {cells[0]} | {cells[1]} |")
     return rows

@@ -14,9 +14,11 @@ tests/fixtures/README.md.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
@@ -28,6 +30,7 @@ from .export import export, load_exported
 from .model.layers import variance_scaling_
 from .model.pix2seqd import Pix2SeqD, build_model
 from .model.transunet import ResBlock
+from .panoptic import thing_vote_postprocess
 
 FIXTURES = {
     # name: (torch seed of the weights, noise seed of the sampler)
@@ -163,6 +166,25 @@ def _generate(name: str, fixture_dir: Path) -> Path:
     return fixture_dir
 
 
+THING_VOTE_CASE = "thing_vote_case.json"
+
+
+def thing_vote_case() -> dict:
+    """A shared case for ``thing_vote`` (Python and Rust twins): a 24x32 map of class blocks with
+    noisy, fragmented instance ids, like a half-trained model's, and the answer for min_pixels 6."""
+    rng = np.random.default_rng(0)
+    height, width, min_pixels = 24, 32, 6
+    isthing = [False, False, False, True, True, True]  # 0 void, 1-2 stuff, 3-5 things
+    cls = np.kron(rng.integers(0, 6, size=(6, 8)), np.ones((4, 4), dtype=np.int64))
+    inst = np.kron(rng.integers(0, 8, size=(3, 4)), np.ones((8, 8), dtype=np.int64))
+    noisy = rng.random((height, width)) < 0.3
+    inst = np.where(noisy, rng.integers(0, 8, size=(height, width)), inst)
+    out_cls, out_inst = thing_vote_postprocess(torch.from_numpy(cls), torch.from_numpy(inst), isthing, min_pixels)
+    return {"height": height, "width": width, "min_pixels": min_pixels, "isthing": isthing,
+            "class": cls.ravel().tolist(), "instance": inst.ravel().tolist(),
+            "out_class": out_cls.ravel().tolist(), "out_instance": out_inst.ravel().tolist()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write the Rust parity fixtures.")
     parser.add_argument("--out", default=str(REPO_ROOT / "tests" / "fixtures"),
@@ -173,6 +195,10 @@ def main(argv: list[str] | None = None) -> None:
         path = generate(name, args.out)
         size = sum(f.stat().st_size for f in path.iterdir())
         print(f"wrote {path} ({size / 1024:.0f} KiB)")
+    if not args.only:
+        case = Path(args.out) / THING_VOTE_CASE
+        case.write_text(json.dumps(thing_vote_case(), separators=(",", ":")) + "\n")
+        print(f"wrote {case}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ void. A *segment* is the set of pixels with one ``(cls, inst)`` pair, ``cls != 0
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Sequence
 
 import numpy as np
@@ -101,37 +102,83 @@ def thing_vote_postprocess(cls: torch.Tensor, inst: torch.Tensor, isthing: Seque
 
     1. a stuff pixel keeps its class; each stuff class is one segment (fewer than ``min_pixels``
        pixels: void);
-    2. thing pixels (id 0: void) group into fragments, 4-connected pixels with the same id; each
-       fragment takes the majority class of its pixels (ties: the smaller class id) and keeps its
-       id; a fragment below ``min_pixels`` becomes void. Stuff and void pixels neither vote nor
+    2. thing pixels with an id (id 0: none) group into fragments, 4-connected pixels with the same
+       id; each fragment of at least ``min_pixels`` pixels takes the majority class of its pixels
+       (ties: the smaller class id) and keeps its id. Stuff and void pixels neither vote nor
        change, so ids that are not yet consistent over an object cannot repaint the scene;
-    3. stuff classes, in class order, get the smallest ids >= 1 that no thing pixel keeps.
+    3. the other thing pixels (small fragments, id 0) are loose: the kept fragments grow into
+       4-connected loose pixels of their own class, breadth first from all fragments at once
+       (seeds in pixel order), so the object keeps every pixel its class bits give it;
+    4. loose pixels no fragment reached form 4-connected same-class components; one of at least
+       ``min_pixels`` pixels is a segment with a new id (the smallest unused, in pixel order of
+       the components), a smaller one is void;
+    5. stuff classes, in class order, get the smallest ids >= 1 that no thing pixel keeps.
 
     A deliberate departure from the official post-processing (``majority_vote_postprocess``) for
     models whose instance bits are weaker than their class bits; the model card chooses. One
     ``[H, W]`` map; ``isthing`` is indexed by class id (a class beyond its end counts as stuff).
+    The Rust twin is ``panoptic::thing_vote``; both share hand cases in their tests.
     """
     cls_np, inst_np = _as_tensor(cls).long().numpy(), _as_tensor(inst).long().numpy()
     if cls_np.shape != inst_np.shape or cls_np.ndim != 2:
         raise ValueError(f"class map {cls_np.shape} and id map {inst_np.shape} must be one [H, W] pair")
+    height, width = cls_np.shape
     thing_lut = np.zeros(max(int(cls_np.max()) + 1, len(isthing)), dtype=bool)
     thing_lut[:len(isthing)] = np.asarray(list(isthing) if not isinstance(isthing, torch.Tensor) else isthing.numpy(), dtype=bool)
     thing_lut[VOID] = False
     is_thing = thing_lut[cls_np]
     out_cls = np.zeros_like(cls_np)
     out_inst = np.zeros_like(inst_np)
+    loose = is_thing & (inst_np == VOID)
     for i in np.unique(inst_np[is_thing & (inst_np != VOID)]):
         fragments, count = ndimage.label(is_thing & (inst_np == i))  # 4-connectivity
         for f in range(1, count + 1):
             sel = fragments == f
             if int(sel.sum()) < min_pixels:
+                loose |= sel
                 continue
             out_cls[sel] = int(np.bincount(cls_np[sel]).argmax())  # ties: the smaller class id
             out_inst[sel] = i
-    is_stuff = (cls_np != VOID) & ~is_thing
-    stuff_classes, areas = np.unique(cls_np[is_stuff], return_counts=True)
+    # Kept fragments grow into loose pixels of their class. Only kept pixels beside a loose pixel
+    # of their class can spread; seeding with those alone, in pixel order, visits as the Rust twin.
+    kept = out_inst != VOID
+    grows = np.zeros_like(kept)
+    for axis, shift in ((0, -1), (0, 1), (1, -1), (1, 1)):
+        nb_loose, nb_cls = np.roll(loose, shift, axis), np.roll(cls_np, shift, axis)
+        edge = np.zeros_like(kept)  # np.roll wraps around: mask the wrapped row or column
+        if axis == 0:
+            edge[0 if shift == 1 else -1, :] = True
+        else:
+            edge[:, 0 if shift == 1 else -1] = True
+        grows |= kept & nb_loose & (nb_cls == out_cls) & ~edge
+    flat_cls, flat_loose = cls_np.ravel(), loose.ravel().copy()
+    flat_out_cls, flat_out_inst = out_cls.ravel(), out_inst.ravel()
+    queue = deque(np.flatnonzero(grows.ravel()).tolist())
+    while queue:
+        p = queue.popleft()
+        r, c = divmod(p, width)
+        for q, ok in ((p - width, r > 0), (p + width, r + 1 < height), (p - 1, c > 0), (p + 1, c + 1 < width)):
+            if ok and flat_loose[q] and flat_cls[q] == flat_out_cls[p]:
+                flat_loose[q] = False
+                flat_out_cls[q], flat_out_inst[q] = flat_out_cls[p], flat_out_inst[p]
+                queue.append(q)
+    loose = flat_loose.reshape(height, width)
+    components = []  # (first pixel, class, mask) of loose components no fragment reached
+    for c in np.unique(cls_np[loose]).tolist():
+        labels, count = ndimage.label(loose & (cls_np == c))
+        values, first = np.unique(labels.ravel(), return_index=True)
+        first_of = dict(zip(values.tolist(), first.tolist()))
+        for f in range(1, count + 1):
+            components.append((first_of[f], c, labels == f))
     used = set(np.unique(out_inst).tolist())
     free = (k for k in range(1, out_inst.size + len(used) + 2) if k not in used)
+    for _, c, sel in sorted(components, key=lambda comp: comp[0]):
+        if int(sel.sum()) >= min_pixels:
+            new_id = next(free)
+            used.add(new_id)
+            out_cls[sel], out_inst[sel] = c, new_id
+    is_stuff = (cls_np != VOID) & ~is_thing
+    stuff_classes, areas = np.unique(cls_np[is_stuff], return_counts=True)
     for c, area in zip(stuff_classes.tolist(), areas.tolist()):
         if area >= min_pixels:
             sel = cls_np == c

@@ -8,7 +8,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from pix2seqd_train import REPO_ROOT
-from pix2seqd_train.fixtures import FIXTURES, MIN_BIT_MARGIN, generate
+from pix2seqd_train.fixtures import FIXTURES, MIN_BIT_MARGIN, THING_VOTE_CASE, generate, thing_vote_case
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -53,3 +53,10 @@ def test_fixture_contents_are_consistent(name):
     assert torch.equal(acts["sampler.x0"][-1], acts["output.x0"])
     assert acts["output.class"].dtype == torch.int32 and acts["output.class"].unique().numel() > 2
     assert acts["output.instance"].unique().numel() > 2
+
+
+def test_thing_vote_case_regenerates():
+    """tests/fixtures/thing_vote_case.json: the answer the Rust twin must give (tests/panoptic.rs)."""
+    committed = json.loads((COMMITTED / THING_VOTE_CASE).read_text())
+    assert thing_vote_case() == committed, "run: PYTHONPATH=train python -m pix2seqd_train.fixtures"
+    assert len(set(committed["out_instance"])) > 5 and 0 in committed["out_class"]  # a case with teeth

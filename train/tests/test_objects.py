@@ -87,9 +87,7 @@ def test_the_objects_configs_start_from_the_shipped_models():
 
     for config in ("objects_web_cpu.json", "objects_video_web_cpu.json"):
         exp = load_experiment(f"train/configs/experiments/{config}")
-        if not Path(exp.init_from).exists():
-            assert config == "objects_video_web_cpu.json", f"{exp.init_from} is missing"
-            continue  # objects not shipped yet
+        assert Path(exp.init_from).exists(), f"{exp.init_from} is missing"
         counts = init_weights(build_model(exp.model, load_pretrained=False), *init_source(exp.init_from))
         assert counts["widened"] == (1 if exp.model.video_prev_masks else 0)
 

@@ -101,12 +101,15 @@ def test_thing_vote_keeps_stuff_and_votes_per_fragment():
                          [7, 7, 9, 1, 7, 7],
                          [7, 7, 1, 1, 7, 2]])
     new_cls, new_inst = thing_vote_postprocess(cls, inst, isthing, min_pixels=2)
+    # id 7's fragments: top (car x4, person x1 -> car), right (person x3), bottom-left (person x2).
+    # The id-0 car pixel joins the car fragment beside it; the lone car with id 2 touches only a
+    # person fragment and is smaller than min_pixels on its own: void. Road gets id 1, sky id 2.
     assert new_cls.tolist() == [[1, 1, 1, 3, 3, 3],
-                                [1, 1, 3, 3, 0, 0],
+                                [1, 1, 3, 3, 3, 0],
                                 [2, 2, 2, 2, 4, 4],
                                 [4, 4, 2, 2, 4, 0]]
     assert new_inst.tolist() == [[1, 1, 1, 7, 7, 7],
-                                 [1, 1, 7, 7, 0, 0],
+                                 [1, 1, 7, 7, 7, 0],
                                  [2, 2, 2, 2, 7, 7],
                                  [7, 7, 2, 2, 7, 0]]
     official_cls, _ = majority_vote_postprocess(cls, inst, min_pixels=2)
@@ -120,6 +123,25 @@ def test_thing_vote_ties_and_small_stuff():
     new_cls, new_inst = thing_vote_postprocess(cls, inst, isthing, min_pixels=2)
     assert new_cls.tolist() == [[3, 3, 3, 3, 0]]  # tie -> smaller class; 1 px of road < 2 -> void
     assert new_inst.tolist() == [[1, 1, 1, 1, 0]]
+
+
+def test_thing_vote_gives_unreached_components_new_ids():
+    # The same map and answer as thing_vote_gives_unreached_components_new_ids in
+    # src/panoptic/postprocess.rs. Every car pixel has its own id (fragments of 1 pixel): the
+    # car is one loose component and gets the smallest unused id; the person's id-0 pixel joins
+    # its fragment; the road comes after them.
+    isthing = [False, False, False, True, True]
+    cls = torch.tensor([[3, 3, 3, 1, 4, 4],
+                        [3, 3, 3, 1, 4, 4]])
+    inst = torch.tensor([[1, 2, 3, 0, 9, 9],
+                         [4, 5, 6, 0, 9, 0]])
+    new_cls, new_inst = thing_vote_postprocess(cls, inst, isthing, min_pixels=2)
+    assert new_cls.tolist() == cls.tolist()
+    assert new_inst.tolist() == [[1, 1, 1, 2, 9, 9],
+                                 [1, 1, 1, 2, 9, 9]]
+    # the same map with min_pixels above the car: void car, road takes id 1
+    new_cls, new_inst = thing_vote_postprocess(cls, inst, isthing, min_pixels=7)
+    assert new_cls.tolist() == [[0] * 6, [0] * 6]  # person (4 px) and road (2 px) are small too
 
 
 def test_merge_stuff_gives_each_stuff_class_one_id():

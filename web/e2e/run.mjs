@@ -199,9 +199,12 @@ async function main() {
     assert(/CPU/.test(st.backendText), `#backend says '${st.backendText}'`);
     const seg = st.result.segments[0];
     assert(typeof seg.label === "string" && typeof seg.isThing === "boolean" && seg.area > 0, `bad segment ${JSON.stringify(seg)}`);
+    // The default model is the shipped `objects`: the rugby players are person instances.
+    const people = st.result.segments.filter((s) => s.label === "person" && s.isThing);
+    assert(people.length >= 2, `expected person instances, got ${describe(st.result)}`);
     const legend = await page.locator("#legend li:not(.placeholder)").count();
     assert(legend > 0, "legend is empty");
-    return `${describe(st.result)}, ${legend} legend rows`;
+    return `${describe(st.result)}, ${people.length} person instances, ${legend} legend rows`;
   });
 
   await runCase("upload photo, tiny model, WebGPU path", async (track) => {

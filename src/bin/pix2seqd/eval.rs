@@ -282,8 +282,11 @@ pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<
     for o in &opts {
         let mut evaluator = DavisEvaluator::new();
         let mut ms = 0.0;
+        // Consecutive frames whose object keeps its instance id: streaming should keep it.
+        let (mut id_pairs, mut id_kept) = (0usize, 0usize);
         for seq in &sequences {
             loaded.segmenter.reset();
+            let mut previous_id = None;
             let frames = max_frames.unwrap_or(usize::MAX).min(data.frames(seq));
             let (mut gts, mut preds) = (Vec::new(), Vec::new());
             for t in 0..frames {
@@ -295,7 +298,14 @@ pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<
                 ms += seg.timings.total;
                 let pred = panoptic::unletterbox(&seg.mask, &seg.letterbox);
                 preds.push(Mask::new(h, w, pred.class.iter().map(|&c| c != 0).collect()).map_err(|e| e.to_string())?);
-                gts.push(Mask::new(h, w, data.load_mask(seq, t).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?);
+                let gt = data.load_mask(seq, t).map_err(|e| e.to_string())?;
+                let id = object_id(&pred, &gt);
+                if let (Some(before), Some(now)) = (previous_id, id) {
+                    id_pairs += 1;
+                    id_kept += usize::from(before == now);
+                }
+                previous_id = id;
+                gts.push(Mask::new(h, w, gt).map_err(|e| e.to_string())?);
                 bar.inc(1);
             }
             evaluator.add_sequence(seq, &gts, &preds).map_err(|e| e.to_string())?;
@@ -304,6 +314,8 @@ pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<
             "steps": o.steps,
             "metrics": evaluator.summary(),
             "ms_per_frame": if total > 0 { ms / total as f64 } else { 0.0 },
+            "ids_kept": if id_pairs > 0 { Some(id_kept as f64 / id_pairs as f64) } else { None },
+            "id_pairs": id_pairs,
         }));
     }
     bar.finish_and_clear();
@@ -317,21 +329,34 @@ pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<
         println!("{out:#}");
     } else {
         print_header(&out);
-        println!("{:>5} {:>7} {:>7} {:>7} {:>10}", "steps", "J&F", "J", "F", "ms/frame");
+        println!("{:>5} {:>7} {:>7} {:>7} {:>10} {:>9}", "steps", "J&F", "J", "F", "ms/frame", "ids kept");
         for r in &results {
             let metric = |k: &str| 100.0 * r["metrics"][k]["mean"].as_f64().unwrap_or(0.0);
             // DavisSummary serialises as the DAVIS toolkit names them: "J&F", "J", "F".
             println!(
-                "{:>5} {:>7.1} {:>7.1} {:>7.1} {:>10.0}",
+                "{:>5} {:>7.1} {:>7.1} {:>7.1} {:>10.0} {:>9}",
                 r["steps"].as_u64().unwrap_or(0),
                 100.0 * r["metrics"]["J&F"].as_f64().unwrap_or(0.0),
                 metric("J"),
                 metric("F"),
-                r["ms_per_frame"].as_f64().unwrap_or(0.0)
+                r["ms_per_frame"].as_f64().unwrap_or(0.0),
+                r["ids_kept"].as_f64().map_or("–".to_string(), |k| format!("{:.1}%", 100.0 * k))
             );
         }
     }
     Ok(())
+}
+
+/// The instance id that covers most of the annotated object (predicted foreground with an id;
+/// ties: the smaller id), or None where the prediction misses the object.
+fn object_id(pred: &PanopticMap, object: &[bool]) -> Option<u32> {
+    let mut counts: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+    for ((&c, &id), &inside) in pred.class.iter().zip(&pred.instance).zip(object) {
+        if inside && c != 0 && id != 0 {
+            *counts.entry(id).or_default() += 1;
+        }
+    }
+    counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map(|(id, _)| id)
 }
 
 /// The human header: what was evaluated, with which model and sampler.
