@@ -24,7 +24,8 @@ pub use model::config::Postprocess;
 #[cfg(not(target_arch = "wasm32"))]
 pub use segmenter::model_paths;
 pub use segmenter::{
-    BackendKind, DrawStyle, DrawnFrame, Image, Pixels, SegmentInfo, SegmentOptions, Segmentation, Segmenter, Timings, MAX_IMAGE_SIDE,
+    overlay_rgba_with, BackendKind, DrawStyle, DrawnFrame, Image, Pixels, SegmentInfo, SegmentOptions, Segmentation, Segmenter, Timings,
+    MAX_IMAGE_SIDE,
 };
 /// The wgpu this crate is built on, for embedders that share its device.
 pub use wgpu;

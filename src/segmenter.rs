@@ -402,19 +402,7 @@ impl Segmenter {
     /// The overlay of any panoptic map of the image's size in this model's classes (a
     /// prediction, or ground truth for a before/after figure).
     pub fn overlay_map_rgba(&self, image: Image<'_>, p: &PanopticMap, style: DrawStyle) -> Result<Vec<u8>, Error> {
-        if (p.height, p.width) != (image.height, image.width) {
-            return Err(Error::Image {
-                name: format!("{}x{}", image.width, image.height),
-                detail: format!("the segmentation is {}x{}", p.width, p.height),
-            });
-        }
-        let palette = render::pack_palette(&self.cfg.palette());
-        let isthing: Vec<u32> = self.isthing.iter().map(|&t| t as u32).collect();
-        let lb = Letterbox::identity(p.height, p.width);
-        let words = ingest::pack_rgba8(image.rgba);
-        let overlay =
-            render::cpu::overlay(&words, &p.class, &p.instance, p.height, p.width, &lb, &palette, &isthing, style.opacity, style.outline);
-        Ok(bytemuck::cast_slice(&overlay).to_vec())
+        overlay_rgba_with(image, p, &self.cfg.palette(), &self.isthing, style)
     }
 
     /// Forgets the previous frames (start of a new clip).
@@ -634,4 +622,35 @@ pub fn model_paths(path: &std::path::Path) -> (std::path::PathBuf, std::path::Pa
         std::path::PathBuf::from(s)
     };
     (with(".json"), with(".safetensors"))
+}
+
+/// The overlay of a panoptic map on `image` (RGBA8, the image's size) with any class colours
+/// (`palette[c]`, `isthing[c]` per class id): for maps in classes other than a model's, such as
+/// DAVIS's class-free object masks.
+pub fn overlay_rgba_with(
+    image: Image<'_>,
+    p: &PanopticMap,
+    palette: &[[u8; 3]],
+    isthing: &[bool],
+    style: DrawStyle,
+) -> Result<Vec<u8>, Error> {
+    if (p.height, p.width) != (image.height, image.width) {
+        return Err(Error::Image {
+            name: format!("{}x{}", image.width, image.height),
+            detail: format!("the segmentation is {}x{}", p.width, p.height),
+        });
+    }
+    if palette.is_empty() || palette.len() != isthing.len() || p.class.iter().any(|&c| c as usize >= palette.len()) {
+        return Err(Error::Image {
+            name: format!("{}x{}", image.width, image.height),
+            detail: format!("the map's classes do not fit the {} colours given", palette.len()),
+        });
+    }
+    let palette = render::pack_palette(palette);
+    let isthing: Vec<u32> = isthing.iter().map(|&t| t as u32).collect();
+    let lb = Letterbox::identity(p.height, p.width);
+    let words = ingest::pack_rgba8(image.rgba);
+    let overlay =
+        render::cpu::overlay(&words, &p.class, &p.instance, p.height, p.width, &lb, &palette, &isthing, style.opacity, style.outline);
+    Ok(bytemuck::cast_slice(&overlay).to_vec())
 }

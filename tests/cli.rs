@@ -243,6 +243,28 @@ fn eval_davis_streams_a_video_model_at_each_step_count() {
     }
 }
 
+/// The DAVIS figure streams a sequence up to the last frame it shows; one row per frame shown,
+/// and a frame beyond the sequence is refused by number.
+#[test]
+fn figure_davis_streams_and_draws_the_frames_asked() {
+    if data_dir("davis2016").is_none() {
+        return;
+    }
+    let out_dir = temp_dir("figure-davis");
+    let png = out_dir.join("video.png");
+    let args = ["figure", "davis", "--model", "tests/fixtures/tiny-video/model", "--sequence", "soapbox", "--frames", "0,2"];
+    let f = json_of(&bin().args(args).args(["--panel-width", "100", "--cpu", "--json", "--out"]).arg(&png).output().unwrap());
+    assert_eq!(f["dataset"].as_str(), Some("davis2016/soapbox"), "{f}");
+    assert_eq!(f["images"].as_array().map(Vec::len), Some(2), "{f}");
+    let img = image::open(&png).expect("the figure is a PNG");
+    assert_eq!(img.width(), 312);
+    // two rows of 100 x 240/427 scaled panels with one gap
+    assert_eq!(img.height(), 2 * (240 * 100 / 427) + 6);
+    let bad = bin().args(args).args(["--frames", "500", "--cpu", "--out"]).arg(&png).output().unwrap();
+    assert!(!bad.status.success() && stderr_line(&bad).contains("500"), "{}", stderr_line(&bad));
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
 /// coco128-seg held-out images: PQ of things with the ground truth mapped into the model's classes
 /// (by name: the street model knows `car`); a model that knows no COCO class is refused by name.
 #[test]

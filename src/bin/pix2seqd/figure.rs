@@ -1,19 +1,25 @@
-//! `pix2seqd figure camvid|coco128`: the before/after figure of a model (one row per image: input,
-//! ground truth, prediction, each drawn with the model's class colours), for docs/.
+//! `pix2seqd figure camvid|coco128|davis`: the before/after figure of a model (one row per image:
+//! input, ground truth, prediction, each drawn with the model's class colours; DAVIS's ground
+//! truth has no classes and is drawn in its own colour), for docs/.
 
 use std::path::Path;
 
 use image::{imageops, RgbaImage};
 use pix2seqd::data::camvid::CamVid;
 use pix2seqd::data::coco128::Coco128;
+use pix2seqd::data::davis::{self, Davis};
 use pix2seqd::data::Example;
-use pix2seqd::{DrawStyle, Image};
+use pix2seqd::panoptic::PanopticMap;
+use pix2seqd::{overlay_rgba_with, DrawStyle, Image};
 
 use crate::common::{load_model, DEFAULT_MODEL, STREET_MODEL};
 use crate::eval::{coco_lut, open_options, truth_map, ModelArgs};
 
 /// White space between panels, in pixels.
 const GAP: u32 = 6;
+
+/// How every panel is drawn.
+const STYLE: DrawStyle = DrawStyle { opacity: 0.6, outline: true };
 
 /// One row of the figure, each panel RGBA8 at the image's size.
 struct Row {
@@ -68,7 +74,6 @@ pub fn figure(
             (data.len(), Box::new(move |i| data.load(i).map_err(|e| e.to_string())), coco_lut(&loaded)?)
         }
     };
-    let style = DrawStyle { opacity: 0.6, outline: true };
     let mut rows = Vec::new();
     let mut names = Vec::new();
     for &i in images {
@@ -84,16 +89,80 @@ pub fn figure(
         let panel = |bytes: Vec<u8>| RgbaImage::from_raw(w as u32, h as u32, bytes).ok_or_else(|| format!("{}: bad panel size", ex.name));
         rows.push(Row {
             input: panel(rgba.clone())?,
-            truth: panel(loaded.segmenter.overlay_map_rgba(image, &truth, style).map_err(|e| e.to_string())?)?,
-            prediction: panel(loaded.segmenter.overlay_rgba(image, &seg, style).map_err(|e| e.to_string())?)?,
+            truth: panel(loaded.segmenter.overlay_map_rgba(image, &truth, STYLE).map_err(|e| e.to_string())?)?,
+            prediction: panel(loaded.segmenter.overlay_rgba(image, &seg, STYLE).map_err(|e| e.to_string())?)?,
         });
         names.push(ex.name.clone());
     }
     write_grid(&rows, panel_width, out)?;
+    report(out, &loaded.path, &format!("{label}/{split}"), &names, &opts, json);
+    Ok(())
+}
+
+/// The figure of frames of one DAVIS sequence: the model segments every frame from the first to
+/// the last one shown, so a video model streams (each frame conditioned on its own previous
+/// masks) and the rows show what it carries along; an image model segments frame by frame.
+pub fn davis_figure(
+    m: &ModelArgs,
+    sequence: Option<&str>,
+    frames: &[usize],
+    panel_width: u32,
+    out: &Path,
+    json: bool,
+) -> Result<(), String> {
+    let data = Davis::open(&pix2seqd::data::data_root().join("davis2016")).map_err(|e| e.to_string())?;
+    let seq = match sequence {
+        Some(s) => s.to_string(),
+        None => data.split("val").map_err(|e| e.to_string())?.first().cloned().ok_or("davis2016 has no val sequence")?,
+    };
+    let count = data.frames(&seq);
+    if count == 0 {
+        return Err(format!("davis2016 has no sequence {seq:?} (or it has no frames): its sequences are {}", data.sequences().join(", ")));
+    }
+    let last = *frames.iter().max().ok_or("figure needs at least one frame")?;
+    if last >= count {
+        return Err(format!("frame {last} is out of range: {seq} has {count} frames"));
+    }
+    let mut loaded = load_model(m.model, DEFAULT_MODEL, m.cpu)?;
+    if let Some(note) = &loaded.note {
+        eprintln!("note: {note}");
+    }
+    let [opts] = open_options(&loaded, m)[..] else {
+        return Err("figure takes one --steps value".into());
+    };
+    let truth_palette: Vec<[u8; 3]> = std::iter::once([0, 0, 0]).chain(davis::CLASSES.iter().map(|c| c.color)).collect();
+    let truth_isthing: Vec<bool> = std::iter::once(false).chain(davis::CLASSES.iter().map(|c| c.isthing)).collect();
+    loaded.segmenter.reset();
+    let (mut rows, mut names) = (Vec::new(), Vec::new());
+    for t in 0..=last {
+        let ex = data.load(&seq, t).map_err(|e| e.to_string())?;
+        let (w, h) = (ex.image.width, ex.image.height);
+        let rgba = ex.image.to_rgba();
+        let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
+        let seg = loaded.segmenter.segment_frame_blocking(image, &opts).map_err(|e| format!("{}: {e}", ex.name))?;
+        if !frames.contains(&t) {
+            continue;
+        }
+        let truth = PanopticMap::new(h, w, ex.class.clone(), ex.instance.clone()).map_err(|e| e.to_string())?;
+        let panel = |bytes: Vec<u8>| RgbaImage::from_raw(w as u32, h as u32, bytes).ok_or_else(|| format!("{}: bad panel size", ex.name));
+        rows.push(Row {
+            input: panel(rgba.clone())?,
+            truth: panel(overlay_rgba_with(image, &truth, &truth_palette, &truth_isthing, STYLE).map_err(|e| e.to_string())?)?,
+            prediction: panel(loaded.segmenter.overlay_rgba(image, &seg, STYLE).map_err(|e| e.to_string())?)?,
+        });
+        names.push(ex.name.clone());
+    }
+    write_grid(&rows, panel_width, out)?;
+    report(out, &loaded.path, &format!("davis2016/{seq}"), &names, &opts, json);
+    Ok(())
+}
+
+/// What a figure command printed: the file, the model, the rows and the sampler.
+fn report(out: &Path, model: &Path, dataset: &str, names: &[String], opts: &pix2seqd::SegmentOptions, json: bool) {
     let report = serde_json::json!({
         "figure": out.display().to_string(),
-        "model": loaded.path.display().to_string(),
-        "dataset": format!("{label}/{split}"),
+        "model": model.display().to_string(),
+        "dataset": dataset,
         "images": names,
         "columns": ["input", "ground truth", "prediction"],
         "sampler": {"steps": opts.steps, "td": opts.td, "seed": opts.seed},
@@ -103,7 +172,6 @@ pub fn figure(
     } else {
         println!("wrote {} (columns: input, ground truth, prediction; rows: {})", out.display(), names.join(", "));
     }
-    Ok(())
 }
 
 /// Scales every panel to `panel_width` (each row keeps its image's aspect ratio) and writes the

@@ -166,6 +166,34 @@ enum FigureWhat {
     Camvid(FigureArgs),
     /// coco128-seg images, held-out `val` by default (default model: `objects`).
     Coco128(FigureArgs),
+    /// Frames of a DAVIS 2016 sequence, segmented in order from the first frame (a video model
+    /// streams; default model: `objects`).
+    Davis(DavisFigureArgs),
+}
+
+#[derive(Args)]
+struct DavisFigureArgs {
+    /// Sequence name (default: the first held-out val sequence).
+    #[arg(long)]
+    sequence: Option<String>,
+    /// Frame indices to show; every frame up to the last one is segmented.
+    #[arg(long, value_delimiter = ',', default_value = "0,20,40")]
+    frames: Vec<usize>,
+    #[command(flatten)]
+    output: FigureOutput,
+}
+
+/// Where and how large a figure is drawn, and by which model.
+#[derive(Args)]
+struct FigureOutput {
+    /// Width of each panel in pixels.
+    #[arg(long, default_value_t = 360)]
+    panel_width: u32,
+    /// Output file (.jpg or .png).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    model: ModelOpts,
 }
 
 #[derive(Args)]
@@ -176,14 +204,8 @@ struct FigureArgs {
     /// Image indices in the split.
     #[arg(long, value_delimiter = ',', default_value = "0,5,10")]
     images: Vec<usize>,
-    /// Width of each panel in pixels.
-    #[arg(long, default_value_t = 360)]
-    panel_width: u32,
-    /// Output file (.jpg or .png).
-    #[arg(long)]
-    out: PathBuf,
     #[command(flatten)]
-    model: ModelOpts,
+    output: FigureOutput,
 }
 
 #[derive(Subcommand)]
@@ -241,9 +263,14 @@ fn run(cli: &Cli) -> Result<(), String> {
             let (dataset, a, default_split) = match what {
                 FigureWhat::Camvid(a) => (figure::Dataset::Camvid, a, "test"),
                 FigureWhat::Coco128(a) => (figure::Dataset::Coco128, a, "val"),
+                FigureWhat::Davis(a) => {
+                    let o = &a.output;
+                    return figure::davis_figure(&model_args(&o.model), a.sequence.as_deref(), &a.frames, o.panel_width, &o.out, cli.json);
+                }
             };
             let split = a.split.as_deref().unwrap_or(default_split);
-            figure::figure(&model_args(&a.model), dataset, split, &a.images, a.panel_width, &a.out, cli.json)
+            let o = &a.output;
+            figure::figure(&model_args(&o.model), dataset, split, &a.images, o.panel_width, &o.out, cli.json)
         }
         Command::Eval { what } => match what {
             EvalWhat::Pq { gt_json, gt_dir, pred_json, pred_dir } => eval::pq(gt_json, gt_dir, pred_json, pred_dir, cli.json),
