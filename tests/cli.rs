@@ -60,7 +60,10 @@ fn segment_writes_overlay_and_a_valid_coco_panoptic_pair() {
     let out = bin().args(["segment", image.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--json"]).output().unwrap();
     assert!(out.status.success(), "segment failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
-    assert!(report["note"].as_str().unwrap_or("").contains("untrained"), "the untrained fixture model must be named: {report}");
+    // The default model is the shipped `objects`, which finds the rugby players as persons.
+    assert!(report["model"].as_str().unwrap_or("").ends_with("objects"), "the default model is `objects`: {report}");
+    let people = report["images"][0]["segments"].as_array().map_or(0, |a| a.iter().filter(|s| s["label"] == "person").count());
+    assert!(people >= 2, "objects should find several people in the rugby photo: {report}");
 
     let overlay = image::open(out_dir.join("000000142238.png")).expect("overlay PNG");
     assert_eq!((overlay.width(), overlay.height()), (640, 427));
