@@ -38,7 +38,11 @@ def test_fixture_regenerates_deterministically(name, tmp_path):
         expected = committed_acts[key]
         assert value.dtype == expected.dtype and value.shape == expected.shape, key
         if value.dtype.is_floating_point:
-            torch.testing.assert_close(value, expected, atol=1e-5, rtol=1e-5, msg=key)
+            # Other CPUs' kernels sum in another order and the difference grows through the model:
+            # the slack scales with the tensor's range (measured on another CPU: 1.3e-4 on decoder
+            # logits of range 349, 1.0e-5 on the sampler's x0).
+            scale = max(1.0, expected.abs().max().item())
+            torch.testing.assert_close(value, expected, atol=5e-5 * scale, rtol=1e-5, msg=key)
         else:
             assert torch.equal(value, expected), key
 
