@@ -143,14 +143,10 @@ def thing_vote_postprocess(cls: torch.Tensor, inst: torch.Tensor, isthing: Seque
     # of their class can spread; seeding with those alone, in pixel order, visits as the Rust twin.
     kept = out_inst != VOID
     grows = np.zeros_like(kept)
-    for axis, shift in ((0, -1), (0, 1), (1, -1), (1, 1)):
-        nb_loose, nb_cls = np.roll(loose, shift, axis), np.roll(cls_np, shift, axis)
-        edge = np.zeros_like(kept)  # np.roll wraps around: mask the wrapped row or column
-        if axis == 0:
-            edge[0 if shift == 1 else -1, :] = True
-        else:
-            edge[:, 0 if shift == 1 else -1] = True
-        grows |= kept & nb_loose & (nb_cls == out_cls) & ~edge
+    # (kept pixels, their neighbours) as slices: neighbour above, below, left, right
+    for here, there in ((np.s_[1:, :], np.s_[:-1, :]), (np.s_[:-1, :], np.s_[1:, :]),
+                        (np.s_[:, 1:], np.s_[:, :-1]), (np.s_[:, :-1], np.s_[:, 1:])):
+        grows[here] |= kept[here] & loose[there] & (cls_np[there] == out_cls[here])
     flat_cls, flat_loose = cls_np.ravel(), loose.ravel().copy()
     flat_out_cls, flat_out_inst = out_cls.ravel(), out_inst.ravel()
     queue = deque(np.flatnonzero(grows.ravel()).tolist())

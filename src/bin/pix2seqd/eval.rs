@@ -37,7 +37,7 @@ pub struct ModelArgs<'a> {
 }
 
 /// The model and one set of sampler options per requested step count.
-fn open(m: &ModelArgs, default_model: &str) -> Result<(LoadedModel, Vec<SegmentOptions>), String> {
+pub fn open(m: &ModelArgs, default_model: &str) -> Result<(LoadedModel, Vec<SegmentOptions>), String> {
     let loaded = load_model(m.model, default_model, m.cpu)?;
     if let Some(note) = &loaded.note {
         eprintln!("note: {note}");

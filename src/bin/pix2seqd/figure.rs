@@ -10,10 +10,10 @@ use pix2seqd::data::coco128::Coco128;
 use pix2seqd::data::davis::{self, Davis};
 use pix2seqd::data::Example;
 use pix2seqd::panoptic::PanopticMap;
-use pix2seqd::{overlay_rgba_with, DrawStyle, Image};
+use pix2seqd::{overlay_rgba_with, DrawStyle, Image, SegmentOptions};
 
-use crate::common::{load_model, DEFAULT_MODEL, STREET_MODEL};
-use crate::eval::{coco_lut, open_options, truth_map, ModelArgs};
+use crate::common::{LoadedModel, DEFAULT_MODEL, STREET_MODEL};
+use crate::eval::{coco_lut, open, truth_map, ModelArgs};
 
 /// White space between panels, in pixels.
 const GAP: u32 = 6;
@@ -26,6 +26,24 @@ struct Row {
     input: RgbaImage,
     truth: RgbaImage,
     prediction: RgbaImage,
+}
+
+impl Row {
+    /// The row of one example from its three RGBA8 panels at the image's size.
+    fn new(ex: &Example, input: Vec<u8>, truth: Vec<u8>, prediction: Vec<u8>) -> Result<Row, String> {
+        let (w, h) = (ex.image.width as u32, ex.image.height as u32);
+        let panel = |bytes: Vec<u8>| RgbaImage::from_raw(w, h, bytes).ok_or_else(|| format!("{}: bad panel size", ex.name));
+        Ok(Row { input: panel(input)?, truth: panel(truth)?, prediction: panel(prediction)? })
+    }
+}
+
+/// The model (a note about it on stderr) and the sampler options of its one step count.
+fn open_one(m: &ModelArgs, default_model: &str) -> Result<(LoadedModel, SegmentOptions), String> {
+    let (loaded, opts) = open(m, default_model)?;
+    let [opts] = opts[..] else {
+        return Err("figure takes one --steps value".into());
+    };
+    Ok((loaded, opts))
 }
 
 /// Reads item i of a split.
@@ -52,13 +70,7 @@ pub fn figure(
         Dataset::Camvid => (STREET_MODEL, "camvid"),
         Dataset::Coco128 => (DEFAULT_MODEL, "coco128-seg"),
     };
-    let mut loaded = load_model(m.model, default_model, m.cpu)?;
-    if let Some(note) = &loaded.note {
-        eprintln!("note: {note}");
-    }
-    let [opts] = open_options(&loaded, m)[..] else {
-        return Err("figure takes one --steps value".into());
-    };
+    let (mut loaded, opts) = open_one(m, default_model)?;
     // Ground truth in the model's class ids.
     let (len, load, lut): (usize, Loader, Vec<u32>) = match dataset {
         Dataset::Camvid => {
@@ -86,13 +98,10 @@ pub fn figure(
         let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
         let truth = truth_map(&ex, &lut)?;
         let seg = loaded.segmenter.segment_blocking(image, &opts).map_err(|e| format!("{}: {e}", ex.name))?;
-        let panel = |bytes: Vec<u8>| RgbaImage::from_raw(w as u32, h as u32, bytes).ok_or_else(|| format!("{}: bad panel size", ex.name));
-        rows.push(Row {
-            input: panel(rgba.clone())?,
-            truth: panel(loaded.segmenter.overlay_map_rgba(image, &truth, STYLE).map_err(|e| e.to_string())?)?,
-            prediction: panel(loaded.segmenter.overlay_rgba(image, &seg, STYLE).map_err(|e| e.to_string())?)?,
-        });
-        names.push(ex.name.clone());
+        let truth = loaded.segmenter.overlay_map_rgba(image, &truth, STYLE).map_err(|e| e.to_string())?;
+        let prediction = loaded.segmenter.overlay_rgba(image, &seg, STYLE).map_err(|e| e.to_string())?;
+        rows.push(Row::new(&ex, rgba, truth, prediction)?);
+        names.push(ex.name);
     }
     write_grid(&rows, panel_width, out)?;
     report(out, &loaded.path, &format!("{label}/{split}"), &names, &opts, json);
@@ -123,13 +132,7 @@ pub fn davis_figure(
     if last >= count {
         return Err(format!("frame {last} is out of range: {seq} has {count} frames"));
     }
-    let mut loaded = load_model(m.model, DEFAULT_MODEL, m.cpu)?;
-    if let Some(note) = &loaded.note {
-        eprintln!("note: {note}");
-    }
-    let [opts] = open_options(&loaded, m)[..] else {
-        return Err("figure takes one --steps value".into());
-    };
+    let (mut loaded, opts) = open_one(m, DEFAULT_MODEL)?;
     let truth_palette: Vec<[u8; 3]> = std::iter::once([0, 0, 0]).chain(davis::CLASSES.iter().map(|c| c.color)).collect();
     let truth_isthing: Vec<bool> = std::iter::once(false).chain(davis::CLASSES.iter().map(|c| c.isthing)).collect();
     loaded.segmenter.reset();
@@ -144,13 +147,10 @@ pub fn davis_figure(
             continue;
         }
         let truth = PanopticMap::new(h, w, ex.class.clone(), ex.instance.clone()).map_err(|e| e.to_string())?;
-        let panel = |bytes: Vec<u8>| RgbaImage::from_raw(w as u32, h as u32, bytes).ok_or_else(|| format!("{}: bad panel size", ex.name));
-        rows.push(Row {
-            input: panel(rgba.clone())?,
-            truth: panel(overlay_rgba_with(image, &truth, &truth_palette, &truth_isthing, STYLE).map_err(|e| e.to_string())?)?,
-            prediction: panel(loaded.segmenter.overlay_rgba(image, &seg, STYLE).map_err(|e| e.to_string())?)?,
-        });
-        names.push(ex.name.clone());
+        let truth = overlay_rgba_with(image, &truth, &truth_palette, &truth_isthing, STYLE).map_err(|e| e.to_string())?;
+        let prediction = loaded.segmenter.overlay_rgba(image, &seg, STYLE).map_err(|e| e.to_string())?;
+        rows.push(Row::new(&ex, rgba, truth, prediction)?);
+        names.push(ex.name);
     }
     write_grid(&rows, panel_width, out)?;
     report(out, &loaded.path, &format!("davis2016/{seq}"), &names, &opts, json);
@@ -158,7 +158,7 @@ pub fn davis_figure(
 }
 
 /// What a figure command printed: the file, the model, the rows and the sampler.
-fn report(out: &Path, model: &Path, dataset: &str, names: &[String], opts: &pix2seqd::SegmentOptions, json: bool) {
+fn report(out: &Path, model: &Path, dataset: &str, names: &[String], opts: &SegmentOptions, json: bool) {
     let report = serde_json::json!({
         "figure": out.display().to_string(),
         "model": model.display().to_string(),
