@@ -2,7 +2,8 @@
 //
 // Page contract (docs/web.md, design §9):
 //   document.body.dataset.state: "loading" | "ready" | "running" | "done" | "error"
-//   window.pix2seqd = {lastResult, engineInfo, stats(), frames, webcam: {frames, fps, lastIds, pause(), resume()}, …}
+//   window.pix2seqd = {lastResult, engineInfo, stats(), frames, webcam: {frames, fps, lastIds, pause(), resume()},
+//                      videoModel: {url, name, state, error}, …}
 
 import {
   WorkerEngine,
@@ -71,7 +72,11 @@ const app = {
   reason: "",
   probe: null,
   info: null,
-  model: null, // {json, weights, fromCache, jsonUrl, weightsUrl, name}
+  model: null, // {json, weights, fromCache, jsonUrl, weightsUrl, name} of the engine in use
+  // Engines by use: `image` (the loaded model) and `video` (its webcam model, loaded on first use);
+  // `slot` is the one in use. A slot: {model, engine, backend, reason}.
+  slots: { image: null, video: null },
+  slot: null,
   canvasKind: null, // "webgpu" | "2d"
   gpuDraw: false, // results are drawn into a WebGPU canvas on the GPU (else a 2D canvas)
   stats: null, // the engine's GPU object counters after the last frame
@@ -140,6 +145,8 @@ const pub = {
   model: null,
   version: null,
   webcam: webcamApi,
+  /** The webcam model (the image model card's metadata.video_model, or ?videoModel=URL). */
+  videoModel: { url: null, name: null, state: "none", error: null },
   /** Testing aid: loses the GPU device as a driver reset would; the next segmentation recovers. */
   loseDevice() {
     app.engine?.loseDevice?.();
@@ -236,6 +243,10 @@ function onControlChange() {
   }, 250);
 }
 
+// Set once the user moves the steps or td slider: from then on, switching between the image and
+// the webcam model keeps the user's sampler instead of each model card's default.
+let samplerTouched = false;
+
 function applyModelDefaults(model) {
   const steps = intParam("steps", 1, 20) ?? Math.min(20, Math.max(1, Math.round(model?.steps ?? 4)));
   const td = intParam("td", 0, 4) ?? Math.min(4, Math.max(0, Number(model?.td ?? 1)));
@@ -252,9 +263,9 @@ function applyModelDefaults(model) {
 // ---------------------------------------------------------------------------------------------
 // engine
 
-function ensureCanvas(kind) {
+function ensureCanvas(kind, fresh = false) {
   let c = canvasEl();
-  if (app.canvasKind && app.canvasKind !== kind) {
+  if (app.canvasKind && (app.canvasKind !== kind || fresh)) {
     const fresh = document.createElement("canvas");
     for (const a of c.attributes) fresh.setAttribute(a.name, a.value);
     c.replaceWith(fresh);
@@ -268,19 +279,23 @@ function ensureCanvas(kind) {
 
 async function startEngine(pref) {
   const created = await createEngine(app.model, pref);
+  app.slot = app.slots.image = { model: app.model, engine: null, backend: null, reason: "" };
   adoptEngine(created.engine, created.backend, created.reason, created.probe);
 }
 
-function adoptEngine(engine, backend, reason, probe) {
+/** Makes `engine` the one in use (of the current slot); `freshCanvas`: another engine drew before. */
+function adoptEngine(engine, backend, reason, probe, freshCanvas = false) {
   app.engine = engine;
   app.backend = backend;
   app.reason = reason;
+  if (app.slot) Object.assign(app.slot, { engine, backend, reason });
   if (probe !== undefined) app.probe = probe;
   app.info = plain(engine.info());
   app.stats = plain(engine.stats());
   app.gpuDraw = backend === "webgpu" && wantsGpuDraw(app.info.adapter);
   if (app.gpuDraw) {
-    const c = ensureCanvas("webgpu");
+    // a WebGPU canvas stays configured for the device that drew into it last: a new one per engine
+    const c = ensureCanvas("webgpu", freshCanvas);
     engine.attachCanvas(c);
   } else {
     ensureCanvas("2d");
@@ -358,6 +373,11 @@ function renderEngine() {
     ["Download", app.model ? `${formatBytes(app.model.weights.length)}${app.model.fromCache ? ", from cache" : ""}` : "—"],
   ];
   if (m.purpose) facts.splice(1, 0, ["Purpose", m.purpose]);
+  const vm = pub.videoModel;
+  if (vm.url) {
+    const state = app.slot && app.slot === app.slots.video ? "in use" : { none: "", idle: "loaded when the webcam starts", loading: "loading…", ready: "ready", failed: `could not load: ${vm.error}` }[vm.state];
+    facts.push(["Webcam model", state ? `${vm.name} (${state})` : vm.name]);
+  }
   els.facts.replaceChildren(
     ...facts.flatMap(([k, v]) => {
       const dt = document.createElement("dt");
@@ -938,6 +958,10 @@ async function beginLoop(kind) {
     setStatus("Waiting for the model…");
     await engineReady;
   }
+  const session = loop.session;
+  const streamSlot = await videoSlot();
+  if (session !== loop.session) return; // stopped while the webcam model loaded
+  useSlot(streamSlot ?? app.slots.image);
   setMode(kind);
   loop.active = true;
   loop.kind = kind;
@@ -961,7 +985,11 @@ async function beginLoop(kind) {
   els.freeze.setAttribute("aria-pressed", "false");
   els.freeze.textContent = "Freeze frame";
   setState("running");
-  setStatus(kind === "webcam" ? "Webcam running" : "Video running");
+  const vm = pub.videoModel;
+  setStatus(
+    (kind === "webcam" ? "Webcam running" : "Video running") +
+      (vm.state === "failed" ? ` with ${app.model.name} frame by frame: the webcam model ${vm.name} could not load (${vm.error})` : ` · model ${app.model.name}`),
+  );
   scheduleFrame();
 }
 
@@ -990,9 +1018,86 @@ function stopLoop() {
   webcamApi.paused = false;
   if (wasActive) {
     webcamApi.fps = 0;
+    useSlot(app.slots.image);
     setMode(app.source ? "image" : "idle");
   }
   return wasActive;
+}
+
+/**
+ * The webcam model's slot, loaded and started on first use (same backend as the image model), or
+ * null when the image model names none or it could not load (then the image model streams).
+ */
+async function videoSlot() {
+  const vm = pub.videoModel;
+  if (app.slots.video) return app.slots.video;
+  if (!vm.url || vm.state === "failed") return null;
+  if (!videoSlot.loading) videoSlot.loading = loadVideoSlot();
+  return videoSlot.loading;
+}
+
+async function loadVideoSlot() {
+  const vm = pub.videoModel;
+  vm.state = "loading";
+  renderEngine();
+  els.webcam.disabled = true;
+  setStatus(`Loading the webcam model ${vm.name}…`);
+  let engine = null;
+  try {
+    const model = await loadModel(vm.url, vm.weightsUrl, {
+      onProgress: (p) => setStatus(`Loading the webcam model ${vm.name}… ${p.total ? `${Math.round((100 * p.loaded) / p.total)}%` : formatBytes(p.loaded)}`),
+    });
+    setStatus(`Starting the webcam model ${model.name}…`);
+    const created = await createEngine(model, app.slots.image.backend);
+    engine = created.engine;
+    if (!plain(engine.info())?.model?.videoPrevMasks) {
+      throw new Error(`${model.name} is not a video model (it takes no previous masks)`);
+    }
+    // same backend as the image model: keep its reason (why this backend), not "backend requested"
+    const image = app.slots.image;
+    app.slots.video = { model, engine, backend: created.backend, reason: created.backend === image.backend ? image.reason : created.reason };
+    vm.state = "ready";
+    return app.slots.video;
+  } catch (e) {
+    engine?.free?.();
+    vm.state = "failed";
+    vm.error = errorMessage(e).replace(/\.$/, "");
+    return null;
+  } finally {
+    els.webcam.disabled = false;
+    renderEngine();
+  }
+}
+
+/** Switches the engine in use (photos: the image model; webcam and video: its webcam model). */
+function useSlot(slot) {
+  if (!slot || slot === app.slot) return;
+  app.slot = slot;
+  app.model = slot.model;
+  adoptEngine(slot.engine, slot.backend, slot.reason, undefined, true);
+  if (!samplerTouched) applyModelDefaults(app.info?.model); // each card's steps and td
+}
+
+/** Reads the image model card's webcam model (relative to the card) or ?videoModel=URL|none. */
+function findVideoModel() {
+  const vm = pub.videoModel;
+  let spec = params.get("videoModel");
+  let base = location.href;
+  if (spec == null) {
+    try {
+      spec = JSON.parse(app.model.json)?.metadata?.video_model ?? null;
+    } catch {
+      spec = null;
+    }
+    base = app.model.jsonUrl;
+  }
+  if (!spec || spec === "none" || app.info?.model?.videoPrevMasks) return; // a video model streams itself
+  try {
+    const { jsonUrl, weightsUrl } = resolveModelUrl(String(spec), { base, allowCrossOrigin: params.get("allowCrossOrigin") === "1" });
+    Object.assign(vm, { url: jsonUrl, weightsUrl, name: decodeURIComponent(new URL(jsonUrl).pathname.split("/").pop().replace(/\.json$/i, "")), state: "idle" });
+  } catch (e) {
+    Object.assign(vm, { url: String(spec), name: String(spec), state: "failed", error: errorMessage(e).replace(/\.$/, "") });
+  }
 }
 
 function scheduleFrame() {
@@ -1170,6 +1275,7 @@ els.webcam.addEventListener("click", async () => {
 els.freeze.addEventListener("click", () => freeze(!webcamApi.paused));
 
 for (const el of [els.steps, els.td, els.opacity]) el.addEventListener("input", onControlChange);
+for (const el of [els.steps, els.td]) el.addEventListener("input", () => (samplerTouched = true));
 els.outline.addEventListener("change", onControlChange);
 els.seed.addEventListener("change", onControlChange);
 
@@ -1302,6 +1408,8 @@ async function boot() {
     els.loadTitle.textContent = `Starting the engine (${app.model.name})…`;
     setStatus("Starting the engine (the first start on a GPU compiles its kernels)…");
     await startEngine(pref);
+    findVideoModel();
+    renderEngine();
     applyModelDefaults(app.info?.model);
     els.loadcard.hidden = true;
     const how = app.model.fromCache ? "loaded from cache" : "downloaded";

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from pix2seqd_train import REPO_ROOT
 from pix2seqd_train.card import add_metrics, table_rows
 
 
@@ -62,3 +63,23 @@ def test_an_evaluation_without_results_is_refused(tmp_path):
     other.write_text("{}")
     with pytest.raises(ValueError, match="not a pix2seqd model card"):
         add_metrics(other, "x", [CAMVID], ["c"])
+
+
+SHIPPED = sorted((REPO_ROOT / "assets" / "models").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_cards_carry_their_card_file_and_name_a_video_model_that_exists(path):
+    """What the page shows (purpose, webcam model) comes from train/cards; no placeholder is left."""
+    exported = json.loads(path.read_text())
+    meta, cfg = exported["metadata"], exported["config"]
+    card = json.loads((REPO_ROOT / "train" / "cards" / f"{path.stem}.json").read_text())
+    for key in ("model", "task", "purpose", "note", "licence", "video_model"):
+        assert meta.get(key) == card.get(key), f"{path.name}: metadata.{key} differs from train/cards/{path.stem}.json"
+    assert meta["purpose"].strip() and meta["purpose"] != meta["purpose"].upper(), f"{path.name}: purpose {meta['purpose']!r}"
+    assert (path.with_suffix(".safetensors")).is_file()
+    if "video_model" in meta:
+        assert not cfg.get("video_prev_masks"), f"{path.name} streams itself and needs no video_model"
+        video = json.loads((path.parent / meta["video_model"]).read_text())
+        assert video["config"]["video_prev_masks"] > 0, f"{meta['video_model']} takes no previous masks"
+        assert video["config"]["classes"] == cfg["classes"], "the webcam model must keep the photo model's classes"

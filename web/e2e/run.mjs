@@ -283,6 +283,67 @@ async function main() {
     return `${path.basename(file)}: ${describe(st.result)}, labels ${labels.join(" ")}`;
   });
 
+  await runCase("webcam with the default model streams its webcam model, photos go back to objects", async (track) => {
+    const page = track(await newPage(await plainBrowser()));
+    await openApp(page, "?backend=cpu");
+    const before = await page.evaluate(() => ({ vm: { ...window.pix2seqd.videoModel }, name: window.pix2seqd.engineInfo.model.name }));
+    assert(before.name === "objects", `default model '${before.name}'`);
+    assert(before.vm.state === "idle" && /objects-video\.json$/.test(before.vm.url), `webcam model ${JSON.stringify(before.vm)}`);
+    await page.click("#webcam");
+    await page.waitForFunction(() => window.pix2seqd.webcam.frames >= 3 || document.body.dataset.state === "error", null, {
+      timeout: 150_000,
+      polling: 100,
+    });
+    const during = await page.evaluate(() => ({
+      error: document.body.dataset.state === "error" ? document.getElementById("error").textContent : "",
+      name: window.pix2seqd.engineInfo.model.name,
+      prev: window.pix2seqd.engineInfo.model.videoPrevMasks,
+      vm: window.pix2seqd.videoModel.state,
+      status: document.getElementById("status").textContent,
+      facts: document.getElementById("engine-facts").textContent,
+      steps: [Number(document.getElementById("steps").value), window.pix2seqd.engineInfo.model.steps],
+    }));
+    assert(!during.error, `webcam error: ${during.error}`);
+    assert(during.steps[0] === during.steps[1], `steps slider ${during.steps[0]}, the webcam model's card says ${during.steps[1]}`);
+    assert(during.name === "objects-video" && during.prev === 2 && during.vm === "ready", `webcam ran ${JSON.stringify(during)}`);
+    assert(/objects-video \(in use\)/.test(during.facts), `facts '${during.facts}'`);
+    await page.click("#webcam"); // stop
+    const st = await actAndWait(page, () => page.setInputFiles("#file", PHOTO));
+    const [after, steps, cardSteps] = await page.evaluate(() => [
+      window.pix2seqd.engineInfo.model.name,
+      Number(document.getElementById("steps").value),
+      window.pix2seqd.engineInfo.model.steps,
+    ]);
+    assert(after === "objects", `photo segmented by '${after}'`);
+    assert(steps === cardSteps, `steps slider ${steps} after the webcam, objects' card says ${cardSteps}`);
+    const people = st.result.segments.filter((s) => s.label === "person" && s.isThing).length;
+    assert(people >= 2, `photo after the webcam: ${describe(st.result)}`);
+    return `webcam: ${during.name} (${during.status}); photo: ${after}, ${people} person instances`;
+  });
+
+  await runCase("webcam model that cannot load: the webcam runs the image model and says why", async (track) => {
+    const page = track(await newPage(await plainBrowser()));
+    await openApp(page, "?model=models/street.json&backend=cpu&steps=1&videoModel=models/no-such-model.json");
+    const imageModel = await page.evaluate(() => window.pix2seqd.engineInfo.model.name);
+    await page.click("#webcam");
+    await page.waitForFunction(() => window.pix2seqd.webcam.frames >= 2 || document.body.dataset.state === "error", null, {
+      timeout: 150_000,
+      polling: 100,
+    });
+    const st = await page.evaluate(() => ({
+      error: document.body.dataset.state === "error" ? document.getElementById("error").textContent : "",
+      vm: { ...window.pix2seqd.videoModel },
+      name: window.pix2seqd.engineInfo.model.name,
+      facts: document.getElementById("engine-facts").textContent,
+    }));
+    await page.click("#webcam");
+    assert(!st.error, `webcam error: ${st.error}`);
+    assert(st.vm.state === "failed" && /no-such-model/.test(st.vm.error), `webcam model ${JSON.stringify(st.vm)}`);
+    assert(st.name === imageModel, `webcam ran '${st.name}', not the image model '${imageModel}'`);
+    assert(/could not load/.test(st.facts), `facts '${st.facts}'`);
+    return `'${st.vm.error}'`;
+  });
+
   await runCase("webcam, tiny trained video model, WebGPU: fps, no GPU object growth, stable ids", async (track) => {
     const page = track(await newPage(await gpuBrowser()));
     // tiny-video: trained, so its streaming state settles on a still frame (random weights don't)
@@ -461,10 +522,10 @@ async function main() {
 
       const cam = track(await newPage(ctx));
       await cam.setViewportSize({ width: 1280, height: 800 });
-      await openApp(cam, "?model=models/tiny-video.json");
+      await openApp(cam, ""); // the default objects model: the webcam streams its webcam model objects-video
       await cam.click("#webcam");
       await cam.waitForFunction(() => window.pix2seqd.webcam.frames >= 12 && window.pix2seqd.webcam.readbacks >= 1, null, {
-        timeout: 90_000,
+        timeout: 150_000,
       });
       await sleep(500);
       const webcam = path.join(SHOTS, "webcam.png");
