@@ -266,10 +266,10 @@ function applyModelDefaults(model) {
 function ensureCanvas(kind, fresh = false) {
   let c = canvasEl();
   if (app.canvasKind && (app.canvasKind !== kind || fresh)) {
-    const fresh = document.createElement("canvas");
-    for (const a of c.attributes) fresh.setAttribute(a.name, a.value);
-    c.replaceWith(fresh);
-    c = fresh;
+    const replacement = document.createElement("canvas");
+    for (const a of c.attributes) replacement.setAttribute(a.name, a.value);
+    c.replaceWith(replacement);
+    c = replacement;
     app.ctx2d = null;
   }
   app.canvasKind = kind;
