@@ -1028,12 +1028,13 @@ function stopLoop() {
  * The webcam model's slot, loaded and started on first use (same backend as the image model), or
  * null when the image model names none or it could not load (then the image model streams).
  */
+let videoSlotLoading = null;
 async function videoSlot() {
   const vm = pub.videoModel;
   if (app.slots.video) return app.slots.video;
   if (!vm.url || vm.state === "failed") return null;
-  if (!videoSlot.loading) videoSlot.loading = loadVideoSlot();
-  return videoSlot.loading;
+  videoSlotLoading ??= loadVideoSlot();
+  return videoSlotLoading;
 }
 
 async function loadVideoSlot() {
@@ -1078,6 +1079,11 @@ function useSlot(slot) {
   if (!samplerTouched) applyModelDefaults(app.info?.model); // each card's steps and td
 }
 
+/** The file name of a model card URL (what the page calls a model before its card is read). */
+function cardFileName(url) {
+  return decodeURIComponent(new URL(url).pathname.split("/").pop());
+}
+
 /** Reads the image model card's webcam model (relative to the card) or ?videoModel=URL|none. */
 function findVideoModel() {
   const vm = pub.videoModel;
@@ -1094,7 +1100,7 @@ function findVideoModel() {
   if (!spec || spec === "none" || app.info?.model?.videoPrevMasks) return; // a video model streams itself
   try {
     const { jsonUrl, weightsUrl } = resolveModelUrl(String(spec), { base, allowCrossOrigin: params.get("allowCrossOrigin") === "1" });
-    Object.assign(vm, { url: jsonUrl, weightsUrl, name: decodeURIComponent(new URL(jsonUrl).pathname.split("/").pop().replace(/\.json$/i, "")), state: "idle" });
+    Object.assign(vm, { url: jsonUrl, weightsUrl, name: cardFileName(jsonUrl).replace(/\.json$/i, ""), state: "idle" });
   } catch (e) {
     Object.assign(vm, { url: String(spec), name: String(spec), state: "failed", error: errorMessage(e).replace(/\.$/, "") });
   }
@@ -1396,7 +1402,7 @@ async function boot() {
     });
     populateModelPicker(jsonUrl);
     setStatus("Loading the model…");
-    els.loadTitle.textContent = `Loading the model ${decodeURIComponent(new URL(jsonUrl).pathname.split("/").pop())}…`;
+    els.loadTitle.textContent = `Loading the model ${cardFileName(jsonUrl)}…`;
     app.model = await loadModel(jsonUrl, weightsUrl, { onProgress: showProgress });
     pub.model = {
       url: jsonUrl,

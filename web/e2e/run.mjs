@@ -172,6 +172,16 @@ async function actAndWait(page, action, timeout = 90_000) {
   return st;
 }
 
+/** Waits until the webcam loop has segmented `n` frames; fails with the page's error if one shows. */
+async function webcamFrames(page, n, polling = 100) {
+  await page.waitForFunction((n) => window.pix2seqd.webcam.frames >= n || document.body.dataset.state === "error", n, {
+    timeout: 150_000,
+    polling,
+  });
+  const e = await page.evaluate(() => (document.body.dataset.state === "error" ? document.getElementById("error").textContent : ""));
+  if (e) throw new Error(`page error: ${e}`);
+}
+
 function describe(r) {
   const ms = r.ms?.total != null ? `${Math.round(r.ms.total)} ms` : "? ms";
   return `backend=${r.backend}, ${r.width}x${r.height}, ${r.segments.length} segments, total ${ms}`;
@@ -290,12 +300,8 @@ async function main() {
     assert(before.name === "objects", `default model '${before.name}'`);
     assert(before.vm.state === "idle" && /objects-video\.json$/.test(before.vm.url), `webcam model ${JSON.stringify(before.vm)}`);
     await page.click("#webcam");
-    await page.waitForFunction(() => window.pix2seqd.webcam.frames >= 3 || document.body.dataset.state === "error", null, {
-      timeout: 150_000,
-      polling: 100,
-    });
+    await webcamFrames(page, 3);
     const during = await page.evaluate(() => ({
-      error: document.body.dataset.state === "error" ? document.getElementById("error").textContent : "",
       name: window.pix2seqd.engineInfo.model.name,
       prev: window.pix2seqd.engineInfo.model.videoPrevMasks,
       vm: window.pix2seqd.videoModel.state,
@@ -303,7 +309,6 @@ async function main() {
       facts: document.getElementById("engine-facts").textContent,
       steps: [Number(document.getElementById("steps").value), window.pix2seqd.engineInfo.model.steps],
     }));
-    assert(!during.error, `webcam error: ${during.error}`);
     assert(during.steps[0] === during.steps[1], `steps slider ${during.steps[0]}, the webcam model's card says ${during.steps[1]}`);
     assert(during.name === "objects-video" && during.prev === 2 && during.vm === "ready", `webcam ran ${JSON.stringify(during)}`);
     assert(/objects-video \(in use\)/.test(during.facts), `facts '${during.facts}'`);
@@ -326,18 +331,13 @@ async function main() {
     await openApp(page, "?model=models/street.json&backend=cpu&steps=1&videoModel=models/no-such-model.json");
     const imageModel = await page.evaluate(() => window.pix2seqd.engineInfo.model.name);
     await page.click("#webcam");
-    await page.waitForFunction(() => window.pix2seqd.webcam.frames >= 2 || document.body.dataset.state === "error", null, {
-      timeout: 150_000,
-      polling: 100,
-    });
+    await webcamFrames(page, 2);
     const st = await page.evaluate(() => ({
-      error: document.body.dataset.state === "error" ? document.getElementById("error").textContent : "",
       vm: { ...window.pix2seqd.videoModel },
       name: window.pix2seqd.engineInfo.model.name,
       facts: document.getElementById("engine-facts").textContent,
     }));
     await page.click("#webcam");
-    assert(!st.error, `webcam error: ${st.error}`);
     assert(st.vm.state === "failed" && /no-such-model/.test(st.vm.error), `webcam model ${JSON.stringify(st.vm)}`);
     assert(st.name === imageModel, `webcam ran '${st.name}', not the image model '${imageModel}'`);
     assert(/could not load/.test(st.facts), `facts '${st.facts}'`);
@@ -351,21 +351,9 @@ async function main() {
     // SwiftShader is a fallback adapter: the page draws into a 2D canvas and reads every frame back
     assert(await page.evaluate(() => window.pix2seqd.gpuDraw === false), "gpuDraw is on for a software adapter");
     await page.click("#webcam");
-    const waitFrames = (n) =>
-      page.waitForFunction(
-        (n) => window.pix2seqd.webcam.frames >= n || document.body.dataset.state === "error",
-        n,
-        { timeout: 150_000, polling: 50 },
-      );
-    const check = async () => {
-      const e = await page.evaluate(() => (document.body.dataset.state === "error" ? document.getElementById("error").textContent : ""));
-      if (e) throw new Error(`page error: ${e}`);
-    };
-    await waitFrames(10);
-    await check();
+    await webcamFrames(page, 10, 50);
     const s10 = await page.evaluate(() => ({ stats: window.pix2seqd.stats(), frames: window.pix2seqd.webcam.frames }));
-    await waitFrames(30);
-    await check();
+    await webcamFrames(page, 30, 50);
     const s30 = await page.evaluate(() => ({ stats: window.pix2seqd.stats(), frames: window.pix2seqd.webcam.frames }));
     const cam = await page.evaluate(() => {
       const w = window.pix2seqd.webcam;
@@ -401,20 +389,15 @@ async function main() {
     await openApp(page, "?model=models/tiny.json&backend=webgpu&draw=gpu&readbackEvery=0");
     assert(await page.evaluate(() => window.pix2seqd.gpuDraw === true), "gpuDraw is not on with draw=gpu");
     await page.click("#webcam");
-    const waitFrames = (n) =>
-      page.waitForFunction((n) => window.pix2seqd.webcam.frames >= n || document.body.dataset.state === "error", n, {
-        timeout: 90_000,
-        polling: 50,
-      });
     const snap = () =>
       page.evaluate(() => {
         if (document.body.dataset.state === "error") return { error: document.getElementById("error").textContent };
         return { stats: window.pix2seqd.stats(), frames: window.pix2seqd.webcam.frames, w: window.pix2seqd.webcam };
       });
-    await waitFrames(10);
+    await webcamFrames(page, 10, 50);
     const s10 = await snap();
     assert(!s10.error, `page error: ${s10.error}`);
-    await waitFrames(30);
+    await webcamFrames(page, 30, 50);
     const s30 = await snap();
     assert(!s30.error, `page error: ${s30.error}`);
     assert(s30.w.fps > 0, `fps ${s30.w.fps}`);
