@@ -172,14 +172,19 @@ async function actAndWait(page, action, timeout = 90_000) {
   return st;
 }
 
+/** Fails with the page's error message when the page is in its error state. */
+async function failOnPageError(page) {
+  const e = await page.evaluate(() => (document.body.dataset.state === "error" ? document.getElementById("error").textContent : ""));
+  if (e) throw new Error(`page error: ${e}`);
+}
+
 /** Waits until the webcam loop has segmented `n` frames; fails with the page's error if one shows. */
 async function webcamFrames(page, n, polling = 100) {
   await page.waitForFunction((n) => window.pix2seqd.webcam.frames >= n || document.body.dataset.state === "error", n, {
     timeout: 150_000,
     polling,
   });
-  const e = await page.evaluate(() => (document.body.dataset.state === "error" ? document.getElementById("error").textContent : ""));
-  if (e) throw new Error(`page error: ${e}`);
+  await failOnPageError(page);
 }
 
 function describe(r) {
@@ -374,7 +379,7 @@ async function main() {
       null,
       { timeout: 150_000, polling: 50 },
     );
-    await check();
+    await failOnPageError(page);
     const hist = await page.evaluate(() => window.pix2seqd.webcam.history.filter((h) => h.frozen));
     const [a, b] = hist.slice(-2);
     assert(a.ids === b.ids, `ids changed on a frozen frame: frame ${a.frame} ${a.ids} vs frame ${b.frame} ${b.ids}; frozen history ${hist.map((h) => h.ids).join(" ")}`);
