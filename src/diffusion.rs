@@ -5,7 +5,9 @@
 //! `m ~ N(0, I)` from the counter-based RNG (docs/rng.md), element i of `[1, Hm, Wm, n_bits]`
 //! = `normal(seed, i)`; for each `(t_now, t_next)` of [`step_times`]:
 //! `x̂0 = clip(expected_bits(decoder(m, γ(t_now))), ±b)`, `m = ddim(m, x̂0, t_now, t_next)`;
-//! the ids are the final x̂0 thresholded at 0.
+//! the last step's logits are returned for the readout ([`crate::ops::readout`]: per-cell argmax
+//! and the bilinear readout at the photo's resolution), beside the final x̂0 thresholded at 0
+//! (the readout before it, kept one release for comparison).
 
 use crate::backend::Backend;
 use crate::model::{ModelError, Pix2SeqD, StepInputs};
@@ -29,9 +31,11 @@ impl SamplerOptions {
     }
 }
 
-/// What [`sample`] returns: the final x̂0 and the thresholded maps at mask resolution, plus the
-/// intermediates when traced (the parity tests compare them).
+/// What [`sample`] returns: the last step's logits, the final x̂0 and its thresholded maps at mask
+/// resolution, plus the intermediates when traced (the parity tests compare them).
 pub struct Sampled<T> {
+    /// The decoder's logits at the last step `[1, Hm, Wm, n_logits]`: what the readout reads.
+    pub logits: T,
     pub x0: T,
     pub class: T,
     pub instance: T,
@@ -68,6 +72,7 @@ pub fn sample<B: Backend>(
         t.noise = b.affine(&m, 1.0, 0.0)?; // a copy: m is updated in place on the GPU
     }
     let mut x0: Option<B::Tensor> = None;
+    let mut last_logits: Option<B::Tensor> = None;
     let zeros = if cfg.self_cond { Some(b.upload(&shape, &vec![0.0; shape.iter().product()])?) } else { None };
     for (i, (t_now, t_next)) in step_times(opts.steps, opts.td).into_iter().enumerate() {
         on_step(b, i);
@@ -85,9 +90,10 @@ pub fn sample<B: Backend>(
         }
         x0 = Some(x0_new);
         m = m_new;
+        last_logits = Some(logits);
     }
     on_step(b, opts.steps);
-    let x0 = x0.ok_or_else(|| ModelError::Config("no sampler steps".into()))?;
+    let (Some(x0), Some(logits)) = (x0, last_logits) else { return Err(ModelError::Config("no sampler steps".into())) };
     let (class, instance) = b.bits_to_ids(&x0, &spec, cfg.num_classes as u32, cfg.max_instances as u32)?;
-    Ok(Sampled { x0, class, instance, trace: tr })
+    Ok(Sampled { logits, x0, class, instance, trace: tr })
 }

@@ -25,7 +25,7 @@ pub use model::config::Postprocess;
 pub use segmenter::model_paths;
 pub use segmenter::{
     overlay_rgba_with, BackendKind, DrawStyle, DrawnFrame, Image, Pixels, SegmentInfo, SegmentOptions, Segmentation, Segmenter, Timings,
-    MAX_IMAGE_SIDE,
+    output_size, DEFAULT_MAX_OUTPUT_SIDE, MAX_IMAGE_SIDE,
 };
 /// The wgpu this crate is built on, for embedders that share its device.
 pub use wgpu;

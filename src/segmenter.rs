@@ -2,12 +2,14 @@
 //! fallback) and segments images and video frames.
 //!
 //! One image is one GPU frame: ingest (letterbox + normalise) → encoder → conditioning → the whole
-//! sampler loop → ids, recorded into one compute pass and submitted once; the only read-back is
-//! the two mask-resolution id maps, which are post-processed on the CPU at the image's own
-//! resolution (majority vote, minimum area, stuff merge).
+//! sampler loop → the readout, recorded into one compute pass and submitted once. The readout
+//! ([`crate::ops::readout`]) reads the last step's logits bilinearly at the output resolution
+//! (the image's own size up to [`SegmentOptions::max_output_side`]); those ids are read back and
+//! post-processed on the CPU (thing vote or majority vote, minimum area, stuff merge).
 //!
 //! Video: [`Segmenter::segment_frame`] feeds the last k predicted maps (k = the config's
-//! `video_prev_masks`) back as analog bits; they stay on the GPU between frames.
+//! `video_prev_masks`) back as analog bits: the per-cell argmax of the logits at mask resolution,
+//! which is what the readout gives at the cell centres. They stay on the GPU between frames.
 //! [`Segmenter::reset`] forgets them (a new clip).
 
 use std::collections::VecDeque;
@@ -20,11 +22,29 @@ use crate::gpu::{Gpu, GpuOptions, Presenter, Tensor};
 use crate::model::config::Postprocess;
 use crate::model::{ModelConfig, Pix2SeqD, Weights};
 use crate::ops::ingest::{self, Letterbox};
+use crate::ops::readout::{IdSpace, Resample};
 use crate::ops::render;
 use crate::panoptic::{self, PanopticMap};
 
 /// Largest accepted image side (a decoded 16k image is already 1 GiB of RGBA).
 pub const MAX_IMAGE_SIDE: usize = 16384;
+
+/// The default cap on the output's longest side ([`SegmentOptions::max_output_side`]): a 4096 ×
+/// 3072 map is 12.6 M pixels, and the GPU's id maps stay well inside a 128 MiB binding.
+pub const DEFAULT_MAX_OUTPUT_SIDE: usize = 4096;
+
+/// The size of the output maps for an image of `height × width`: the image's own size while its
+/// longest side is at most `max_side`, else scaled down to it (aspect ratio kept, sides rounded,
+/// at least 1).
+pub fn output_size(height: usize, width: usize, max_side: usize) -> (usize, usize) {
+    let longest = height.max(width);
+    if longest <= max_side || max_side == 0 {
+        return (height, width);
+    }
+    let scale = max_side as f64 / longest as f64;
+    let side = |n: usize| ((n as f64 * scale).round() as usize).clamp(1, max_side);
+    (side(height), side(width))
+}
 
 /// A decoded image: RGBA8, row-major, `width · height · 4` bytes.
 #[derive(Clone, Copy, Debug)]
@@ -95,10 +115,13 @@ pub struct SegmentOptions {
     pub steps: usize,
     pub td: f64,
     pub seed: u32,
-    /// Segments smaller than this (in original-image pixels) become void (official: 40).
+    /// Segments smaller than this (in output pixels) become void (official: 40).
     pub min_area: u64,
     /// How sampled ids become segments (the model card's `sampler.postprocess`).
     pub postprocess: Postprocess,
+    /// The longest side of the output maps (readout, post-processing, overlay, metrics): the
+    /// image's own size up to this, scaled down beyond it. `min_area` counts output pixels.
+    pub max_output_side: usize,
     /// Time every stage with GPU timestamps (when the adapter has them).
     pub profile: bool,
 }
@@ -110,6 +133,8 @@ pub struct Timings {
     pub ingest: Option<f64>,
     pub encoder: Option<f64>,
     pub decoder_steps: Vec<f64>,
+    /// The readout of the last logits (cell ids and the output-resolution ids).
+    pub readout: Option<f64>,
     /// Read-back wait + post-processing on the CPU.
     pub postprocess: Option<f64>,
     /// Wall clock of the whole call.
@@ -136,9 +161,17 @@ pub struct SegmentInfo {
 /// The result of one image or frame.
 #[derive(Clone, Debug)]
 pub struct Segmentation {
-    /// Raw sampler output at mask resolution (letterboxed canvas).
+    /// The per-cell argmax of the last step's logits at mask resolution (letterboxed canvas): the
+    /// map a video model is conditioned on next.
     pub mask: PanopticMap,
-    /// Post-processed at the original image resolution.
+    /// The readout before this one, kept for one release so `eval` can show the difference: the
+    /// final x̂0 thresholded per bit at mask resolution (map it to the image with
+    /// [`panoptic::postprocess`], which resizes by nearest neighbour).
+    pub threshold_mask: PanopticMap,
+    /// The readout at the output resolution, before post-processing.
+    pub raw: PanopticMap,
+    /// Post-processed at the output resolution (the image's own size up to
+    /// [`SegmentOptions::max_output_side`]).
     pub panoptic: PanopticMap,
     /// Segment id map of `panoptic` (0 = void), numbered as `segments`.
     pub segment_ids: Vec<u32>,
@@ -226,6 +259,7 @@ struct Marks {
     ingest: f64,
     encoder: f64,
     steps: Vec<f64>,
+    readout: f64,
 }
 
 /// The video condition: analog bits of the last k maps `[1, Hm, Wm, k·n_bits]`, oldest first;
@@ -252,17 +286,29 @@ fn prev_bits<B: Backend>(b: &mut B, cfg: &ModelConfig, history: &VecDeque<(B::Te
     Ok(Some(b.concat_channels(&frames.iter().collect::<Vec<_>>())?))
 }
 
+/// What the model part of one frame leaves on the backend: u32 (class, instance) maps.
+struct ModelOutput<T> {
+    /// The cell ids at mask resolution (the video history's maps).
+    cells: (T, T),
+    /// The bilinear readout at the output resolution.
+    ids: (T, T),
+    /// The previous readout (x̂0 thresholded per bit) at mask resolution, for `eval`.
+    threshold: (T, T),
+}
+
 /// The model part of one frame, on any backend: encode, condition (with the video history),
-/// sample. Returns the (class, instance) maps at mask resolution.
+/// sample, read the last logits out per cell and at the output resolution.
+#[allow(clippy::too_many_arguments)]
 fn run_model<B: Backend>(
     b: &mut B,
     model: &Pix2SeqD<B::Tensor>,
     input: &B::Tensor,
     history: &VecDeque<(B::Tensor, B::Tensor)>,
     opts: &SegmentOptions,
+    resample: &Resample,
     marks: &mut Marks,
     mark: impl Fn(&mut B) -> f64,
-) -> Result<(B::Tensor, B::Tensor), Error> {
+) -> Result<ModelOutput<B::Tensor>, Error> {
     let cfg = &model.cfg;
     let enc = model.encode(b, input)?;
     let prev = prev_bits(b, cfg, history)?;
@@ -270,7 +316,24 @@ fn run_model<B: Backend>(
     marks.encoder = mark(b);
     let sampler = SamplerOptions { steps: opts.steps, td: opts.td, seed: opts.seed };
     let out = sample(b, model, &cond, &sampler, false, |b, _| marks.steps.push(mark(b)))?;
-    Ok((out.class, out.instance))
+    let id_space = IdSpace::new(&cfg.bit_spec(), cfg.num_classes, cfg.max_instances);
+    let cells = b.cells(&out.logits, &out.x0, &id_space)?;
+    let ids = b.readout(&out.logits, &out.x0, &cells, &id_space, resample)?;
+    marks.readout = mark(b);
+    Ok(ModelOutput { cells: (cells.class, cells.instance), ids, threshold: (out.class, out.instance) })
+}
+
+/// The maps of [`ModelOutput`] in host memory: class, instance.
+struct HostMaps {
+    cells: (Vec<u32>, Vec<u32>),
+    ids: (Vec<u32>, Vec<u32>),
+    threshold: (Vec<u32>, Vec<u32>),
+}
+
+/// Where a map of the output size lands on the image: nearest neighbour from `out` to `image`
+/// (the identity when they agree).
+fn output_letterbox(image: (usize, usize), out: (usize, usize)) -> Letterbox {
+    Letterbox { orig_h: image.0, orig_w: image.1, canvas_h: out.0, canvas_w: out.1, content_h: out.0, content_w: out.1 }
 }
 
 impl Segmenter {
@@ -350,6 +413,7 @@ impl Segmenter {
             seed: 0,
             min_area: 40,
             postprocess: self.cfg.sampler.postprocess,
+            max_output_side: DEFAULT_MAX_OUTPUT_SIDE,
             profile: false,
         }
     }
@@ -471,18 +535,24 @@ impl Segmenter {
                 return Err(Error::Invalid("drawing into a canvas needs the GPU engine".into()));
             }
         }
+        if opts.max_output_side == 0 {
+            return Err(Error::Invalid("the output's longest side must be at least 1 pixel".into()));
+        }
         let start = now_ms();
         let cfg = self.cfg.clone();
         let (height, width) = image.size();
         let lb = Letterbox::fit(height, width, cfg.image_size[0], cfg.image_size[1])?;
+        let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
+        let (out_h, out_w) = output_size(height, width, opts.max_output_side);
+        let resample = Resample::new(&lb, hm, wm, out_h, out_w)?;
+        let on_image = output_letterbox((height, width), (out_h, out_w));
         let (alpha, beta) = (cfg.backbone.input_scale, cfg.backbone.input_offset);
         let k = if video { cfg.video_prev_masks } else { 0 };
-        let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
         let mut marks = Marks::default();
         let mut output = output;
         // The packed image on the GPU, kept for drawing a still image after post-processing.
         let mut image_words = None;
-        let (class, instance, mut timings, conditioned_on);
+        let (maps, mut timings, conditioned_on);
         match &mut self.engine {
             Engine::Gpu { gpu, model, history, palette, isthing } => {
                 gpu.check()?;
@@ -494,21 +564,21 @@ impl Segmenter {
                     Pixels::Rgba(image) => frame.upload_u32(&[height, width], &ingest::pack_rgba8(image.rgba))?,
                     Pixels::Texture(texture) => frame.copy_texture_in(texture)?,
                 };
-                let (class_t, inst_t) = {
+                let out = {
                     let mut b = GpuBackend::new(&mut frame);
                     let input = ingest::ingest(b.frame, &words, &lb, alpha, beta)?;
                     marks.ingest = b.frame.len() as f64;
-                    run_model(&mut b, model, &input, hist, opts, &mut marks, |b| b.frame.len() as f64)?
+                    run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, |b| b.frame.len() as f64)?
                 };
-                let kept = if k > 0 { Some((frame.keep(&class_t)?, frame.keep(&inst_t)?)) } else { None };
+                let kept = if k > 0 { Some((frame.keep(&out.cells.0)?, frame.keep(&out.cells.1)?)) } else { None };
                 let in_frame_draw = match &mut output {
                     Output::DrawOnly(p, style) => Some((p, *style)),
                     Output::ReadAndDraw(p, style) if video => Some((p, *style)),
                     _ => None,
                 };
                 if let Some((presenter, style)) = in_frame_draw {
-                    let overlay =
-                        render::overlay(&mut frame, &words, &class_t, &inst_t, &lb, palette, isthing, style.opacity, style.outline)?;
+                    let (class, instance) = (&out.ids.0, &out.ids.1);
+                    let overlay = render::overlay(&mut frame, &words, class, instance, &on_image, palette, isthing, style.opacity, style.outline)?;
                     frame.present(presenter, &overlay)?;
                 }
                 if let Output::DrawOnly(..) = output {
@@ -519,8 +589,7 @@ impl Segmenter {
                     gpu.work_done().await?;
                     return Ok(None);
                 }
-                let read_class = frame.read(&class_t);
-                let read_inst = frame.read(&inst_t);
+                let reads = [&out.ids.0, &out.ids.1, &out.cells.0, &out.cells.1, &out.threshold.0, &out.threshold.1].map(|t| frame.read(t));
                 let dispatches = frame.len();
                 let profile = if opts.profile && gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) && dispatches <= 2048 {
                     Some(frame.submit_profiled()?)
@@ -528,9 +597,13 @@ impl Segmenter {
                     frame.submit();
                     None
                 };
-                class = read_class.into_u32(gpu).await?;
-                instance = read_inst.into_u32(gpu).await?;
+                let mut host = Vec::with_capacity(reads.len());
+                for read in reads {
+                    host.push(read.into_u32(gpu).await?);
+                }
                 gpu.check()?;
+                let [ic, ii, cc, ci, tc, ti]: [Vec<u32>; 6] = host.try_into().map_err(|_| Error::Invalid("read-back lost a map".into()))?;
+                maps = HostMaps { ids: (ic, ii), cells: (cc, ci), threshold: (tc, ti) };
                 timings = Timings { source: "total-only", ..Default::default() };
                 if let Some(profile) = profile {
                     let per_dispatch = profile.into_timings(gpu).await?;
@@ -538,6 +611,7 @@ impl Segmenter {
                     timings.ingest = Some(sum(0.0, marks.ingest));
                     timings.encoder = Some(sum(marks.ingest, marks.encoder));
                     timings.decoder_steps = marks.steps.windows(2).map(|w| sum(w[0], w[1])).collect();
+                    timings.readout = marks.steps.last().map(|&last| sum(last, marks.readout));
                     timings.source = "gpu-timestamps";
                 }
                 if let Some(kept) = kept {
@@ -557,55 +631,62 @@ impl Segmenter {
                     CpuBackend.upload(&[1, cfg.image_size[0], cfg.image_size[1], 3], &ingest::cpu::ingest(image.rgba, &lb, alpha, beta))?;
                 marks.ingest = now_ms();
                 let mut b = CpuBackend;
-                let (class_t, inst_t) = run_model(&mut b, model, &input, hist, opts, &mut marks, |_| now_ms())?;
-                class = class_t.u32()?.to_vec();
-                instance = inst_t.u32()?.to_vec();
+                let out = run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, |_| now_ms())?;
+                let host = |(c, i): &(CpuTensor, CpuTensor)| -> Result<(Vec<u32>, Vec<u32>), Error> { Ok((c.u32()?.to_vec(), i.u32()?.to_vec())) };
+                maps = HostMaps { ids: host(&out.ids)?, cells: host(&out.cells)?, threshold: host(&out.threshold)? };
                 timings = Timings {
                     ingest: Some(marks.ingest - t0),
                     encoder: Some(marks.encoder - marks.ingest),
                     decoder_steps: marks.steps.windows(2).map(|w| w[1] - w[0]).collect(),
+                    readout: marks.steps.last().map(|&last| marks.readout - last),
                     source: "wall-clock",
                     ..Default::default()
                 };
                 if k > 0 {
-                    remember(history, (class_t, inst_t), k);
+                    remember(history, out.cells, k);
                 }
             }
         }
         let post_start = now_ms();
-        let mask = PanopticMap::new(hm, wm, class, instance)?;
-        let panoptic = panoptic::postprocess(&mask, &lb, &self.isthing, opts.min_area, opts.postprocess);
-        let (segment_ids, segs) = panoptic::segments(&panoptic);
-        let segments = segs
+        let mask = PanopticMap::new(hm, wm, maps.cells.0, maps.cells.1)?;
+        let threshold_mask = PanopticMap::new(hm, wm, maps.threshold.0, maps.threshold.1)?;
+        let raw = PanopticMap::new(out_h, out_w, maps.ids.0, maps.ids.1)?;
+        let panoptic = panoptic::postprocess_ids(&raw, &self.isthing, opts.min_area, opts.postprocess);
+        let (segment_ids, segments) = self.segment_infos(&panoptic);
+        timings.postprocess = Some(now_ms() - post_start);
+        if let (Output::ReadAndDraw(presenter, style), false, Engine::Gpu { gpu, palette, isthing, .. }, Some(words)) =
+            (output, video, &self.engine, &image_words)
+        {
+            // A still image is drawn as post-processed.
+            let mut frame = gpu.frame();
+            let class_t = frame.upload_u32(&[out_h, out_w], &panoptic.class)?;
+            let inst_t = frame.upload_u32(&[out_h, out_w], &panoptic.instance)?;
+            let overlay = render::overlay(&mut frame, words, &class_t, &inst_t, &on_image, palette, isthing, style.opacity, style.outline)?;
+            frame.present(presenter, &overlay)?;
+            frame.submit();
+            gpu.check()?;
+        }
+        timings.total = now_ms() - start;
+        let backend = self.backend();
+        Ok(Some(Segmentation { mask, threshold_mask, raw, panoptic, segment_ids, segments, letterbox: lb, timings, backend, conditioned_on }))
+    }
+
+    /// Numbers the segments of a post-processed map and describes them.
+    fn segment_infos(&self, panoptic: &PanopticMap) -> (Vec<u32>, Vec<SegmentInfo>) {
+        let (segment_ids, segs) = panoptic::segments(panoptic);
+        let infos = segs
             .iter()
             .map(|s| SegmentInfo {
                 id: s.id,
                 class: s.class,
-                label: cfg.class_name(s.class as usize),
+                label: self.cfg.class_name(s.class as usize),
                 is_thing: self.isthing.get(s.class as usize).copied().unwrap_or(false),
                 instance: s.instance,
                 area: s.area,
                 bbox: s.bbox,
             })
             .collect();
-        let end = now_ms();
-        timings.postprocess = Some(end - post_start);
-        if let (Output::ReadAndDraw(presenter, style), false, Engine::Gpu { gpu, palette, isthing, .. }, Some(words)) =
-            (output, video, &self.engine, &image_words)
-        {
-            // A still image is drawn as post-processed, at its own resolution.
-            let mut frame = gpu.frame();
-            let shape = [panoptic.height, panoptic.width];
-            let class_t = frame.upload_u32(&shape, &panoptic.class)?;
-            let inst_t = frame.upload_u32(&shape, &panoptic.instance)?;
-            let lb = Letterbox::identity(shape[0], shape[1]);
-            let overlay = render::overlay(&mut frame, words, &class_t, &inst_t, &lb, palette, isthing, style.opacity, style.outline)?;
-            frame.present(presenter, &overlay)?;
-            frame.submit();
-            gpu.check()?;
-        }
-        timings.total = now_ms() - start;
-        Ok(Some(Segmentation { mask, panoptic, segment_ids, segments, letterbox: lb, timings, backend: self.backend(), conditioned_on }))
+        (segment_ids, infos)
     }
 }
 
@@ -624,9 +705,11 @@ pub fn model_paths(path: &std::path::Path) -> (std::path::PathBuf, std::path::Pa
     (with(".json"), with(".safetensors"))
 }
 
-/// The overlay of a panoptic map on `image` (RGBA8, the image's size) with any class colours
-/// (`palette[c]`, `isthing[c]` per class id): for maps in classes other than a model's, such as
-/// DAVIS's class-free object masks.
+/// The overlay of a panoptic map on `image` (RGBA8) with any class colours (`palette[c]`,
+/// `isthing[c]` per class id): for maps in classes other than a model's, such as DAVIS's
+/// class-free object masks. The overlay has the map's size, which is the image's or smaller (an
+/// output capped by [`SegmentOptions::max_output_side`]: the image is then sampled at the map's
+/// pixel centres).
 pub fn overlay_rgba_with(
     image: Image<'_>,
     p: &PanopticMap,
@@ -634,10 +717,10 @@ pub fn overlay_rgba_with(
     isthing: &[bool],
     style: DrawStyle,
 ) -> Result<Vec<u8>, Error> {
-    if (p.height, p.width) != (image.height, image.width) {
+    if p.height == 0 || p.width == 0 || p.height > image.height || p.width > image.width {
         return Err(Error::Image {
             name: format!("{}x{}", image.width, image.height),
-            detail: format!("the segmentation is {}x{}", p.width, p.height),
+            detail: format!("the segmentation is {}x{}: it must be non-empty and at most the image's size", p.width, p.height),
         });
     }
     if palette.is_empty() || palette.len() != isthing.len() || p.class.iter().any(|&c| c as usize >= palette.len()) {
@@ -648,8 +731,14 @@ pub fn overlay_rgba_with(
     }
     let palette = render::pack_palette(palette);
     let isthing: Vec<u32> = isthing.iter().map(|&t| t as u32).collect();
-    let lb = Letterbox::identity(p.height, p.width);
     let words = ingest::pack_rgba8(image.rgba);
+    let words = if (p.height, p.width) == (image.height, image.width) {
+        words
+    } else {
+        let pick = |i: usize, out: usize, len: usize| ((2 * i + 1) * len / (2 * out)).min(len - 1);
+        (0..p.height * p.width).map(|k| words[pick(k / p.width, p.height, image.height) * image.width + pick(k % p.width, p.width, image.width)]).collect()
+    };
+    let lb = Letterbox::identity(p.height, p.width);
     let overlay =
         render::cpu::overlay(&words, &p.class, &p.instance, p.height, p.width, &lb, &palette, &isthing, style.opacity, style.outline);
     Ok(bytemuck::cast_slice(&overlay).to_vec())

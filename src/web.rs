@@ -33,6 +33,9 @@ struct Options {
     min_area: u64,
     /// "majority_vote" or "thing_vote"; the model card's by default.
     postprocess: Option<Postprocess>,
+    /// The output maps' longest side ([`SegmentOptions::max_output_side`]): the image's own size
+    /// up to this; 4096 by default.
+    max_output_side: Option<usize>,
     video: bool,
     draw: bool,
     opacity: f32,
@@ -51,6 +54,7 @@ impl Default for Options {
             seed: 0,
             min_area: 40,
             postprocess: None,
+            max_output_side: None,
             video: false,
             draw: false,
             opacity: style.opacity,
@@ -279,6 +283,7 @@ impl Engine {
             seed: o.seed,
             min_area: o.min_area,
             postprocess: o.postprocess.unwrap_or(defaults.postprocess),
+            max_output_side: o.max_output_side.unwrap_or(defaults.max_output_side),
             profile: o.profile,
         };
         let style = DrawStyle { opacity: o.opacity, outline: o.outline };
@@ -330,7 +335,7 @@ impl Engine {
             "height": seg.panoptic.height,
             "ms": {
                 "ingest": t.ingest, "encoder": t.encoder, "decoder": decoder, "decoderPerStep": t.decoder_steps,
-                "postprocess": t.postprocess, "total": t.total, "source": t.source,
+                "readout": t.readout, "postprocess": t.postprocess, "total": t.total, "source": t.source,
             },
             "segments": segments,
             "drawn": drawn,

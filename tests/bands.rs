@@ -13,6 +13,8 @@ use pix2seqd::cpu::{CpuBackend, CpuTensor};
 use pix2seqd::gpu::{Gpu, GpuOptions, Tensor};
 use pix2seqd::ops::bits::{BitSpec, DdimCoefficients};
 use pix2seqd::ops::conv::Geometry;
+use pix2seqd::ops::ingest::Letterbox;
+use pix2seqd::ops::readout::{self, IdSpace, Resample};
 use pix2seqd::ops::Activation;
 use pix2seqd::{BackendKind, Image, Segmenter};
 
@@ -237,4 +239,41 @@ fn a_whole_model_with_banded_decoder_gives_the_unbanded_result() {
     let same = common::identical_pixels(&a.mask.class, &a.mask.instance, &b.mask.class, &b.mask.instance);
     eprintln!("{same} of {} mask pixels identical", a.mask.class.len());
     assert_eq!(a.mask, b.mask, "banded and unbanded masks differ");
+    assert_eq!(a.threshold_mask, b.threshold_mask, "banded and unbanded thresholded masks differ");
+    assert_eq!(a.raw, b.raw, "banded and unbanded readouts differ");
+    assert_eq!(a.panoptic, b.panoptic, "banded and unbanded segmentations differ");
+}
+
+/// The readout's cells and its output rows in bands (logits and output above an 8 KiB limit):
+/// the same ids as the CPU twin, up- and downsampling.
+#[test]
+fn banded_readout_equals_the_cpu() {
+    let gpu = small_binding_gpu(LIMIT);
+    let mut rng = Rand::new("banded_readout");
+    let ids = IdSpace { class_bits: 3, instance_bits: 4, num_classes: 6, max_instances: 16 };
+    for (mask, out) in [((23, 17), (97, 61)), ((29, 15), (9, 7))] {
+        let logits = rng.vec(mask.0 * mask.1 * ids.cell_logits(), -3.0, 3.0);
+        let x0 = rng.vec(mask.0 * mask.1 * ids.n_bits(), -0.1, 0.1);
+        let lb = Letterbox::identity(mask.0, mask.1);
+        let r = Resample::new(&lb, mask.0, mask.1, out.0, out.1).unwrap();
+        let t = gpu.upload(&[1, mask.0, mask.1, ids.cell_logits()], &logits).unwrap();
+        let tx = gpu.upload(&[1, mask.0, mask.1, ids.n_bits()], &x0).unwrap();
+        assert!(t.byte_size() > LIMIT || (out.0 * out.1 * 4) as u64 > LIMIT);
+        let mut frame = gpu.frame();
+        let (class, instance) = {
+            let mut b = GpuBackend::new(&mut frame);
+            let cells = b.cells(&t, &tx, &ids).unwrap();
+            b.readout(&t, &tx, &cells, &ids, &r).unwrap()
+        };
+        let (rc, ri) = (frame.read(&class), frame.read(&instance));
+        frame.submit();
+        gpu.check().unwrap();
+        let cells = readout::cpu::cells(&logits, &x0, &ids);
+        let (want_class, want_instance) = readout::cpu::readout(&logits, &x0, &cells, &ids, &r);
+        let got_class = pollster::block_on(rc.into_u32(&gpu)).unwrap();
+        let got_instance = pollster::block_on(ri.into_u32(&gpu)).unwrap();
+        let same = common::identical_pixels(&got_class, &got_instance, &want_class, &want_instance);
+        eprintln!("readout {mask:?} -> {out:?}: {same} of {} pixels identical", want_class.len());
+        assert!(same * 1000 >= want_class.len() * 999, "banded readout differs from the CPU twin in {} pixels", want_class.len() - same);
+    }
 }

@@ -11,6 +11,8 @@ use pix2seqd::cpu::{CpuBackend, CpuTensor};
 use pix2seqd::diffusion::{sample, SamplerOptions};
 use pix2seqd::gpu::{Gpu, Pending, Tensor};
 use pix2seqd::model::{ModelConfig, Pix2SeqD, Weights};
+use pix2seqd::ops::ingest::Letterbox;
+use pix2seqd::ops::readout::{self, IdSpace, Resample};
 
 /// f32 tensors: max |got − want| / max |want| must stay under this (the bar).
 const REL_TOL: f32 = 1e-3;
@@ -92,6 +94,10 @@ struct Outputs {
     m_steps: Vec<Vec<f32>>,
     class: Vec<u32>,
     instance: Vec<u32>,
+    logits_last: Vec<f32>,
+    /// Cell class, cell instance, readout class, readout instance.
+    readout_ids: [Vec<u32>; 4],
+    cell_class_void: Vec<f32>,
 }
 
 /// Indices (into the read-back list) of every tensor the run produced.
@@ -107,6 +113,21 @@ struct Handles {
     m_steps: Vec<usize>,
     class: usize,
     instance: usize,
+    logits_last: usize,
+    readout_ids: [usize; 4],
+    cell_class_void: usize,
+}
+
+/// The fixture's readout geometry `[canvas_h, canvas_w, content_h, content_w, out_h, out_w]` as a
+/// resampling of the model's mask.
+fn fixture_resample(fx: &mut Fixture, cfg: &ModelConfig) -> Resample {
+    let g: Vec<usize> = fx.ints("readout.geometry").iter().map(|&v| v as usize).collect();
+    let lb = Letterbox { orig_h: g[4], orig_w: g[5], canvas_h: g[0], canvas_w: g[1], content_h: g[2], content_w: g[3] };
+    Resample::new(&lb, cfg.mask_size[0], cfg.mask_size[1], g[4], g[5]).unwrap()
+}
+
+fn id_space(cfg: &ModelConfig) -> IdSpace {
+    IdSpace::new(&cfg.bit_spec(), cfg.num_classes, cfg.max_instances)
 }
 
 /// Runs the fixture's sampling on backend `b`; `read(t)` queues a tensor for comparison and
@@ -136,6 +157,9 @@ fn run<B: Backend>(b: &mut B, model: &Pix2SeqD<B::Tensor>, fx: &mut Fixture, mut
     let opts = SamplerOptions { steps: fx.ints("steps")[0] as usize, td: fx.f32("td").1[0] as f64, seed: fx.ints("seed")[0] as u32 };
     let out = sample(b, model, &cond, &opts, true, |_, _| {}).unwrap();
     let tr = out.trace.unwrap();
+    let ids = id_space(&cfg);
+    let cells = b.cells(&out.logits, &out.x0, &ids).unwrap();
+    let (class, instance) = b.readout(&out.logits, &out.x0, &cells, &ids, &fixture_resample(fx, &cfg)).unwrap();
     Handles {
         taps: enc.taps.iter().map(|t| read(b, t)).collect(),
         tokens: read(b, &enc.tokens),
@@ -148,6 +172,9 @@ fn run<B: Backend>(b: &mut B, model: &Pix2SeqD<B::Tensor>, fx: &mut Fixture, mut
         m_steps: tr.m_steps.iter().map(|t| read(b, t)).collect(),
         class: read(b, &out.class),
         instance: read(b, &out.instance),
+        logits_last: read(b, &out.logits),
+        readout_ids: [read(b, &cells.class), read(b, &cells.instance), read(b, &class), read(b, &instance)],
+        cell_class_void: read(b, &cells.class_void),
     }
 }
 
@@ -164,6 +191,21 @@ fn assemble(h: &Handles, vals: &[Vec<f32>], ints: &[Vec<u32>]) -> Outputs {
         m_steps: h.m_steps.iter().map(|&i| vals[i].clone()).collect(),
         class: ints[h.class].clone(),
         instance: ints[h.instance].clone(),
+        logits_last: vals[h.logits_last].clone(),
+        readout_ids: h.readout_ids.map(|i| ints[i].clone()),
+        cell_class_void: vals[h.cell_class_void].clone(),
+    }
+}
+
+/// Ids read out of this run's logits against the fixture's, read out of PyTorch's: an id may
+/// differ only where the fixture's margin (`readout.margin`, or the cell's) is within `tol`, the
+/// room the logits' own difference leaves.
+fn check_readout_ids(path: &str, what: &str, got: &[u32], want: &[i64], margin: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{path} {what}: length");
+    let differ: Vec<usize> = (0..got.len()).filter(|&p| got[p] as i64 != want[p]).collect();
+    eprintln!("{path:>4} {what:<28} {} of {} pixels differ (tolerated margin {tol:.1e})", differ.len(), want.len());
+    for &p in &differ {
+        assert!(margin[p] <= tol, "{path} {what}: pixel {p} is {} not {} with margin {} > {tol}", got[p], want[p], margin[p]);
     }
 }
 
@@ -190,6 +232,49 @@ fn compare(path: &str, fx: &mut Fixture, o: &Outputs) {
     }
     check_ids(path, "output.class", &o.class, &fx.ints("output.class"));
     check_ids(path, "output.instance", &o.instance, &fx.ints("output.instance"));
+    // The readout of the last logits: close logits, then ids that may differ only at the edge.
+    let (_, want_logits) = fx.f32("sampler.logits_last");
+    check(path, "sampler.logits_last", &o.logits_last, &want_logits);
+    let delta = o.logits_last.iter().zip(&want_logits).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let tol = 10.0 * delta + 1e-6;
+    let void = fx.f32("output.cell_class_void").1;
+    check(path, "output.cell_class_void", &o.cell_class_void, &void);
+    let cell_margin: Vec<f32> = void.iter().map(|p| (p - 0.5).abs().max(tol * 2.0)).collect();
+    check_readout_ids(path, "output.cell_class", &o.readout_ids[0], &fx.ints("output.cell_class"), &cell_margin, tol);
+    check_readout_ids(path, "output.cell_instance", &o.readout_ids[1], &fx.ints("output.cell_instance"), &cell_margin, tol);
+    let (mshape, margin) = fx.f32("readout.margin");
+    let (class_margin, instance_margin) = margin.split_at(mshape[1] * mshape[2]);
+    check_readout_ids(path, "readout.class", &o.readout_ids[2], &fx.ints("readout.class"), class_margin, tol);
+    // The instance group mixes x̂0's bits: its room is x̂0's own difference.
+    let (_, want_x0) = fx.f32("sampler.x0_last");
+    let got_x0 = o.x0_steps.last().expect("at least one step");
+    let x0_delta = got_x0.iter().zip(&want_x0).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    let x0_tol = 10.0 * x0_delta + 1e-7;
+    check_readout_ids(path, "readout.instance", &o.readout_ids[3], &fx.ints("readout.instance"), instance_margin, x0_tol);
+}
+
+/// The CPU twin of the readout on PyTorch's own last logits gives the fixture's ids bit for bit.
+fn readout_of_fixture_logits(name: &str) {
+    let mut fx = fixture(name);
+    let cfg = fx.cfg.clone();
+    let ids = id_space(&cfg);
+    let (_, logits) = fx.f32("sampler.logits_last");
+    let (_, x0) = fx.f32("sampler.x0_last");
+    let cells = readout::cpu::cells(&logits, &x0, &ids);
+    let as_u32 = |v: Vec<i64>| v.into_iter().map(|x| x as u32).collect::<Vec<u32>>();
+    assert_eq!(cells.class, as_u32(fx.ints("output.cell_class")), "{name}: cell classes");
+    assert_eq!(cells.instance, as_u32(fx.ints("output.cell_instance")), "{name}: cell instances");
+    assert_eq!(cells.class_void, fx.f32("output.cell_class_void").1, "{name}: cell void probabilities");
+    let resample = fixture_resample(&mut fx, &cfg);
+    let (class, instance) = readout::cpu::readout(&logits, &x0, &cells, &ids, &resample);
+    assert_eq!(class, as_u32(fx.ints("readout.class")), "{name}: readout classes");
+    assert_eq!(instance, as_u32(fx.ints("readout.instance")), "{name}: readout instances");
+}
+
+#[test]
+fn readout_twin_matches_pytorch_bit_for_bit() {
+    readout_of_fixture_logits("tiny-efficientnet");
+    readout_of_fixture_logits("tiny-resnet");
 }
 
 fn cpu_parity(name: &str) {

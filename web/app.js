@@ -558,6 +558,7 @@ function timingRows() {
     const n = steps?.length;
     rows.push([n ? `Decoder (${n} step${n === 1 ? "" : "s"})` : "Decoder", formatMs(ms.decoder)]);
     if (n) rows.push(["Per step", steps.map((x) => formatMs(x).replace(/ ms$/, "")).join(" · ") + " ms", "steps"]);
+    rows.push(["Readout", formatMs(ms.readout)]);
     rows.push(["Post-processing", formatMs(ms.postprocess)]);
   }
   return rows;

@@ -83,6 +83,7 @@ export function normalizeResult(r) {
       encoder: num(get(ms, "encoder")),
       decoder: num(get(ms, "decoder")),
       decoderPerStep: perStep == null ? null : Array.from(perStep, Number),
+      readout: num(get(ms, "readout")),
       postprocess: num(get(ms, "postprocess")),
       total: num(get(ms, "total")),
       source: get(ms, "source") ?? null,

@@ -12,6 +12,7 @@ use std::ops::Range;
 
 use crate::gpu::{DType, Frame, GpuError, Tensor};
 use crate::ops::conv::{self, Geometry};
+use crate::ops::readout::{self, Cells, IdSpace, Resample};
 use crate::ops::{norm, Activation};
 
 /// `(H, bytes of one row)` of a `[1, H, W, C]` tensor (or `[H, W]`, `[1, H, W]` maps).
@@ -233,4 +234,52 @@ mod tests {
             }
         }
     }
+}
+
+/// The readout's cells, band by band over mask rows (each cell reads only its own logits).
+pub fn cells(frame: &mut Frame, logits: &Tensor, x0: &Tensor, ids: &IdSpace) -> Result<Cells<Tensor>, GpuError> {
+    let [_, h, w, _] = logits.shape()[..] else {
+        return Err(GpuError::shape("cell_ids", format!("logits must be [1, H, W, L], got {:?}", logits.shape())));
+    };
+    let outputs = [(vec![1, h, w], DType::U32), (vec![1, h, w], DType::U32), (vec![1, h, w], DType::F32)];
+    let out = map_rows(frame, "cell_ids", &[logits, x0], &outputs, |f, t| {
+        let c = readout::cells(f, &t[0], &t[1], ids)?;
+        Ok(vec![c.class, c.instance, c.class_void])
+    })?;
+    let [class, instance, class_void]: [Tensor; 3] = out.try_into().map_err(|_| GpuError::shape("cell_ids", "lost a band output"))?;
+    Ok(Cells { class, instance, class_void })
+}
+
+/// The readout band by band over output rows: each band copies the cell rows its pixels read.
+pub fn readout(
+    frame: &mut Frame,
+    logits: &Tensor,
+    x0: &Tensor,
+    cells: &Cells<Tensor>,
+    ids: &IdSpace,
+    r: &Resample,
+) -> Result<(Tensor, Tensor), GpuError> {
+    const OP: &str = "readout";
+    readout::check_readout(logits, x0, cells, ids, r)?;
+    let (_, logits_row) = rows_of(OP, logits)?;
+    let (_, x0_row) = rows_of(OP, x0)?;
+    let logits_row = logits_row.max(x0_row);
+    let out_row = r.out_w as u64 * 4;
+    let bands = plan(frame, OP, r.out_h, 1, |rows| (rows.len() as u64 * out_row).max(readout::cell_rows(r, rows).len() as u64 * logits_row))?;
+    let class = frame.gpu().tensor(&[r.out_h, r.out_w], DType::U32)?;
+    let instance = frame.gpu().tensor(&[r.out_h, r.out_w], DType::U32)?;
+    for rows in bands {
+        let cell_rows = readout::cell_rows(r, rows.clone());
+        let band_logits = copy_rows(frame, OP, logits, cell_rows.clone())?;
+        let band_x0 = copy_rows(frame, OP, x0, cell_rows.clone())?;
+        let band_cells = Cells {
+            class: copy_rows(frame, OP, &cells.class, cell_rows.clone())?,
+            instance: copy_rows(frame, OP, &cells.instance, cell_rows.clone())?,
+            class_void: copy_rows(frame, OP, &cells.class_void, cell_rows.clone())?,
+        };
+        let (c, i) = readout::readout_rows(frame, &band_logits, &band_x0, &band_cells, ids, r, rows.clone(), cell_rows.start)?;
+        write_rows(frame, OP, &c, &class, rows.start)?;
+        write_rows(frame, OP, &i, &instance, rows.start)?;
+    }
+    Ok((class, instance))
 }

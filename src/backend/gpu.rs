@@ -5,6 +5,7 @@ use super::{bands, Backend, Epilogue, Upload};
 use crate::gpu::{DType, Frame, Gpu, GpuError, Tensor};
 use crate::ops::bits::{self, BitSpec, DdimCoefficients};
 use crate::ops::conv::{self, Geometry};
+use crate::ops::readout::{self, Cells, IdSpace, Resample};
 use crate::ops::{attention, elementwise, embed, layout, matmul, norm, rng, Activation};
 
 pub struct GpuBackend<'f, 'g> {
@@ -209,5 +210,27 @@ impl Backend for GpuBackend<'_, '_> {
 
     fn bits_to_ids(&mut self, x: &Tensor, spec: &BitSpec, num_classes: u32, max_instances: u32) -> Result<(Tensor, Tensor), GpuError> {
         bits::bits_to_ids(self.frame, x, spec, num_classes, max_instances)
+    }
+
+    fn cells(&mut self, logits: &Tensor, x0: &Tensor, ids: &IdSpace) -> Result<Cells<Tensor>, GpuError> {
+        if bands::needed(self.frame, &[logits, x0], 0) {
+            return bands::cells(self.frame, logits, x0, ids);
+        }
+        readout::cells(self.frame, logits, x0, ids)
+    }
+
+    fn readout(
+        &mut self,
+        logits: &Tensor,
+        x0: &Tensor,
+        cells: &Cells<Tensor>,
+        ids: &IdSpace,
+        r: &Resample,
+    ) -> Result<(Tensor, Tensor), GpuError> {
+        let out_bytes = (r.out_h * r.out_w) as u64 * 4;
+        if bands::needed(self.frame, &[logits, x0, &cells.class, &cells.instance, &cells.class_void], out_bytes) {
+            return bands::readout(self.frame, logits, x0, cells, ids, r);
+        }
+        readout::readout(self.frame, logits, x0, cells, ids, r)
     }
 }

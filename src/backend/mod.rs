@@ -15,6 +15,7 @@ pub use gpu::GpuBackend;
 use crate::gpu::GpuError;
 use crate::ops::bits::{BitSpec, DdimCoefficients};
 use crate::ops::conv::Geometry;
+use crate::ops::readout::{Cells, IdSpace, Resample};
 use crate::ops::Activation;
 
 /// `y = act((op + bias + residual) · scale)` for convs; linears apply `act(op + bias) + residual`
@@ -128,5 +129,19 @@ pub trait Backend {
         spec: &BitSpec,
         num_classes: u32,
         max_instances: u32,
+    ) -> Result<(Self::Tensor, Self::Tensor), GpuError>;
+    /// Step 1 of the readout ([`crate::ops::readout`]) of the last step's logits `[1, Hm, Wm, L]`
+    /// and x̂0 `[1, Hm, Wm, n_bits]`: per cell the class and instance ids and the class group's
+    /// void probability, `[1, Hm, Wm]` each.
+    fn cells(&mut self, logits: &Self::Tensor, x0: &Self::Tensor, ids: &IdSpace) -> Result<Cells<Self::Tensor>, GpuError>;
+    /// The bilinear readout of the last step at `r`'s output size: u32 (class, instance) maps
+    /// `[out_h, out_w]` ([`crate::ops::readout`]).
+    fn readout(
+        &mut self,
+        logits: &Self::Tensor,
+        x0: &Self::Tensor,
+        cells: &Cells<Self::Tensor>,
+        ids: &IdSpace,
+        r: &Resample,
     ) -> Result<(Self::Tensor, Self::Tensor), GpuError>;
 }

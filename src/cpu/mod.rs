@@ -9,6 +9,7 @@ use crate::backend::{Backend, Epilogue, Upload};
 use crate::gpu::GpuError;
 use crate::ops::bits::{self, BitSpec, DdimCoefficients};
 use crate::ops::conv::{self, Geometry};
+use crate::ops::readout::{self, Cells, IdSpace, Resample};
 use crate::ops::{attention, elementwise, embed, layout, matmul, norm, rng, Activation};
 
 #[derive(Clone, Debug)]
@@ -362,5 +363,45 @@ impl Backend for CpuBackend {
         let shape = &x.shape()[..x.shape().len() - 1];
         let (c, i) = bits::cpu::bits_to_ids(x.f32()?, spec, num_classes, max_instances);
         Ok((CpuTensor::new_u32(shape, c)?, CpuTensor::new_u32(shape, i)?))
+    }
+
+    fn cells(&mut self, logits: &CpuTensor, x0: &CpuTensor, ids: &IdSpace) -> Result<Cells<CpuTensor>, GpuError> {
+        let (h, w) = readout::logits_grid("cpu cells", logits.shape(), ids)?;
+        if x0.shape() != [1, h, w, ids.n_bits()] {
+            return Err(GpuError::shape("cpu cells", format!("x̂0 {:?} does not fit the logits {:?}", x0.shape(), logits.shape())));
+        }
+        let c = readout::cpu::cells(logits.f32()?, x0.f32()?, ids);
+        let shape = [1, h, w];
+        Ok(Cells {
+            class: CpuTensor::new_u32(&shape, c.class)?,
+            instance: CpuTensor::new_u32(&shape, c.instance)?,
+            class_void: CpuTensor::new(&shape, c.class_void)?,
+        })
+    }
+
+    fn readout(
+        &mut self,
+        logits: &CpuTensor,
+        x0: &CpuTensor,
+        cells: &Cells<CpuTensor>,
+        ids: &IdSpace,
+        r: &Resample,
+    ) -> Result<(CpuTensor, CpuTensor), GpuError> {
+        const OP: &str = "cpu readout";
+        let grid = readout::logits_grid(OP, logits.shape(), ids)?;
+        if x0.shape() != [1, grid.0, grid.1, ids.n_bits()] {
+            return Err(GpuError::shape(OP, format!("x̂0 {:?} does not fit the logits {:?}", x0.shape(), logits.shape())));
+        }
+        let maps = readout::cpu::CellMaps {
+            class: cells.class.u32()?.to_vec(),
+            instance: cells.instance.u32()?.to_vec(),
+            class_void: cells.class_void.f32()?.to_vec(),
+        };
+        let n = r.mask_h * r.mask_w;
+        if grid != (r.mask_h, r.mask_w) || [maps.class.len(), maps.instance.len(), maps.class_void.len()] != [n; 3] {
+            return Err(GpuError::shape(OP, format!("logits {:?} and their cells do not fit the resampling {r:?}", logits.shape())));
+        }
+        let (c, i) = readout::cpu::readout(logits.f32()?, x0.f32()?, &maps, ids, r);
+        Ok((CpuTensor::new_u32(&[r.out_h, r.out_w], c)?, CpuTensor::new_u32(&[r.out_h, r.out_w], i)?))
     }
 }

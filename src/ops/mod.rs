@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod layout;
 pub mod matmul;
 pub mod norm;
+pub mod readout;
 pub mod render;
 pub mod rng;
 
@@ -73,6 +74,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         layout::SHADERS,
         matmul::SHADERS,
         norm::SHADERS,
+        readout::SHADERS,
         render::SHADERS,
         rng::SHADERS,
         &[&crate::gpu::present::PRESENT_SHADER],
@@ -92,6 +94,7 @@ pub fn all_kernels() -> Vec<&'static Kernel> {
         layout::KERNELS,
         matmul::KERNELS,
         norm::KERNELS,
+        readout::KERNELS,
         render::KERNELS,
         rng::KERNELS,
     ]

@@ -28,7 +28,8 @@ pub use metrics::{
     PqCounts, PqResult, PqSegment, PqStat, PqSummary, SequenceScore,
 };
 pub use postprocess::{
-    majority_vote, merge_stuff, postprocess, resize_nearest, segments, thing_vote, unletterbox, Letterbox, Postprocess, Segment,
+    majority_vote, merge_stuff, postprocess, postprocess_ids, resize_nearest, segments, thing_vote, unletterbox, Letterbox, Postprocess,
+    Segment,
 };
 
 /// The void class and the void segment / instance id.

@@ -279,13 +279,18 @@ pub fn unletterbox(map: &PanopticMap, letterbox: &Letterbox) -> PanopticMap {
     resize_nearest(&content, letterbox.orig_h, letterbox.orig_w)
 }
 
-/// Mask-resolution ids -> original resolution, then `mode`: majority vote with minimum area and
-/// stuff merged, or [`thing_vote`] (`evaluate.py` `postprocess_to_original`).
+/// The previous readout's path: mask-resolution ids -> original resolution by nearest neighbour
+/// ([`unletterbox`]), then [`postprocess_ids`]. `eval` reports it beside the bilinear readout.
 pub fn postprocess(mask_map: &PanopticMap, letterbox: &Letterbox, isthing: &[bool], min_pixels: u64, mode: Postprocess) -> PanopticMap {
-    let original = unletterbox(mask_map, letterbox);
+    postprocess_ids(&unletterbox(mask_map, letterbox), isthing, min_pixels, mode)
+}
+
+/// Ids at the output resolution (the readout's) -> segments by `mode`: majority vote with minimum
+/// area and stuff merged, or [`thing_vote`] (`evaluate.py` `postprocess_to_original`).
+pub fn postprocess_ids(map: &PanopticMap, isthing: &[bool], min_pixels: u64, mode: Postprocess) -> PanopticMap {
     match mode {
-        Postprocess::MajorityVote => merge_stuff(&majority_vote(&original, min_pixels), isthing),
-        Postprocess::ThingVote => thing_vote(&original, isthing, min_pixels),
+        Postprocess::MajorityVote => merge_stuff(&majority_vote(map, min_pixels), isthing),
+        Postprocess::ThingVote => thing_vote(map, isthing, min_pixels),
     }
 }
 

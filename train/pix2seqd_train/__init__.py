@@ -1,8 +1,9 @@
 """pix2seqd_train: the PyTorch side of pix2seqd (Pix2Seq-D panoptic segmentation by bit diffusion).
 
 Modules: `config` (model configs as JSON), `rng` (the shared counter-based noise), `bits`
-(integer maps <-> analog bits), `diffusion` (schedule, loss, DDIM sampler), `model` (the network),
-`export` (safetensors export with BatchNorm folded, checkpoints), `fixtures` (Rust parity fixtures).
+(integer maps <-> analog bits), `diffusion` (schedule, loss, DDIM sampler), `readout` (ids at any
+resolution from the last logits and x̂0), `model` (the network), `export` (safetensors export with
+BatchNorm folded, checkpoints), `fixtures` (Rust parity fixtures).
 """
 
 from pathlib import Path

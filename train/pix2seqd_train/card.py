@@ -55,9 +55,17 @@ def _segmentation_cells(r: dict[str, Any]) -> list[str]:
             f"PQ {_pct(pq['all']['pq'])}" + (f" ({groups})" if groups else "")]
 
 
+def _davis_cells(r: dict[str, Any]) -> list[str]:
+    mt = r["metrics"]
+    kept = "" if r.get("ids_kept") is None else f", ids kept {_pct(r['ids_kept'])}%"
+    return [f"J&F {_pct(mt['J&F'])}", f"J {_pct((mt.get('J') or {}).get('mean'))}, F {_pct((mt.get('F') or {}).get('mean'))}{kept}"]
+
+
 def table_rows(card_path: Path) -> list[str]:
     """One Markdown row per (evaluation, step count, post-processing) of a card: the card's own
-    post-processing first, then the other one the CLI measured on the same samples."""
+    post-processing first, then the other one the CLI measured on the same samples, then (where the
+    evaluation has it) the card's post-processing on the readout before the bilinear one
+    (``nearest_readout``: x̂0 thresholded at mask resolution, nearest neighbour)."""
     card = json.loads(card_path.read_text())
     model = card_path.stem
     rows = []
@@ -70,11 +78,13 @@ def table_rows(card_path: Path) -> list[str]:
                 if "other_postprocess" in r:
                     other = r["other_postprocess"]
                     variants.append((other["postprocess"], _segmentation_cells(other)))
+                if "nearest_readout" in r:
+                    nearest = r["nearest_readout"]
+                    variants.append((f"{nearest['postprocess']}, nearest readout", _segmentation_cells(nearest)))
             else:
-                mt = r["metrics"]
-                kept = "" if r.get("ids_kept") is None else f", ids kept {_pct(r['ids_kept'])}%"
-                variants = [("—", [f"J&F {_pct(mt['J&F'])}",
-                                   f"J {_pct((mt.get('J') or {}).get('mean'))}, F {_pct((mt.get('F') or {}).get('mean'))}{kept}"])]
+                variants = [("—", _davis_cells(r))]
+                if "nearest_readout" in r:
+                    variants.append(("—, nearest readout", _davis_cells(r["nearest_readout"])))
             for post, cells in variants:
                 rows.append(f"| `{model}` | {what} | {r['steps']} | {post} | {cells[0]} | {cells[1]} |")
     return rows

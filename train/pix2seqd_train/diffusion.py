@@ -150,14 +150,17 @@ def sample(
     seed: int,
     prev_maps: torch.Tensor | None = None,
     return_trace: bool = False,
+    return_logits: bool = False,
 ) -> tuple[Any, ...]:
     """DDIM sampling from the shared noise (spec §3.4).
 
     The initial noise is rng.noise(seed, [B, Hm, Wm, n_bits]) (flat index over the whole batch).
     Returns (x0, (cls, inst)): the last x̂0 [B, Hm, Wm, n_bits] and the thresholded, clamped maps
-    [B, Hm, Wm] int64 at mask resolution. With return_trace=True a third element is a dict:
-    noise, gammas [steps], logits_step0 [B, Hm, Wm, n_logits], x0_steps / m_steps (lists, x̂0 and
-    the DDIM state after each step), features (F), tokens (E), taps, prev_bits.
+    [B, Hm, Wm] int64 at mask resolution. With return_logits=True the next element is the last
+    step's logits [B, Hm, Wm, n_logits] (what `readout.readout` reads at the output resolution).
+    With return_trace=True the last element is a dict: noise, gammas [steps], logits_step0 and
+    logits_last [B, Hm, Wm, n_logits], x0_steps / m_steps (lists, x̂0 and the DDIM state after each
+    step), features (F), tokens (E), taps, prev_bits.
     Call model.eval() first (dropout, BatchNorm statistics).
     """
     model = unwrap(model)
@@ -173,6 +176,7 @@ def sample(
     trace: dict[str, Any] = {"noise": m.clone(), "gammas": [], "x0_steps": [], "m_steps": [],
                              "features": features, "tokens": tokens, "taps": taps, "prev_bits": prev}
     x0 = torch.zeros_like(m)
+    logits: torch.Tensor | None = None  # stays None only for steps = 0
     for i, (t_now, t_next) in enumerate(step_times(steps, td)):
         g_now = torch.full((batch,), gamma(t_now), device=images.device)
         self_cond = x0 if cfg.self_cond else None  # the previous step's x̂0 (zeros at step 0)
@@ -186,4 +190,10 @@ def sample(
             trace["x0_steps"].append(x0)
             trace["m_steps"].append(m)
     maps = analog_bits_to_ids(x0, cfg)
-    return (x0, maps, trace) if return_trace else (x0, maps)
+    result: tuple[Any, ...] = (x0, maps)
+    if return_logits:
+        result += (logits,)
+    if return_trace:
+        trace["logits_last"] = logits
+        result += (trace,)
+    return result

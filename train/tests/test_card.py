@@ -83,3 +83,21 @@ def test_shipped_cards_carry_their_card_file_and_name_a_video_model_that_exists(
         video = json.loads((path.parent / meta["video_model"]).read_text())
         assert video["config"]["video_prev_masks"] > 0, f"{meta['video_model']} takes no previous masks"
         assert video["config"]["classes"] == cfg["classes"], "the webcam model must keep the photo model's classes"
+
+
+def test_table_shows_the_nearest_readout_beside_the_bilinear_one(tmp_path):
+    """For one release the CLI measures the previous readout on the same samples; the table shows it."""
+    path = _card(tmp_path)
+    nearest = {"postprocess": "thing_vote", "miou": 0.5, "miou_before_postprocess": 0.59,
+               "pq": {"all": {"pq": 0.29}, "things": {"pq": 0.08}, "stuff": {"pq": 0.39}}}
+    camvid = {**CAMVID, "results": [{**CAMVID["results"][0], "nearest_readout": nearest}]}
+    davis = {**DAVIS, "results": [{**DAVIS["results"][0], "ids_kept": 0.9,
+                                   "nearest_readout": {"metrics": {"J&F": 0.5, "J": {"mean": 0.55}, "F": {"mean": 0.45}}, "ids_kept": 0.8}}]}
+    add_metrics(path, "camvid_test", [camvid], ["c1"])
+    add_metrics(path, "davis_val", [davis], ["c2"])
+    rows = table_rows(path)
+    assert rows[2] == "| `street` | camvid/test, 233 | 1 | thing_vote, nearest readout | mIoU 50.0 (class bits alone: 59.0) | PQ 29.0 (things 8.0, stuff 39.0) |"
+    assert rows[3:] == [
+        "| `street` | davis2016/val (streaming), 300 | 4 | — | J&F 60.0 | J 65.0, F 55.0, ids kept 90.0% |",
+        "| `street` | davis2016/val (streaming), 300 | 4 | —, nearest readout | J&F 50.0 | J 55.0, F 45.0, ids kept 80.0% |",
+    ]

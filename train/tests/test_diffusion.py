@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pix2seqd_train import CONFIGS_DIR
+from pix2seqd_train.bits import expected_analog_bits
 from pix2seqd_train.config import load_config
 from pix2seqd_train.diffusion import ddim_step, gamma, pixel_weights, sample, step_times, training_loss
 from pix2seqd_train.model import build_model
@@ -146,7 +147,12 @@ def test_sampler_shapes_and_determinism(name):
     x0_again, (cls_again, inst_again), trace = sample(model, images, steps=3, td=1.0, seed=11, return_trace=True)
     assert torch.equal(x0, x0_again) and torch.equal(cls, cls_again) and torch.equal(inst, inst_again)
     assert len(trace["x0_steps"]) == 3 and torch.equal(trace["x0_steps"][-1], x0)
-    assert trace["logits_step0"].shape == (2, mask_h, mask_w, cfg.n_logits)
+    assert trace["logits_step0"].shape == trace["logits_last"].shape == (2, mask_h, mask_w, cfg.n_logits)
+    # return_logits: the last step's logits (before the trace), whose expected bits are x̂0
+    x0_l, _, logits, trace_l = sample(model, images, steps=3, td=1.0, seed=11, return_trace=True, return_logits=True)
+    assert torch.equal(x0_l, x0) and torch.equal(logits, trace_l["logits_last"])
+    assert torch.equal(expected_analog_bits(logits, cfg).clamp(-cfg.b_scale, cfg.b_scale), x0)
+    assert len(sample(model, images, steps=1, td=1.0, seed=11, return_logits=True)) == 3
     x0_other, _ = sample(model, images, steps=3, td=1.0, seed=12)
     assert not torch.equal(x0, x0_other)
 

@@ -206,8 +206,8 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
     let mut rows = Vec::new();
     if !a.json {
         println!(
-            "{:<8} {:>9} {:>5} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9} {:>7}",
-            "model", "image", "steps", "ingest", "encoder", "step", "post", "gpu sum", "wall", "fps"
+            "{:<8} {:>9} {:>5} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7}",
+            "model", "image", "steps", "ingest", "encoder", "step", "readout", "post", "gpu sum", "wall", "fps"
         );
     }
     for (name, seg, synthetic) in &mut sources {
@@ -257,20 +257,22 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
             let encoder = stage(&|t| t.encoder);
             let step =
                 stage(&|t| (!t.decoder_steps.is_empty()).then(|| t.decoder_steps.iter().sum::<f64>() / t.decoder_steps.len() as f64));
+            let readout = stage(&|t| t.readout);
             let post = stage(&|t| t.postprocess);
             let wall = stage(&|t| Some(t.total)).unwrap_or(f64::NAN);
-            let gpu_sum = match (ingest, encoder, step, post) {
-                (Some(i), Some(e), Some(s), Some(p)) => Some(i + e + s * steps as f64 + p),
+            let gpu_sum = match (ingest, encoder, step, readout, post) {
+                (Some(i), Some(e), Some(s), Some(r), Some(p)) => Some(i + e + s * steps as f64 + r + p),
                 _ => None,
             };
             let source = runs.first().map(|t| t.source).unwrap_or("none");
             let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
             if !a.json {
                 println!(
-                    "{name:<8} {size:>9} {steps:>5} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9.1} {:>7.2}",
+                    "{name:<8} {size:>9} {steps:>5} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9.1} {:>7.2}",
                     fmt(ingest),
                     fmt(encoder),
                     fmt(step),
+                    fmt(readout),
                     fmt(post),
                     fmt(gpu_sum),
                     wall,
@@ -280,7 +282,7 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
             rows.push(serde_json::json!({
                 "model": name, "synthetic_weights": *synthetic, "image_size": cfg.image_size, "mask_size": cfg.mask_size,
                 "steps": steps, "iters": runs.len(), "timer": source,
-                "ms": {"ingest": ingest, "encoder": encoder, "decoder_step": step, "postprocess": post, "gpu_sum": gpu_sum, "wall": wall},
+                "ms": {"ingest": ingest, "encoder": encoder, "decoder_step": step, "readout": readout, "postprocess": post, "gpu_sum": gpu_sum, "wall": wall},
                 "fps": 1000.0 / wall,
             }));
         }

@@ -53,7 +53,17 @@ pub fn open_options(loaded: &LoadedModel, m: &ModelArgs) -> Vec<SegmentOptions> 
     let postprocess = m.postprocess.unwrap_or(d.postprocess);
     steps
         .iter()
-        .map(|&steps| SegmentOptions { steps, td: m.td.unwrap_or(d.td), seed: m.seed, min_area: m.min_area, postprocess, ..d })
+        // Metrics are computed at the ground truth's resolution: the readout's output is the
+        // image's own size, whatever its size.
+        .map(|&steps| SegmentOptions {
+            steps,
+            td: m.td.unwrap_or(d.td),
+            seed: m.seed,
+            min_area: m.min_area,
+            postprocess,
+            max_output_side: usize::MAX,
+            ..d
+        })
         .collect()
 }
 
@@ -83,6 +93,10 @@ struct ImageScore {
     pq: PqStat,
     /// The same samples under the other post-processing (cheap next to sampling).
     other: (Postprocess, ConfusionMatrix, PqStat),
+    /// The same samples read out as before the bilinear readout (x̂0 thresholded at mask
+    /// resolution, nearest neighbour to the image), with the chosen post-processing; and its
+    /// class bits before post-processing.
+    nearest: (ConfusionMatrix, PqStat, ConfusionMatrix),
     ms: f64,
 }
 
@@ -170,6 +184,11 @@ fn evaluate_images(
             raw: ConfusionMatrix::new(cfg.num_classes, Some(0)),
             pq: PqStat::for_classes(&cfg.isthing()),
             other: (other_postprocess(o.postprocess), ConfusionMatrix::new(cfg.num_classes, Some(0)), PqStat::for_classes(&cfg.isthing())),
+            nearest: (
+                ConfusionMatrix::new(cfg.num_classes, Some(0)),
+                PqStat::for_classes(&cfg.isthing()),
+                ConfusionMatrix::new(cfg.num_classes, Some(0)),
+            ),
             ms: 0.0,
         })
         .collect();
@@ -183,12 +202,17 @@ fn evaluate_images(
             let seg = loaded.segmenter.segment_blocking(image, o).map_err(|e| format!("{}: {e}", ex.name))?;
             score.ms += seg.timings.total;
             score.confusion.update_maps(&gt, &seg.panoptic).map_err(|e| e.to_string())?;
-            score.raw.update_maps(&gt, &panoptic::unletterbox(&seg.mask, &seg.letterbox)).map_err(|e| e.to_string())?;
+            score.raw.update_maps(&gt, &seg.raw).map_err(|e| e.to_string())?;
             score.pq.add_maps(&gt, &seg.panoptic).map_err(|e| e.to_string())?;
             let (mode, confusion, pq) = &mut score.other;
-            let other = panoptic::postprocess(&seg.mask, &seg.letterbox, &isthing, o.min_area, *mode);
+            let other = panoptic::postprocess_ids(&seg.raw, &isthing, o.min_area, *mode);
             confusion.update_maps(&gt, &other).map_err(|e| e.to_string())?;
             pq.add_maps(&gt, &other).map_err(|e| e.to_string())?;
+            let (confusion, pq, raw) = &mut score.nearest;
+            let nearest = panoptic::postprocess(&seg.threshold_mask, &seg.letterbox, &isthing, o.min_area, o.postprocess);
+            confusion.update_maps(&gt, &nearest).map_err(|e| e.to_string())?;
+            pq.add_maps(&gt, &nearest).map_err(|e| e.to_string())?;
+            raw.update_maps(&gt, &panoptic::unletterbox(&seg.threshold_mask, &seg.letterbox)).map_err(|e| e.to_string())?;
             bar.inc(1);
         }
     }
@@ -200,6 +224,8 @@ fn evaluate_images(
             let r = s.pq.result();
             let (mode, confusion, pq) = &s.other;
             let other = pq.result();
+            let (nearest_confusion, nearest_pq, nearest_raw) = &s.nearest;
+            let nearest = nearest_pq.result();
             let per_class: serde_json::Map<String, serde_json::Value> = s
                 .confusion
                 .iou()
@@ -211,6 +237,7 @@ fn evaluate_images(
             serde_json::json!({
                 "steps": o.steps,
                 "postprocess": o.postprocess.name(),
+                "readout": "bilinear",
                 "miou": s.confusion.miou(),
                 "pixel_accuracy": s.confusion.pixel_accuracy(),
                 "iou": per_class,
@@ -223,6 +250,14 @@ fn evaluate_images(
                     "miou": confusion.miou(),
                     "pixel_accuracy": confusion.pixel_accuracy(),
                     "pq": {"all": other.all, "things": other.things, "stuff": other.stuff},
+                },
+                // The previous readout on the same samples, reported for one release.
+                "nearest_readout": {
+                    "postprocess": o.postprocess.name(),
+                    "miou": nearest_confusion.miou(),
+                    "pixel_accuracy": nearest_confusion.pixel_accuracy(),
+                    "miou_before_postprocess": nearest_raw.miou(),
+                    "pq": {"all": nearest.all, "things": nearest.things, "stuff": nearest.stuff},
                 },
                 "ms_per_image": if count > 0 { s.ms / count as f64 } else { 0.0 },
             })
@@ -237,21 +272,22 @@ fn evaluate_images(
     } else {
         print_header(&out);
         println!(
-            "{:>5} {:<14} {:>7} {:>9} {:>7} {:>9} {:>8} {:>10} {:>11}",
+            "{:>5} {:<22} {:>7} {:>9} {:>7} {:>9} {:>8} {:>10} {:>11}",
             "steps", "postprocess", "mIoU", "pixel acc", "PQ", "PQ thing", "PQ stuff", "ms/image", "mIoU (raw)"
         );
         let pct = |v: &serde_json::Value| 100.0 * v.as_f64().unwrap_or(0.0);
         for r in &results {
-            for (k, m) in [r, &r["other_postprocess"]].into_iter().enumerate() {
-                let (ms, raw) = if k == 0 {
-                    (format!("{:.0}", r["ms_per_image"].as_f64().unwrap_or(0.0)), format!("{:.1}", pct(&r["miou_before_postprocess"])))
-                } else {
-                    (String::new(), String::new())
+            for (k, m) in [r, &r["other_postprocess"], &r["nearest_readout"]].into_iter().enumerate() {
+                let (ms, raw) = match k {
+                    0 => (format!("{:.0}", r["ms_per_image"].as_f64().unwrap_or(0.0)), format!("{:.1}", pct(&r["miou_before_postprocess"]))),
+                    2 => (String::new(), format!("{:.1}", pct(&m["miou_before_postprocess"]))),
+                    _ => (String::new(), String::new()),
                 };
+                let name = m["postprocess"].as_str().unwrap_or("");
                 println!(
-                    "{:>5} {:<14} {:>7.1} {:>9.1} {:>7.1} {:>9.1} {:>8.1} {:>10} {:>11}",
+                    "{:>5} {:<22} {:>7.1} {:>9.1} {:>7.1} {:>9.1} {:>8.1} {:>10} {:>11}",
                     r["steps"].as_u64().unwrap_or(0),
-                    m["postprocess"].as_str().unwrap_or(""),
+                    if k == 2 { format!("{name} (nearest)") } else { name.to_string() },
                     pct(&m["miou"]),
                     pct(&m["pixel_accuracy"]),
                     pct(&m["pq"]["all"]["pq"]),
@@ -262,7 +298,8 @@ fn evaluate_images(
                 );
             }
         }
-        println!("first row per step count: the model's post-processing; mIoU (raw): the class bits alone, before any");
+        println!("first row per step count: the model's post-processing; mIoU (raw): the class bits alone, before any post-processing");
+        println!("(nearest): the same samples read out as before the bilinear readout (x̂0 thresholded, nearest neighbour)");
     }
     Ok(())
 }
@@ -280,15 +317,13 @@ pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<
     let bar = progress((total * opts.len()) as u64, json, "davis");
     let mut results = Vec::new();
     for o in &opts {
-        let mut evaluator = DavisEvaluator::new();
+        // [bilinear readout, the previous nearest readout of the same frames]
+        let mut scores = [DavisScore::default(), DavisScore::default()];
         let mut ms = 0.0;
-        // Consecutive frames whose object keeps its instance id: streaming should keep it.
-        let (mut id_pairs, mut id_kept) = (0usize, 0usize);
         for seq in &sequences {
             loaded.segmenter.reset();
-            let mut previous_id = None;
             let frames = max_frames.unwrap_or(usize::MAX).min(data.frames(seq));
-            let (mut gts, mut preds) = (Vec::new(), Vec::new());
+            let mut gts = Vec::new();
             for t in 0..frames {
                 let ex = data.load(seq, t).map_err(|e| e.to_string())?;
                 let (h, w) = (ex.image.height, ex.image.width);
@@ -296,27 +331,25 @@ pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<
                 let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
                 let seg = loaded.segmenter.segment_frame_blocking(image, o).map_err(|e| format!("{seq} frame {t}: {e}"))?;
                 ms += seg.timings.total;
-                let pred = panoptic::unletterbox(&seg.mask, &seg.letterbox);
-                preds.push(Mask::new(h, w, pred.class.iter().map(|&c| c != 0).collect()).map_err(|e| e.to_string())?);
                 let gt = data.load_mask(seq, t).map_err(|e| e.to_string())?;
-                let id = object_id(&pred, &gt);
-                if let (Some(before), Some(now)) = (previous_id, id) {
-                    id_pairs += 1;
-                    id_kept += usize::from(before == now);
+                let nearest = panoptic::unletterbox(&seg.threshold_mask, &seg.letterbox);
+                for (score, pred) in scores.iter_mut().zip([&seg.raw, &nearest]) {
+                    score.add_frame(pred, &gt)?;
                 }
-                previous_id = id;
                 gts.push(Mask::new(h, w, gt).map_err(|e| e.to_string())?);
                 bar.inc(1);
             }
-            evaluator.add_sequence(seq, &gts, &preds).map_err(|e| e.to_string())?;
+            for score in &mut scores {
+                score.end_sequence(seq, &gts)?;
+            }
         }
-        results.push(serde_json::json!({
-            "steps": o.steps,
-            "metrics": evaluator.summary(),
-            "ms_per_frame": if total > 0 { ms / total as f64 } else { 0.0 },
-            "ids_kept": if id_pairs > 0 { Some(id_kept as f64 / id_pairs as f64) } else { None },
-            "id_pairs": id_pairs,
-        }));
+        let [bilinear, nearest] = scores;
+        let mut result = bilinear.json();
+        result["steps"] = serde_json::json!(o.steps);
+        result["readout"] = serde_json::json!("bilinear");
+        result["ms_per_frame"] = serde_json::json!(if total > 0 { ms / total as f64 } else { 0.0 });
+        result["nearest_readout"] = nearest.json();
+        results.push(result);
     }
     bar.finish_and_clear();
     let mut out = header(&loaded, &opts);
@@ -329,22 +362,65 @@ pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<
         println!("{out:#}");
     } else {
         print_header(&out);
-        println!("{:>5} {:>7} {:>7} {:>7} {:>10} {:>9}", "steps", "J&F", "J", "F", "ms/frame", "ids kept");
+        println!("{:>5} {:<9} {:>7} {:>7} {:>7} {:>10} {:>9}", "steps", "readout", "J&F", "J", "F", "ms/frame", "ids kept");
         for r in &results {
-            let metric = |k: &str| 100.0 * r["metrics"][k]["mean"].as_f64().unwrap_or(0.0);
-            // DavisSummary serialises as the DAVIS toolkit names them: "J&F", "J", "F".
-            println!(
-                "{:>5} {:>7.1} {:>7.1} {:>7.1} {:>10.0} {:>9}",
-                r["steps"].as_u64().unwrap_or(0),
-                100.0 * r["metrics"]["J&F"].as_f64().unwrap_or(0.0),
-                metric("J"),
-                metric("F"),
-                r["ms_per_frame"].as_f64().unwrap_or(0.0),
-                r["ids_kept"].as_f64().map_or("–".to_string(), |k| format!("{:.1}%", 100.0 * k))
-            );
+            for (name, m) in [("bilinear", r), ("nearest", &r["nearest_readout"])] {
+                let metric = |k: &str| 100.0 * m["metrics"][k]["mean"].as_f64().unwrap_or(0.0);
+                // DavisSummary serialises as the DAVIS toolkit names them: "J&F", "J", "F".
+                println!(
+                    "{:>5} {:<9} {:>7.1} {:>7.1} {:>7.1} {:>10} {:>9}",
+                    r["steps"].as_u64().unwrap_or(0),
+                    name,
+                    100.0 * m["metrics"]["J&F"].as_f64().unwrap_or(0.0),
+                    metric("J"),
+                    metric("F"),
+                    m["ms_per_frame"].as_f64().map_or(String::new(), |v| format!("{v:.0}")),
+                    m["ids_kept"].as_f64().map_or("–".to_string(), |k| format!("{:.1}%", 100.0 * k))
+                );
+            }
         }
+        println!("nearest: the same frames read out as before the bilinear readout (x̂0 thresholded, nearest neighbour)");
     }
     Ok(())
+}
+
+/// J&F and ids kept of one readout over the frames of a DAVIS split.
+#[derive(Default)]
+struct DavisScore {
+    evaluator: DavisEvaluator,
+    /// The current sequence's predicted foreground per frame.
+    preds: Vec<Mask>,
+    previous_id: Option<u32>,
+    /// Consecutive frames whose object keeps its instance id: streaming should keep it.
+    id_pairs: usize,
+    id_kept: usize,
+}
+
+impl DavisScore {
+    /// One frame's prediction (the ground truth's size) against the annotated object.
+    fn add_frame(&mut self, pred: &PanopticMap, object: &[bool]) -> Result<(), String> {
+        self.preds.push(Mask::new(pred.height, pred.width, pred.class.iter().map(|&c| c != 0).collect()).map_err(|e| e.to_string())?);
+        let id = object_id(pred, object);
+        if let (Some(before), Some(now)) = (self.previous_id, id) {
+            self.id_pairs += 1;
+            self.id_kept += usize::from(before == now);
+        }
+        self.previous_id = id;
+        Ok(())
+    }
+
+    fn end_sequence(&mut self, seq: &str, gts: &[Mask]) -> Result<(), String> {
+        self.previous_id = None;
+        self.evaluator.add_sequence(seq, gts, &std::mem::take(&mut self.preds)).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "metrics": self.evaluator.summary(),
+            "ids_kept": if self.id_pairs > 0 { Some(self.id_kept as f64 / self.id_pairs as f64) } else { None },
+            "id_pairs": self.id_pairs,
+        })
+    }
 }
 
 /// The instance id that covers most of the annotated object (predicted foreground with an id;

@@ -1,6 +1,7 @@
 //! `pix2seqd figure camvid|coco128|davis`: the before/after figure of a model (one row per image:
 //! input, ground truth, prediction, each drawn with the model's class colours; DAVIS's ground
-//! truth has no classes and is drawn in its own colour), for docs/.
+//! truth has no classes and is drawn in its own colour), for docs/. `figure readout`: photos read
+//! out as before (x̂0 thresholded at mask resolution, nearest neighbour) and bilinearly.
 
 use std::path::Path;
 
@@ -9,10 +10,10 @@ use pix2seqd::data::camvid::CamVid;
 use pix2seqd::data::coco128::Coco128;
 use pix2seqd::data::davis::{self, Davis};
 use pix2seqd::data::Example;
-use pix2seqd::panoptic::PanopticMap;
+use pix2seqd::panoptic::{self, PanopticMap};
 use pix2seqd::{overlay_rgba_with, DrawStyle, Image, SegmentOptions};
 
-use crate::common::{LoadedModel, DEFAULT_MODEL, STREET_MODEL};
+use crate::common::{read_image, LoadedModel, DEFAULT_MODEL, STREET_MODEL};
 use crate::eval::{coco_lut, open, truth_map, ModelArgs};
 
 /// White space between panels, in pixels.
@@ -27,6 +28,8 @@ struct Row {
     truth: RgbaImage,
     prediction: RgbaImage,
 }
+
+const FIGURE_COLUMNS: [&str; 3] = ["input", "ground truth", "prediction"];
 
 impl Row {
     /// The row of one example from its three RGBA8 panels at the image's size.
@@ -104,7 +107,7 @@ pub fn figure(
         names.push(ex.name);
     }
     write_grid(&rows, panel_width, out)?;
-    report(out, &loaded.path, &format!("{label}/{split}"), &names, &opts, json);
+    report(out, &loaded.path, &format!("{label}/{split}"), &names, &opts, &FIGURE_COLUMNS, json);
     Ok(())
 }
 
@@ -153,24 +156,49 @@ pub fn davis_figure(
         names.push(ex.name);
     }
     write_grid(&rows, panel_width, out)?;
-    report(out, &loaded.path, &format!("davis2016/{seq}"), &names, &opts, json);
+    report(out, &loaded.path, &format!("davis2016/{seq}"), &names, &opts, &FIGURE_COLUMNS, json);
+    Ok(())
+}
+
+/// The readout figure: per photo, the input, the previous readout (the final x̂0 thresholded at
+/// mask resolution, resized by nearest neighbour) and the bilinear readout, both post-processed
+/// from the same sample.
+pub fn readout_figure(m: &ModelArgs, images: &[std::path::PathBuf], panel_width: u32, out: &Path, json: bool) -> Result<(), String> {
+    let (mut loaded, opts) = open_one(m, DEFAULT_MODEL)?;
+    let isthing = loaded.segmenter.config().isthing();
+    let (mut rows, mut names) = (Vec::new(), Vec::new());
+    for path in images {
+        let decoded = read_image(path)?;
+        let image = Image::new(decoded.width, decoded.height, &decoded.rgba).map_err(|e| format!("{}: {e}", path.display()))?;
+        let seg = loaded.segmenter.segment_blocking(image, &opts).map_err(|e| format!("{}: {e}", path.display()))?;
+        let nearest = panoptic::postprocess(&seg.threshold_mask, &seg.letterbox, &isthing, opts.min_area, opts.postprocess);
+        let nearest = loaded.segmenter.overlay_map_rgba(image, &nearest, STYLE).map_err(|e| e.to_string())?;
+        let bilinear = loaded.segmenter.overlay_rgba(image, &seg, STYLE).map_err(|e| e.to_string())?;
+        let (w, h) = (decoded.width as u32, decoded.height as u32);
+        let panel = |bytes: Vec<u8>| RgbaImage::from_raw(w, h, bytes).ok_or_else(|| format!("{}: bad panel size", path.display()));
+        rows.push(Row { input: panel(decoded.rgba.clone())?, truth: panel(nearest)?, prediction: panel(bilinear)? });
+        names.push(path.display().to_string());
+    }
+    write_grid(&rows, panel_width, out)?;
+    let columns = ["input", "nearest readout (before)", "bilinear readout"];
+    report(out, &loaded.path, "photos", &names, &opts, &columns, json);
     Ok(())
 }
 
 /// What a figure command printed: the file, the model, the rows and the sampler.
-fn report(out: &Path, model: &Path, dataset: &str, names: &[String], opts: &SegmentOptions, json: bool) {
+fn report(out: &Path, model: &Path, dataset: &str, names: &[String], opts: &SegmentOptions, columns: &[&str; 3], json: bool) {
     let report = serde_json::json!({
         "figure": out.display().to_string(),
         "model": model.display().to_string(),
         "dataset": dataset,
         "images": names,
-        "columns": ["input", "ground truth", "prediction"],
+        "columns": columns,
         "sampler": {"steps": opts.steps, "td": opts.td, "seed": opts.seed},
     });
     if json {
         println!("{report:#}");
     } else {
-        println!("wrote {} (columns: input, ground truth, prediction; rows: {})", out.display(), names.join(", "));
+        println!("wrote {} (columns: {}; rows: {})", out.display(), columns.join(", "), names.join(", "));
     }
 }
 

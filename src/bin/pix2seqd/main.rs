@@ -45,7 +45,8 @@ struct ModelOpts {
     /// Noise seed.
     #[arg(long, default_value_t = 0)]
     seed: u32,
-    /// Minimum segment area in pixels of the original image (smaller segments become void).
+    /// Minimum segment area in output pixels (the image's own, unless `segment --max-output-side`
+    /// scales the output down); smaller segments become void.
     #[arg(long, default_value_t = 40)]
     min_area: u64,
     /// How sampled ids become segments: `majority_vote` (official) or `thing_vote` (stuff keeps
@@ -67,6 +68,10 @@ enum Command {
         /// Output folder (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// Longest side of the output (readout, segments, PNGs): the image's own size up to
+        /// this, scaled down beyond it.
+        #[arg(long, default_value_t = pix2seqd::DEFAULT_MAX_OUTPUT_SIDE as u64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+        max_output_side: u64,
         #[command(flatten)]
         model: ModelOpts,
     },
@@ -169,6 +174,18 @@ enum FigureWhat {
     /// Frames of a DAVIS 2016 sequence, segmented in order from the first frame (a video model
     /// streams; default model: `objects`).
     Davis(DavisFigureArgs),
+    /// Photos read out as before (x̂0 thresholded at mask resolution, nearest neighbour) and with
+    /// the bilinear readout, side by side (default model: `objects`).
+    Readout(ReadoutFigureArgs),
+}
+
+#[derive(Args)]
+struct ReadoutFigureArgs {
+    /// Image files (JPEG or PNG), one row each.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    #[command(flatten)]
+    output: FigureOutput,
 }
 
 #[derive(Args)]
@@ -247,10 +264,11 @@ fn run(cli: &Cli) -> Result<(), String> {
             cpu: *cpu,
             json: cli.json,
         }),
-        Command::Segment { images, out, model: m } => segment::run(segment::Args {
+        Command::Segment { images, out, max_output_side, model: m } => segment::run(segment::Args {
             images,
             model: m.model.as_deref(),
             out,
+            max_output_side: *max_output_side as usize,
             steps: single_steps(&m.steps)?,
             td: m.td,
             seed: m.seed,
@@ -266,6 +284,10 @@ fn run(cli: &Cli) -> Result<(), String> {
                 FigureWhat::Davis(a) => {
                     let o = &a.output;
                     return figure::davis_figure(&model_args(&o.model), a.sequence.as_deref(), &a.frames, o.panel_width, &o.out, cli.json);
+                }
+                FigureWhat::Readout(a) => {
+                    let o = &a.output;
+                    return figure::readout_figure(&model_args(&o.model), &a.images, o.panel_width, &o.out, cli.json);
                 }
             };
             let split = a.split.as_deref().unwrap_or(default_split);

@@ -12,6 +12,7 @@ pub struct Args<'a> {
     pub images: &'a [PathBuf],
     pub model: Option<&'a Path>,
     pub out: &'a Path,
+    pub max_output_side: usize,
     pub steps: Option<usize>,
     pub td: Option<f64>,
     pub seed: u32,
@@ -38,6 +39,7 @@ pub fn run(a: Args) -> Result<(), String> {
         seed: a.seed,
         min_area: a.min_area,
         postprocess: a.postprocess.unwrap_or(opts.postprocess),
+        max_output_side: a.max_output_side,
         ..opts
     };
     let categories = cfg.coco_categories();
@@ -53,14 +55,15 @@ pub fn run(a: Args) -> Result<(), String> {
         let style = DrawStyle { opacity: 0.6, outline: true };
         let bytes = loaded.segmenter.overlay_rgba(image, &seg, style).map_err(|e| format!("{}: {e}", path.display()))?;
         let overlay_path = a.out.join(format!("{name}.png"));
-        image::save_buffer(&overlay_path, &bytes, decoded.width as u32, decoded.height as u32, image::ExtendedColorType::Rgba8)
+        let (out_w, out_h) = (seg.panoptic.width as u32, seg.panoptic.height as u32);
+        image::save_buffer(&overlay_path, &bytes, out_w, out_h, image::ExtendedColorType::Rgba8)
             .map_err(|e| format!("{}: cannot write ({e})", overlay_path.display()))?;
         writer.add(&name, &seg.panoptic, &category_ids).map_err(|e| e.to_string())?;
         results.push(serde_json::json!({
             "image": path.display().to_string(),
             "overlay": overlay_path.display().to_string(),
             "panoptic_png": a.out.join(format!("{name}_panoptic.png")).display().to_string(),
-            "width": decoded.width, "height": decoded.height,
+            "width": decoded.width, "height": decoded.height, "output_width": out_w, "output_height": out_h,
             "segments": seg.segments,
             "ms": seg.timings,
         }));
