@@ -142,3 +142,24 @@ fn a_steady_video_loop_creates_no_gpu_objects() {
     );
     assert_eq!(after.objects_created_since(&before), 0, "a warmed-up video loop created GPU objects: {before:?} -> {after:?}");
 }
+
+/// The maps a video model is conditioned on are the readout at mask resolution: a frame that fills
+/// the canvas, read out at the mask's size, gives exactly the mask (on the GPU and the CPU).
+#[test]
+fn the_fed_back_mask_is_the_readout_at_mask_resolution() {
+    let stem = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-efficientnet/model");
+    for backend in [BackendKind::Gpu, BackendKind::Cpu] {
+        let mut seg = Segmenter::from_path(&stem, backend).unwrap();
+        let cfg = seg.config().clone();
+        let ([h, w], [hm, wm]) = (cfg.image_size, cfg.mask_size);
+        let mut rng = common::Rand::new("fed-back-mask");
+        let rgba: Vec<u8> = (0..h * w * 4).map(|_| (rng.next_u64() & 0xff) as u8).collect();
+        let opts = pix2seqd::SegmentOptions { max_output_side: hm.max(wm), ..seg.default_options() };
+        for t in 0..3 {
+            let out = seg.segment_frame_blocking(Image::new(w, h, &rgba).unwrap(), &opts).unwrap();
+            assert_eq!((out.raw.height, out.raw.width), (hm, wm), "{backend:?} frame {t}: output size");
+            assert_eq!(out.raw, out.mask, "{backend:?} frame {t}: the readout at mask resolution is not the fed-back mask");
+            assert_eq!(out.mask.instance, out.threshold_mask.instance, "{backend:?} frame {t}: cell instances are x̂0's bits");
+        }
+    }
+}
