@@ -466,3 +466,35 @@ fn coco128_held_out_images_match_the_python_rasterisation() {
     assert!(matches!(Coco128::open(&dir, "test"), Err(DataError::BadSplit { .. })));
     assert!(matches!(val.load(16), Err(DataError::Index { .. })));
 }
+
+/// coco128-seg's two images without a label file show no object and load all void; its two label
+/// files without an image belong to no split; any other image without labels is an error that
+/// names the file.
+#[test]
+fn coco128_background_images_and_orphan_labels_are_handled_explicitly() {
+    use pix2seqd::data::coco128::{Coco128, BACKGROUND_IMAGES};
+    let Some(root) = shared("coco128_background_images_and_orphan_labels_are_handled_explicitly") else { return };
+    let dir = root.join("coco128-seg");
+    let all = Coco128::open(&dir, "all").unwrap();
+    assert_eq!(all.orphan_labels().unwrap(), ["000000000656", "000000000659"]);
+    assert!(all.names().iter().all(|n| !n.ends_with("656") && !n.ends_with("659")));
+    for name in BACKGROUND_IMAGES {
+        let i = all.names().iter().position(|n| n == name).expect("a background image is in the split");
+        let ex = all.load(i).unwrap();
+        assert!(ex.class.iter().all(|&c| c == 0) && ex.instance.iter().all(|&v| v == 0), "{name} is not all void");
+    }
+    // A copy with one labelled image whose label file is gone.
+    let tmp = std::env::temp_dir().join(format!("pix2seqd-coco128-{}", std::process::id()));
+    std::fs::create_dir_all(tmp.join("images")).unwrap();
+    std::fs::create_dir_all(tmp.join("labels")).unwrap();
+    for name in all.names().iter().take(VAL_PLUS_ONE) {
+        std::fs::copy(dir.join("images").join(format!("{name}.jpg")), tmp.join("images").join(format!("{name}.jpg"))).unwrap();
+    }
+    let copy = Coco128::open(&tmp, "all").unwrap();
+    let err = copy.load(0).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(err.contains(&format!("{}.txt", all.names()[0])), "{err}");
+}
+
+/// Enough images for a split to exist (more than the 16 held out).
+const VAL_PLUS_ONE: usize = 17;

@@ -129,6 +129,11 @@ pub fn coco_group(name: &str) -> &'static str {
 pub const VAL_COUNT: usize = 16;
 pub const SPLITS: [&str; 3] = ["train", "val", "all"];
 
+/// The images of coco128-seg that have no label file because they show no COCO object (a street
+/// sign against towers, a snowy mountain top; checked by eye): all void. Any other image without
+/// a label file is an error, so a lost label is never read as "nothing here".
+pub const BACKGROUND_IMAGES: [&str; 2] = ["000000000250", "000000000508"];
+
 /// One split of coco128-seg.
 #[derive(Clone, Debug)]
 pub struct Coco128 {
@@ -176,6 +181,14 @@ impl Coco128 {
         &self.names
     }
 
+    /// Label files without an image (coco128-seg ships `000000000656` and `000000000659`): they
+    /// are not part of any split.
+    pub fn orphan_labels(&self) -> Result<Vec<String>, DataError> {
+        let images = sorted_stems(&self.root.join("images"), "jpg")?;
+        let labels = sorted_stems(&self.root.join("labels"), "txt")?;
+        Ok(labels.into_iter().filter(|l| images.binary_search(l).is_err()).collect())
+    }
+
     /// Item `index` at its original resolution: class id = COCO class index + 1, instance k = line k.
     pub fn load(&self, index: usize) -> Result<Example, DataError> {
         let name = self.names.get(index).ok_or_else(|| DataError::Index {
@@ -185,10 +198,10 @@ impl Coco128 {
         })?;
         let image = read_rgb(&self.root.join("images").join(format!("{name}.jpg")))?;
         let label_path = self.root.join("labels").join(format!("{name}.txt"));
-        // An image without a label file has no objects (as in coco128.py).
+        // Only the known background images have no label file (as in coco128.py).
         let polygons = match std::fs::read_to_string(&label_path) {
             Ok(text) => parse_polygons(&text, image.width, image.height, &label_path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && BACKGROUND_IMAGES.contains(&name.as_str()) => Vec::new(),
             Err(source) => return Err(DataError::Io { path: label_path, source }),
         };
         let (class, instance) = rasterise(&polygons, image.width, image.height);

@@ -101,6 +101,25 @@ def test_coco128_splits_hold_out_the_last_16():
     assert val.names == every.names[-16:] and not set(train.names) & set(val.names)
 
 
+def test_coco128_background_images_and_orphan_labels_are_explicit(tmp_path):
+    """Two images have no label file (they show no COCO object): all void. Two label files have no
+    image: no split holds them. Any other image without labels is an error naming the file."""
+    require("coco128-seg")
+    from pix2seqd_train.data.coco128 import BACKGROUND_IMAGES
+    every = Coco128("all")
+    assert every.orphan_labels() == ["000000000656", "000000000659"]
+    assert not set(every.orphan_labels()) & set(every.names)
+    for name in BACKGROUND_IMAGES:
+        (raw,) = every.load(every.names.index(name))
+        assert not raw.cls.any() and not raw.inst.any(), name
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    for name in every.names[:17]:
+        (tmp_path / "images" / f"{name}.jpg").write_bytes((every.root / "images" / f"{name}.jpg").read_bytes())
+    with pytest.raises(FileNotFoundError, match=f"{every.names[0]}.txt"):
+        Coco128("all", root=tmp_path).load(0)
+
+
 def test_coco128_polygons_rasterised_sanely():
     require("coco128-seg")
     ds = Coco128("all")

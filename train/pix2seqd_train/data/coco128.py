@@ -8,6 +8,11 @@ of large ones stay visible; an instance hidden entirely disappears. Pixels outsi
 are void: the dataset has no stuff annotations.
 
 Splits: the images sorted by name; the last 16 are ``val``, the first 112 ``train`` (``all``: 128).
+
+Two images have no label file because they show no COCO object (``BACKGROUND_IMAGES``, checked by
+eye): they are all void. Any other image without a label file is an error, so a lost label is
+never read as "nothing here". Two label files have no image (``orphan_labels()``: 000000000656 and
+000000000659); they belong to no split.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ COCO80 = [
 CLASSES = [ClassInfo(name, True, default_color(k + 1)) for k, name in enumerate(COCO80)]
 VAL_COUNT = 16
 SPLITS = ("train", "val", "all")
+BACKGROUND_IMAGES = ("000000000250", "000000000508")
 
 
 def parse_polygons(path: Path, width: int, height: int) -> list[tuple[int, np.ndarray]]:
@@ -95,11 +101,19 @@ class Coco128:
     def __len__(self) -> int:
         return len(self.names)
 
+    def orphan_labels(self) -> list[str]:
+        """Label files without an image, sorted (they belong to no split)."""
+        images = {p.stem for p in (self.root / "images").glob("*.jpg")}
+        return sorted(p.stem for p in (self.root / "labels").glob("*.txt") if p.stem not in images)
+
     def load(self, index: int) -> list[RawExample]:
         name = self.names[index]
         image = read_rgb(self.root / "images" / f"{name}.jpg")
         height, width = image.shape[:2]
         label_path = self.root / "labels" / f"{name}.txt"
+        if not label_path.exists() and name not in BACKGROUND_IMAGES:
+            raise FileNotFoundError(f"coco128-seg image {name} has no label file {label_path} "
+                                    f"(only {', '.join(BACKGROUND_IMAGES)} are known to show no object)")
         polygons = parse_polygons(label_path, width, height) if label_path.exists() else []
         cls, inst = rasterise(polygons, width, height)
         if self.class_lut is not None:
