@@ -24,60 +24,83 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-// ---- (1) cells: one thread per mask cell ------------------------------------------------------
-@group(1) @binding(0) var<storage, read> cell_logits: array<f32>;
-@group(1) @binding(1) var<storage, read> cell_x0: array<f32>;
-@group(1) @binding(2) var<storage, read_write> cell_class_out: array<u32>;
-@group(1) @binding(3) var<storage, read_write> cell_instance_out: array<u32>;
-@group(1) @binding(4) var<storage, read_write> cell_class_void_out: array<f32>;
+// Both entry points read the last step: logits (the class group) and x̂0 (the instance group).
+@group(1) @binding(0) var<storage, read> logits: array<f32>;
+@group(1) @binding(1) var<storage, read> x0: array<f32>;
 
-// The first largest of the logits `first..count` from `base` (ties: the smaller id, as numpy).
-fn cell_argmax(base: u32, first: u32, count: u32) -> u32 {
-    var best = first;
-    var best_logit = cell_logits[base + first];
-    for (var v = first + 1u; v < count; v++) {
-        let x = cell_logits[base + v];
-        if x > best_logit {
-            best_logit = x;
+// The cells (00, 01, 10, 11) around a pixel and their bilinear weights; a cell on its own is
+// four times itself with weights (1, 0, 0, 0), which mixes every value to itself exactly.
+struct Corners {
+    cells: vec4<u32>,
+    w: vec4<f32>,
+}
+
+fn at_cell(cell: u32) -> Corners {
+    return Corners(vec4<u32>(cell), vec4<f32>(1.0, 0.0, 0.0, 0.0));
+}
+
+fn mix4(c: Corners, x: vec4<f32>) -> f32 {
+    return ((c.w.x * x.x + c.w.y * x.y) + c.w.z * x.z) + c.w.w * x.w;
+}
+
+fn mixed_logit(c: Corners, v: u32) -> f32 {
+    let base = c.cells * p.cell_logits + vec4<u32>(v);
+    return mix4(c, vec4<f32>(logits[base.x], logits[base.y], logits[base.z], logits[base.w]));
+}
+
+// Void when the (mixed) void probability is ≥ 0.5 or void is the only valid class; else the
+// non-void class of the first largest mixed logit (ties: the smaller id).
+fn class_of(c: Corners, void_probability: f32) -> u32 {
+    if p.class_count == 1u || void_probability >= 0.5 {
+        return 0u;
+    }
+    var best = 1u;
+    var best_score = mixed_logit(c, 1u);
+    for (var v = 2u; v < p.class_count; v++) {
+        let s = mixed_logit(c, v);
+        if s > best_score {
+            best_score = s;
             best = v;
         }
     }
     return best;
 }
 
+// The (mixed) x̂0 instance bits thresholded at 0, capped at the largest valid id.
+fn instance_of(c: Corners) -> u32 {
+    let base = c.cells * (p.class_bits + p.instance_bits) + vec4<u32>(p.class_bits);
+    var id = 0u;
+    for (var k = 0u; k < p.instance_bits; k++) {
+        let m = mix4(c, vec4<f32>(x0[base.x + k], x0[base.y + k], x0[base.z + k], x0[base.w + k]));
+        id |= select(0u, 1u << k, m > 0.0);
+    }
+    return min(id, p.instance_count - 1u);
+}
+
+// ---- (1) cells: one thread per mask cell ------------------------------------------------------
+@group(1) @binding(2) var<storage, read_write> cell_class_out: array<u32>;
+@group(1) @binding(3) var<storage, read_write> cell_instance_out: array<u32>;
+@group(1) @binding(4) var<storage, read_write> cell_class_void_out: array<f32>;
+
 @compute @workgroup_size(256)
 fn cell_ids(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let cell = folded_group(wg, nwg) * 256u + lid;
     if cell >= p.mask_h * p.mask_w { return; }
-    let base = cell * p.cell_logits;
     // The class group's void probability 1 / Σ_v exp(l_v − l_0), summed in id order.
+    let base = cell * p.cell_logits;
     var sum = 0.0;
     for (var v = 0u; v < p.class_count; v++) {
-        sum += exp(cell_logits[base + v] - cell_logits[base]);
+        sum += exp(logits[base + v] - logits[base]);
     }
     let void_probability = 1.0 / sum;
     cell_class_void_out[cell] = void_probability;
-    if p.class_count == 1u || void_probability >= 0.5 {
-        cell_class_out[cell] = 0u;
-    } else {
-        cell_class_out[cell] = cell_argmax(base, 1u, p.class_count);
-    }
-    // x̂0's instance bits thresholded (the previous readout), capped at the largest valid id.
-    let bits = cell * (p.class_bits + p.instance_bits) + p.class_bits;
-    var id = 0u;
-    for (var k = 0u; k < p.instance_bits; k++) {
-        id |= select(0u, 1u << k, cell_x0[bits + k] > 0.0);
-    }
-    cell_instance_out[cell] = min(id, p.instance_count - 1u);
+    cell_class_out[cell] = class_of(at_cell(cell), void_probability);
+    cell_instance_out[cell] = instance_of(at_cell(cell));
 }
 
 // ---- (2) bilinear readout at output resolution: one thread per output pixel -------------------
 // Where the four surrounding cells agree on a group's id, that id (a convex combination keeps
-// what all corners share); elsewhere every value x is mixed as ((w00·x00 + w01·x01) + w10·x10) +
-// w11·x11: the class is void when the mixed void probability is ≥ 0.5, else the argmax of the
-// mixed non-void class logits; the instance is the mixed x̂0 instance bits thresholded at 0.
-@group(1) @binding(0) var<storage, read> logits: array<f32>;
-@group(1) @binding(1) var<storage, read> x0: array<f32>;
+// what all corners share); elsewhere the class and instance of the mixed values.
 @group(1) @binding(2) var<storage, read> cell_class: array<u32>;
 @group(1) @binding(3) var<storage, read> cell_instance: array<u32>;
 @group(1) @binding(4) var<storage, read> cell_class_void: array<f32>;
@@ -99,36 +122,6 @@ fn axis(i: u32, scale: f32, len: u32) -> Axis {
     return Axis(u32(clamp(i0, 0, last)), u32(clamp(i0 + 1, 0, last)), f - fl);
 }
 
-// The four corner cells (00, 01, 10, 11) and their weights.
-struct Corners {
-    cells: vec4<u32>,
-    w: vec4<f32>,
-}
-
-fn mix4(c: Corners, x: vec4<f32>) -> f32 {
-    return ((c.w.x * x.x + c.w.y * x.y) + c.w.z * x.z) + c.w.w * x.w;
-}
-
-fn mixed_logit(c: Corners, v: u32) -> f32 {
-    let base = c.cells * p.cell_logits + vec4<u32>(v);
-    return mix4(c, vec4<f32>(logits[base.x], logits[base.y], logits[base.z], logits[base.w]));
-}
-
-// The id v in `first..count` of the first largest mixed logit of the group at `offset` (ties:
-// the smaller id).
-fn mixed_argmax(c: Corners, offset: u32, first: u32, count: u32) -> u32 {
-    var best = first;
-    var best_score = mixed_logit(c, offset + first);
-    for (var v = first + 1u; v < count; v++) {
-        let s = mixed_logit(c, offset + v);
-        if s > best_score {
-            best_score = s;
-            best = v;
-        }
-    }
-    return best;
-}
-
 fn agreed(ids: vec4<u32>) -> bool {
     return ids.x == ids.y && ids.x == ids.z && ids.x == ids.w;
 }
@@ -147,25 +140,13 @@ fn readout(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
     if agreed(classes) {
         class_out[i] = classes.x;
     } else {
-        let void_probability = mix4(corners,
-            vec4<f32>(cell_class_void[cells.x], cell_class_void[cells.y], cell_class_void[cells.z], cell_class_void[cells.w]));
-        if p.class_count == 1u || void_probability >= 0.5 {
-            class_out[i] = 0u;
-        } else {
-            class_out[i] = mixed_argmax(corners, 0u, 1u, p.class_count);
-        }
+        let voids = vec4<f32>(cell_class_void[cells.x], cell_class_void[cells.y], cell_class_void[cells.z], cell_class_void[cells.w]);
+        class_out[i] = class_of(corners, mix4(corners, voids));
     }
     let instances = vec4<u32>(cell_instance[cells.x], cell_instance[cells.y], cell_instance[cells.z], cell_instance[cells.w]);
     if agreed(instances) {
         instance_out[i] = instances.x;
     } else {
-        let nb = p.class_bits + p.instance_bits;
-        let base = cells * nb + vec4<u32>(p.class_bits);
-        var id = 0u;
-        for (var k = 0u; k < p.instance_bits; k++) {
-            let m = mix4(corners, vec4<f32>(x0[base.x + k], x0[base.y + k], x0[base.z + k], x0[base.w + k]));
-            id |= select(0u, 1u << k, m > 0.0);
-        }
-        instance_out[i] = min(id, p.instance_count - 1u);
+        instance_out[i] = instance_of(corners);
     }
 }
