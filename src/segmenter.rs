@@ -578,7 +578,8 @@ impl Segmenter {
                 };
                 if let Some((presenter, style)) = in_frame_draw {
                     let (class, instance) = (&out.ids.0, &out.ids.1);
-                    let overlay = render::overlay(&mut frame, &words, class, instance, &on_image, palette, isthing, style.opacity, style.outline)?;
+                    let overlay =
+                        render::overlay(&mut frame, &words, class, instance, &on_image, palette, isthing, style.opacity, style.outline)?;
                     frame.present(presenter, &overlay)?;
                 }
                 if let Output::DrawOnly(..) = output {
@@ -632,7 +633,8 @@ impl Segmenter {
                 marks.ingest = now_ms();
                 let mut b = CpuBackend;
                 let out = run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, |_| now_ms())?;
-                let host = |(c, i): &(CpuTensor, CpuTensor)| -> Result<(Vec<u32>, Vec<u32>), Error> { Ok((c.u32()?.to_vec(), i.u32()?.to_vec())) };
+                let host =
+                    |(c, i): &(CpuTensor, CpuTensor)| -> Result<(Vec<u32>, Vec<u32>), Error> { Ok((c.u32()?.to_vec(), i.u32()?.to_vec())) };
                 maps = HostMaps { ids: host(&out.ids)?, cells: host(&out.cells)?, threshold: host(&out.threshold)? };
                 timings = Timings {
                     ingest: Some(marks.ingest - t0),
@@ -668,7 +670,18 @@ impl Segmenter {
         }
         timings.total = now_ms() - start;
         let backend = self.backend();
-        Ok(Some(Segmentation { mask, threshold_mask, raw, panoptic, segment_ids, segments, letterbox: lb, timings, backend, conditioned_on }))
+        Ok(Some(Segmentation {
+            mask,
+            threshold_mask,
+            raw,
+            panoptic,
+            segment_ids,
+            segments,
+            letterbox: lb,
+            timings,
+            backend,
+            conditioned_on,
+        }))
     }
 
     /// Numbers the segments of a post-processed map and describes them.
@@ -736,7 +749,9 @@ pub fn overlay_rgba_with(
         words
     } else {
         let pick = |i: usize, out: usize, len: usize| ((2 * i + 1) * len / (2 * out)).min(len - 1);
-        (0..p.height * p.width).map(|k| words[pick(k / p.width, p.height, image.height) * image.width + pick(k % p.width, p.width, image.width)]).collect()
+        (0..p.height * p.width)
+            .map(|k| words[pick(k / p.width, p.height, image.height) * image.width + pick(k % p.width, p.width, image.width)])
+            .collect()
     };
     let lb = Letterbox::identity(p.height, p.width);
     let overlay =

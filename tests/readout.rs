@@ -63,7 +63,8 @@ fn acceptable(reference: &Reference, group: usize, id: u32, tol: f64) -> bool {
         return (reference.class_void < 0.5 || void_edge) && best_of(non_void) - reference.class_scores[id as usize] <= tol;
     }
     // Every bit far from 0 must be as the id says (then capped at the largest valid id).
-    let bits_agree = |id: u32| reference.instance_bits.iter().enumerate().all(|(k, &m)| m.abs() <= tol || (m > 0.0) == ((id >> k) & 1 == 1));
+    let bits_agree =
+        |id: u32| reference.instance_bits.iter().enumerate().all(|(k, &m)| m.abs() <= tol || (m > 0.0) == ((id >> k) & 1 == 1));
     let largest = reference.instance_count as u32 - 1;
     (0..1u32 << reference.instance_bits.len()).any(|raw| raw.min(largest) == id && bits_agree(raw))
 }
@@ -126,7 +127,15 @@ fn cases() -> Vec<Case> {
             grid: Some(0.5),
         },
         // One valid class (always void) and a single row of cells.
-        Case { name: "one-class", ids: ids(1, 5, 1, 30), mask: (1, 6), lb: Letterbox::identity(1, 6), out: (3, 19), scale: 2.0, grid: None },
+        Case {
+            name: "one-class",
+            ids: ids(1, 5, 1, 30),
+            mask: (1, 6),
+            lb: Letterbox::identity(1, 6),
+            out: (3, 19),
+            scale: 2.0,
+            grid: None,
+        },
     ]
 }
 
@@ -153,7 +162,13 @@ fn gpu_readout_matches_cpu_twin() {
         for (k, (&g, &w)) in got_cells.class_void.iter().zip(&want_cells.class_void).enumerate() {
             assert!((g - w).abs() <= 1e-6 * w.abs().max(1e-3), "{} cell {k}: void probability {g} vs {w}", case.name);
             let edge = (w - 0.5).abs() <= 1e-5;
-            assert!(edge || got_cells.class[k] == want_cells.class[k], "{} cell {k}: class {} vs {}", case.name, got_cells.class[k], want_cells.class[k]);
+            assert!(
+                edge || got_cells.class[k] == want_cells.class[k],
+                "{} cell {k}: class {} vs {}",
+                case.name,
+                got_cells.class[k],
+                want_cells.class[k]
+            );
         }
         assert_eq!(got_cells.instance, want_cells.instance, "{}: cell instances", case.name);
         let (want_class, want_instance) = cpu::readout(&logits, &x0, &want_cells, &case.ids, &resample);
@@ -167,8 +182,20 @@ fn gpu_readout_matches_cpu_twin() {
             differ += 1;
             let reference = reference(&logits, &x0, &want_cells, &case.ids, &resample, p / case.out.1, p % case.out.1);
             let tol = 1e-5 * case.scale as f64;
-            assert!(acceptable(&reference, 0, got_class[p], tol), "{} pixel {p}: GPU class {} vs CPU {}", case.name, got_class[p], want_class[p]);
-            assert!(acceptable(&reference, 1, got_instance[p], tol), "{} pixel {p}: GPU instance {} vs {}", case.name, got_instance[p], want_instance[p]);
+            assert!(
+                acceptable(&reference, 0, got_class[p], tol),
+                "{} pixel {p}: GPU class {} vs CPU {}",
+                case.name,
+                got_class[p],
+                want_class[p]
+            );
+            assert!(
+                acceptable(&reference, 1, got_instance[p], tol),
+                "{} pixel {p}: GPU instance {} vs {}",
+                case.name,
+                got_instance[p],
+                want_instance[p]
+            );
         }
         assert!(differ * 1000 <= got_class.len(), "{}: {differ} pixels differ", case.name);
         assert!(got_class.iter().all(|&c| (c as usize) < case.ids.class_count()), "{}: invalid class id", case.name);
@@ -201,7 +228,12 @@ fn cpu_readout_follows_the_definition() {
         assert!(case.name == "one-class" || interpolated > 0, "{}: no pixel needed the interpolation", case.name);
         // Identity geometry gives the cell ids; the cells' instance ids are the thresholded bits.
         let identity = Resample::identity(hm, wm).unwrap();
-        assert_eq!(cpu::readout(&logits, &x0, &cells, &case.ids, &identity), (cells.class.clone(), cells.instance.clone()), "{}", case.name);
+        assert_eq!(
+            cpu::readout(&logits, &x0, &cells, &case.ids, &identity),
+            (cells.class.clone(), cells.instance.clone()),
+            "{}",
+            case.name
+        );
         let spec = pix2seqd::ops::bits::BitSpec { class_bits: case.ids.class_bits, instance_bits: case.ids.instance_bits, b_scale: 0.1 };
         let (_, thresholded) = pix2seqd::ops::bits::cpu::bits_to_ids(&x0, &spec, 1 << spec.class_bits, case.ids.max_instances);
         assert_eq!(cells.instance, thresholded, "{}: cell instances are x̂0 thresholded", case.name);
@@ -262,8 +294,10 @@ fn python_readout_cases_reproduce() {
             num_classes: case["num_classes"].as_u64().unwrap() as u32,
             max_instances: case["max_instances"].as_u64().unwrap() as u32,
         };
-        let ((hm, wm), canvas, content, out) = (pair(&case["mask_hw"]), pair(&case["canvas_hw"]), pair(&case["content_hw"]), pair(&case["out_hw"]));
-        let lb = Letterbox { orig_h: out.0, orig_w: out.1, canvas_h: canvas.0, canvas_w: canvas.1, content_h: content.0, content_w: content.1 };
+        let ((hm, wm), canvas, content, out) =
+            (pair(&case["mask_hw"]), pair(&case["canvas_hw"]), pair(&case["content_hw"]), pair(&case["out_hw"]));
+        let lb =
+            Letterbox { orig_h: out.0, orig_w: out.1, canvas_h: canvas.0, canvas_w: canvas.1, content_h: content.0, content_w: content.1 };
         let (logits, x0) = (f32s(&case["logits"]), f32s(&case["x0"]));
         let cells = cpu::cells(&logits, &x0, &ids);
         assert_eq!(cells.class_void, f32s(&case["class_void"]), "{name}: class void probabilities");

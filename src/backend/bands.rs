@@ -265,7 +265,8 @@ pub fn readout(
     let (_, x0_row) = rows_of(OP, x0)?;
     let logits_row = logits_row.max(x0_row);
     let out_row = r.out_w as u64 * 4;
-    let bands = plan(frame, OP, r.out_h, 1, |rows| (rows.len() as u64 * out_row).max(readout::cell_rows(r, rows).len() as u64 * logits_row))?;
+    let bands =
+        plan(frame, OP, r.out_h, 1, |rows| (rows.len() as u64 * out_row).max(readout::cell_rows(r, rows).len() as u64 * logits_row))?;
     let class = frame.gpu().tensor(&[r.out_h, r.out_w], DType::U32)?;
     let instance = frame.gpu().tensor(&[r.out_h, r.out_w], DType::U32)?;
     for rows in bands {

@@ -102,7 +102,10 @@ impl IdSpace {
 
     fn check(&self, op: &'static str) -> Result<(), GpuError> {
         if self.class_bits > MAX_GROUP_BITS || self.instance_bits > MAX_GROUP_BITS {
-            return Err(GpuError::shape(op, format!("{} class and {} instance bits: at most {MAX_GROUP_BITS}", self.class_bits, self.instance_bits)));
+            return Err(GpuError::shape(
+                op,
+                format!("{} class and {} instance bits: at most {MAX_GROUP_BITS}", self.class_bits, self.instance_bits),
+            ));
         }
         if self.class_count() == 0 || self.instance_count() == 0 {
             return Err(GpuError::shape(op, "num_classes and max_instances must be ≥ 1"));
@@ -131,9 +134,8 @@ impl Resample {
         if mask_h == 0 || mask_w == 0 || out_h == 0 || out_w == 0 {
             return Err(GpuError::shape("readout", format!("mask {mask_h}x{mask_w} and output {out_h}x{out_w} must be non-empty")));
         }
-        let scale = |content: usize, mask: usize, out: usize, canvas: usize| {
-            ((content as f64 * mask as f64) / (out as f64 * canvas as f64)) as f32
-        };
+        let scale =
+            |content: usize, mask: usize, out: usize, canvas: usize| ((content as f64 * mask as f64) / (out as f64 * canvas as f64)) as f32;
         Ok(Resample {
             mask_h,
             mask_w,
@@ -154,7 +156,10 @@ impl Resample {
         let cells = self.mask_h as u64 * self.mask_w as u64;
         // f32 holds every output index exactly below 2^24; the kernel indexes with u32.
         if self.out_h.max(self.out_w) >= 1 << 24 || pixels > u32::MAX as u64 || cells > u32::MAX as u64 {
-            return Err(GpuError::shape(op, format!("output {}x{} or mask {}x{} exceeds the kernel's indexing", self.out_h, self.out_w, self.mask_h, self.mask_w)));
+            return Err(GpuError::shape(
+                op,
+                format!("output {}x{} or mask {}x{} exceeds the kernel's indexing", self.out_h, self.out_w, self.mask_h, self.mask_w),
+            ));
         }
         if !(self.scale_y.is_finite() && self.scale_x.is_finite() && self.scale_y > 0.0 && self.scale_x > 0.0) {
             return Err(GpuError::shape(op, format!("invalid scales {} and {}", self.scale_y, self.scale_x)));
@@ -271,7 +276,10 @@ pub(crate) fn check_readout(logits: &Tensor, x0: &Tensor, cells: &Cells<Tensor>,
     let grid = check_last(OP, logits, x0, ids)?;
     r.check(OP)?;
     if grid != (r.mask_h, r.mask_w) {
-        return Err(GpuError::shape(OP, format!("logits are {}x{} cells, the resampling expects {}x{}", grid.0, grid.1, r.mask_h, r.mask_w)));
+        return Err(GpuError::shape(
+            OP,
+            format!("logits are {}x{} cells, the resampling expects {}x{}", grid.0, grid.1, r.mask_h, r.mask_w),
+        ));
     }
     let n = r.mask_h * r.mask_w;
     for (t, dtype) in [(&cells.class, DType::U32), (&cells.instance, DType::U32), (&cells.class_void, DType::F32)] {

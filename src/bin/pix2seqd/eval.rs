@@ -279,7 +279,9 @@ fn evaluate_images(
         for r in &results {
             for (k, m) in [r, &r["other_postprocess"], &r["nearest_readout"]].into_iter().enumerate() {
                 let (ms, raw) = match k {
-                    0 => (format!("{:.0}", r["ms_per_image"].as_f64().unwrap_or(0.0)), format!("{:.1}", pct(&r["miou_before_postprocess"]))),
+                    0 => {
+                        (format!("{:.0}", r["ms_per_image"].as_f64().unwrap_or(0.0)), format!("{:.1}", pct(&r["miou_before_postprocess"])))
+                    }
                     2 => (String::new(), format!("{:.1}", pct(&m["miou_before_postprocess"]))),
                     _ => (String::new(), String::new()),
                 };
