@@ -292,8 +292,9 @@ struct ModelOutput<T> {
     cells: (T, T),
     /// The bilinear readout at the output resolution.
     ids: (T, T),
-    /// The previous readout (x̂0 thresholded per bit) at mask resolution, for `eval`.
-    threshold: (T, T),
+    /// The previous readout's classes (x̂0's class bits thresholded) at mask resolution, for
+    /// `eval`; its instances are the cells' (the same thresholded bits).
+    threshold_class: T,
 }
 
 /// The model part of one frame, on any backend: encode, condition (with the video history),
@@ -320,14 +321,14 @@ fn run_model<B: Backend>(
     let cells = b.cells(&out.logits, &out.x0, &id_space)?;
     let ids = b.readout(&out.logits, &out.x0, &cells, &id_space, resample)?;
     marks.readout = mark(b);
-    Ok(ModelOutput { cells: (cells.class, cells.instance), ids, threshold: (out.class, out.instance) })
+    Ok(ModelOutput { cells: (cells.class, cells.instance), ids, threshold_class: out.class })
 }
 
 /// The maps of [`ModelOutput`] in host memory: class, instance.
 struct HostMaps {
     cells: (Vec<u32>, Vec<u32>),
     ids: (Vec<u32>, Vec<u32>),
-    threshold: (Vec<u32>, Vec<u32>),
+    threshold_class: Vec<u32>,
 }
 
 /// Where a map of the output size lands on the image: nearest neighbour from `out` to `image`
@@ -590,7 +591,7 @@ impl Segmenter {
                     gpu.work_done().await?;
                     return Ok(None);
                 }
-                let reads = [&out.ids.0, &out.ids.1, &out.cells.0, &out.cells.1, &out.threshold.0, &out.threshold.1].map(|t| frame.read(t));
+                let reads = [&out.ids.0, &out.ids.1, &out.cells.0, &out.cells.1, &out.threshold_class].map(|t| frame.read(t));
                 let dispatches = frame.len();
                 let profile = if opts.profile && gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) && dispatches <= 2048 {
                     Some(frame.submit_profiled()?)
@@ -603,8 +604,8 @@ impl Segmenter {
                     host.push(read.into_u32(gpu).await?);
                 }
                 gpu.check()?;
-                let [ic, ii, cc, ci, tc, ti]: [Vec<u32>; 6] = host.try_into().map_err(|_| Error::Invalid("read-back lost a map".into()))?;
-                maps = HostMaps { ids: (ic, ii), cells: (cc, ci), threshold: (tc, ti) };
+                let [ic, ii, cc, ci, tc]: [Vec<u32>; 5] = host.try_into().map_err(|_| Error::Invalid("read-back lost a map".into()))?;
+                maps = HostMaps { ids: (ic, ii), cells: (cc, ci), threshold_class: tc };
                 timings = Timings { source: "total-only", ..Default::default() };
                 if let Some(profile) = profile {
                     let per_dispatch = profile.into_timings(gpu).await?;
@@ -635,7 +636,7 @@ impl Segmenter {
                 let out = run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, |_| now_ms())?;
                 let host =
                     |(c, i): &(CpuTensor, CpuTensor)| -> Result<(Vec<u32>, Vec<u32>), Error> { Ok((c.u32()?.to_vec(), i.u32()?.to_vec())) };
-                maps = HostMaps { ids: host(&out.ids)?, cells: host(&out.cells)?, threshold: host(&out.threshold)? };
+                maps = HostMaps { ids: host(&out.ids)?, cells: host(&out.cells)?, threshold_class: out.threshold_class.u32()?.to_vec() };
                 timings = Timings {
                     ingest: Some(marks.ingest - t0),
                     encoder: Some(marks.encoder - marks.ingest),
@@ -650,8 +651,8 @@ impl Segmenter {
             }
         }
         let post_start = now_ms();
+        let threshold_mask = PanopticMap::new(hm, wm, maps.threshold_class, maps.cells.1.clone())?;
         let mask = PanopticMap::new(hm, wm, maps.cells.0, maps.cells.1)?;
-        let threshold_mask = PanopticMap::new(hm, wm, maps.threshold.0, maps.threshold.1)?;
         let raw = PanopticMap::new(out_h, out_w, maps.ids.0, maps.ids.1)?;
         let panoptic = panoptic::postprocess_ids(&raw, &self.isthing, opts.min_area, opts.postprocess);
         let (segment_ids, segments) = self.segment_infos(&panoptic);
@@ -748,7 +749,7 @@ pub fn overlay_rgba_with(
     let words = if (p.height, p.width) == (image.height, image.width) {
         words
     } else {
-        let pick = |i: usize, out: usize, len: usize| ((2 * i + 1) * len / (2 * out)).min(len - 1);
+        let pick = render::cpu::nearest;
         (0..p.height * p.width)
             .map(|k| words[pick(k / p.width, p.height, image.height) * image.width + pick(k % p.width, p.width, image.width)])
             .collect()

@@ -273,7 +273,7 @@ fn banded_readout_equals_the_cpu() {
         frame.submit();
         gpu.check().unwrap();
         let cells = readout::cpu::cells(&logits, &x0, &ids);
-        let (want_class, want_instance) = readout::cpu::readout(&logits, &x0, &cells, &ids, &r);
+        let (want_class, want_instance) = readout::cpu::readout(&logits, &x0, cells.view(), &ids, &r);
         let got_class = pollster::block_on(rc.into_u32(&gpu)).unwrap();
         let got_instance = pollster::block_on(ri.into_u32(&gpu)).unwrap();
         let same = common::identical_pixels(&got_class, &got_instance, &want_class, &want_instance);

@@ -266,7 +266,7 @@ fn readout_of_fixture_logits(name: &str) {
     assert_eq!(cells.instance, as_u32(fx.ints("output.cell_instance")), "{name}: cell instances");
     assert_eq!(cells.class_void, fx.f32("output.cell_class_void").1, "{name}: cell void probabilities");
     let resample = fixture_resample(&mut fx, &cfg);
-    let (class, instance) = readout::cpu::readout(&logits, &x0, &cells, &ids, &resample);
+    let (class, instance) = readout::cpu::readout(&logits, &x0, cells.view(), &ids, &resample);
     assert_eq!(class, as_u32(fx.ints("readout.class")), "{name}: readout classes");
     assert_eq!(instance, as_u32(fx.ints("readout.instance")), "{name}: readout instances");
 }

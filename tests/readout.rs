@@ -171,7 +171,7 @@ fn gpu_readout_matches_cpu_twin() {
             );
         }
         assert_eq!(got_cells.instance, want_cells.instance, "{}: cell instances", case.name);
-        let (want_class, want_instance) = cpu::readout(&logits, &x0, &want_cells, &case.ids, &resample);
+        let (want_class, want_instance) = cpu::readout(&logits, &x0, want_cells.view(), &case.ids, &resample);
         let (got_class, got_instance) = (gpu.read_u32_blocking(&class).unwrap(), gpu.read_u32_blocking(&instance).unwrap());
         assert_eq!((got_class.len(), got_instance.len()), (case.out.0 * case.out.1, case.out.0 * case.out.1));
         let mut differ = 0;
@@ -211,7 +211,7 @@ fn cpu_readout_follows_the_definition() {
         let (logits, x0) = random_last(&mut r, hm * wm, &case.ids, case.scale, case.grid);
         let resample = Resample::new(&case.lb, hm, wm, case.out.0, case.out.1).unwrap();
         let cells = cpu::cells(&logits, &x0, &case.ids);
-        let (class, instance) = cpu::readout(&logits, &x0, &cells, &case.ids, &resample);
+        let (class, instance) = cpu::readout(&logits, &x0, cells.view(), &case.ids, &resample);
         let mut interpolated = 0;
         for p in 0..class.len() {
             let reference = reference(&logits, &x0, &cells, &case.ids, &resample, p / case.out.1, p % case.out.1);
@@ -229,7 +229,7 @@ fn cpu_readout_follows_the_definition() {
         // Identity geometry gives the cell ids; the cells' instance ids are the thresholded bits.
         let identity = Resample::identity(hm, wm).unwrap();
         assert_eq!(
-            cpu::readout(&logits, &x0, &cells, &case.ids, &identity),
+            cpu::readout(&logits, &x0, cells.view(), &case.ids, &identity),
             (cells.class.clone(), cells.instance.clone()),
             "{}",
             case.name
@@ -251,7 +251,7 @@ fn void_is_decided_against_all_classes_together() {
     let cells = cpu::cells(&logits, &x0, &ids);
     assert_eq!(cells.class, vec![1, 2]);
     let resample = Resample::new(&Letterbox::identity(1, 2), 1, 2, 1, 8).unwrap();
-    let (class, _) = cpu::readout(&logits, &x0, &cells, &ids, &resample);
+    let (class, _) = cpu::readout(&logits, &x0, cells.view(), &ids, &resample);
     assert_eq!(class, vec![1, 1, 1, 1, 2, 2, 2, 2]);
     // The mixed logits alone: at the middle, void ln 0.4 beats both ln(0.55·0.05)/2.
     assert!(ln(0.4) > 0.5 * (ln(0.55) + ln(0.05)));
@@ -302,7 +302,7 @@ fn python_readout_cases_reproduce() {
         let cells = cpu::cells(&logits, &x0, &ids);
         assert_eq!(cells.class_void, f32s(&case["class_void"]), "{name}: class void probabilities");
         let resample = Resample::new(&lb, hm, wm, out.0, out.1).unwrap();
-        let (class, instance) = cpu::readout(&logits, &x0, &cells, &ids, &resample);
+        let (class, instance) = cpu::readout(&logits, &x0, cells.view(), &ids, &resample);
         assert_eq!(class, u32s(&case["class"]), "{name}: class");
         assert_eq!(instance, u32s(&case["instance"]), "{name}: instance");
     }

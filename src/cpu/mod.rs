@@ -392,16 +392,13 @@ impl Backend for CpuBackend {
         if x0.shape() != [1, grid.0, grid.1, ids.n_bits()] {
             return Err(GpuError::shape(OP, format!("x̂0 {:?} does not fit the logits {:?}", x0.shape(), logits.shape())));
         }
-        let maps = readout::cpu::CellMaps {
-            class: cells.class.u32()?.to_vec(),
-            instance: cells.instance.u32()?.to_vec(),
-            class_void: cells.class_void.f32()?.to_vec(),
-        };
+        let maps =
+            readout::cpu::CellSlices { class: cells.class.u32()?, instance: cells.instance.u32()?, class_void: cells.class_void.f32()? };
         let n = r.mask_h * r.mask_w;
         if grid != (r.mask_h, r.mask_w) || [maps.class.len(), maps.instance.len(), maps.class_void.len()] != [n; 3] {
             return Err(GpuError::shape(OP, format!("logits {:?} and their cells do not fit the resampling {r:?}", logits.shape())));
         }
-        let (c, i) = readout::cpu::readout(logits.f32()?, x0.f32()?, &maps, ids, r);
+        let (c, i) = readout::cpu::readout(logits.f32()?, x0.f32()?, maps, ids, r);
         Ok((CpuTensor::new_u32(&[r.out_h, r.out_w], c)?, CpuTensor::new_u32(&[r.out_h, r.out_w], i)?))
     }
 }

@@ -334,6 +334,20 @@ pub mod cpu {
         pub class_void: Vec<f32>,
     }
 
+    /// Step 1's maps borrowed from wherever they live (a [`CellMaps`], CPU tensors).
+    #[derive(Clone, Copy, Debug)]
+    pub struct CellSlices<'a> {
+        pub class: &'a [u32],
+        pub instance: &'a [u32],
+        pub class_void: &'a [f32],
+    }
+
+    impl CellMaps {
+        pub fn view(&self) -> CellSlices<'_> {
+            CellSlices { class: &self.class, instance: &self.instance, class_void: &self.class_void }
+        }
+    }
+
     /// The first largest value's index (ties: the smaller index, as numpy's argmax).
     fn argmax(values: impl Iterator<Item = f32>) -> u32 {
         let (mut best, mut best_value) = (0u32, 0.0f32);
@@ -387,12 +401,6 @@ pub mod cpu {
         out
     }
 
-    /// Cell ids: logits `[cells, L]` and x̂0 `[cells, n_bits]` → (class, instance) `[cells]`.
-    pub fn cell_ids(logits: &[f32], x0: &[f32], ids: &IdSpace) -> (Vec<u32>, Vec<u32>) {
-        let c = cells(logits, x0, ids);
-        (c.class, c.instance)
-    }
-
     /// One axis of the resampling: for each output index, its two cells and the second's weight.
     fn axis(out: usize, scale: f32, len: usize) -> Vec<(usize, usize, f32)> {
         let last = len as i64 - 1;
@@ -408,7 +416,7 @@ pub mod cpu {
 
     /// The readout: logits `[Hm·Wm, L]`, x̂0 `[Hm·Wm, n_bits]` and their [`cells`] → (class,
     /// instance) `[out_h·out_w]`.
-    pub fn readout(logits: &[f32], x0: &[f32], cells: &CellMaps, ids: &IdSpace, r: &Resample) -> (Vec<u32>, Vec<u32>) {
+    pub fn readout(logits: &[f32], x0: &[f32], cells: CellSlices<'_>, ids: &IdSpace, r: &Resample) -> (Vec<u32>, Vec<u32>) {
         let (l, nb) = (ids.cell_logits(), ids.n_bits());
         let (classes, instances, class_bits) = (ids.class_count(), ids.instance_count(), ids.class_bits as usize);
         let rows = axis(r.out_h, r.scale_y, r.mask_h);
@@ -420,12 +428,12 @@ pub mod cpu {
                 let c = [y0 * r.mask_w + x0c, y0 * r.mask_w + x1c, y1 * r.mask_w + x0c, y1 * r.mask_w + x1c];
                 let w = [(1.0 - ty) * (1.0 - tx), (1.0 - ty) * tx, ty * (1.0 - tx), ty * tx];
                 let mix = |x: &dyn Fn(usize) -> f32| ((w[0] * x(c[0]) + w[1] * x(c[1])) + w[2] * x(c[2])) + w[3] * x(c[3]);
-                class.push(if agreed(&cells.class, &c) {
+                class.push(if agreed(cells.class, &c) {
                     cells.class[c[0]]
                 } else {
                     class_id(mix(&|cell| cells.class_void[cell]), classes, |v| mix(&|cell| logits[cell * l + v]))
                 });
-                instance.push(if agreed(&cells.instance, &c) {
+                instance.push(if agreed(cells.instance, &c) {
                     cells.instance[c[0]]
                 } else {
                     let bits = (class_bits..nb).map(|k| mix(&|cell| x0[cell * nb + k]));

@@ -174,7 +174,9 @@ pub mod cpu {
     /// fixed-point part (`PHI_REST` in render.wgsl).
     const PHI_REST: f32 = 1.157_706_2e-10;
 
-    fn nearest(i: usize, src: usize, dst: usize) -> usize {
+    /// The pixel of a `dst`-long axis that pixel `i` of a `src`-long axis maps to (nearest, at
+    /// pixel centres, exact integers).
+    pub fn nearest(i: usize, src: usize, dst: usize) -> usize {
         ((2 * i + 1) * dst / (2 * src)).min(dst - 1)
     }
 
