@@ -129,7 +129,7 @@ def test_fixture_contents_are_consistent(name):
 
 
 def test_thing_vote_case_regenerates():
-    """tests/fixtures/thing_vote_case.json: the answer the Rust twin must give (tests/panoptic.rs)."""
+    """tests/fixtures/thing_vote_case.json: the answer the Rust twin must give (tests/engine/panoptic.rs)."""
     committed = json.loads((COMMITTED / THING_VOTE_CASE).read_text())
     assert thing_vote_case() == committed, "run: PYTHONPATH=train python -m pix2seqd_train.fixtures"
     assert len(set(committed["out_instance"])) > 5 and 0 in committed["out_class"]  # a case with teeth

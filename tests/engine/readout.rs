@@ -4,7 +4,7 @@
 //! the CPU twin against an f64 reading of the definition, and against the cases the Python twin
 //! wrote (`tests/fixtures/readout_case.json`).
 
-mod common;
+use crate::common;
 
 use common::{gpu, Rand};
 use pix2seqd::ops::ingest::Letterbox;

@@ -6,7 +6,7 @@
 //! covers outputs that cancel to near 0, whose error is the f32 rounding of the O(1) terms
 //! (~sqrt(K) * 6e-8 for K up to 1152). Max-pool and the relayouts are exact (no arithmetic).
 
-mod common;
+use crate::common;
 
 use common::{assert_close, gpu, Rand};
 use pix2seqd::gpu::Gpu;

@@ -2,7 +2,7 @@
 //! Rust CPU path and the GPU path (lavapipe in CI); every stored intermediate must match within
 //! tolerance and the final class / instance maps exactly. The worst error per tensor is printed.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-mod common;
+use crate::common;
 
 use common::{gpu, Rand};
 use pix2seqd::ops::ingest::Letterbox;

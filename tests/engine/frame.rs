@@ -1,7 +1,7 @@
 //! Structural tests of the runtime: a frame is one compute pass and one submit, and a warmed-up
 //! frame creates no pipeline, layout, buffer or bind group.
 
-mod common;
+use crate::common;
 
 use common::{gpu, Rand};
 use pix2seqd::ops::{elementwise, Activation};

@@ -1,4 +1,4 @@
-mod common;
+use crate::common;
 
 use common::{assert_close, gpu, Rand};
 use pix2seqd::gpu::Gpu;

@@ -1,7 +1,7 @@
 //! Frames that are already on the GPU (a texture, as `copy_external_image_to_texture` leaves a
 //! webcam frame in the browser) go through the same pipeline as RGBA bytes, with the same result.
 
-mod common;
+use crate::common;
 
 use common::{gpu, Rand};
 use pix2seqd::ops::ingest::pack_rgba8;

@@ -2,7 +2,7 @@
 //! tiny-efficientnet conditions on k = 2 previous masks). The streaming state must be used — the
 //! conditioning bits are exactly the previous predictions' analog bits — and `reset` must clear it.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! banded path that the `paper` config's 512² decoder takes at WebGPU's 128 MiB; every op must
 //! still equal its CPU twin, and a whole model must still match PyTorch.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
