@@ -13,8 +13,35 @@ use crate::model::ModelError;
 pub enum BackboneType {
     #[serde(rename = "efficientnet_lite0")]
     EfficientNetLite0,
+    /// The same inverted-residual stack as Lite0 (stages from the config); the name says which
+    /// pretrained weights train/ started from.
+    #[serde(rename = "efficientnet_lite1")]
+    EfficientNetLite1,
+    #[serde(rename = "efficientnet_lite2")]
+    EfficientNetLite2,
+    /// MobileNetV2 from the SSD-MobileNetV2-COCO detector: the same stack with MobileNetV2's stages.
+    #[serde(rename = "mobilenet_v2_coco")]
+    MobileNetV2Coco,
     #[serde(rename = "resnet50_c4")]
     ResNet50C4,
+}
+
+impl BackboneType {
+    /// The config name (`backbone.type`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackboneType::EfficientNetLite0 => "efficientnet_lite0",
+            BackboneType::EfficientNetLite1 => "efficientnet_lite1",
+            BackboneType::EfficientNetLite2 => "efficientnet_lite2",
+            BackboneType::MobileNetV2Coco => "mobilenet_v2_coco",
+            BackboneType::ResNet50C4 => "resnet50_c4",
+        }
+    }
+
+    /// Whether the backbone is the inverted-residual (MBConv) stack of `efficientnet_lite.rs`.
+    pub fn is_mbconv(&self) -> bool {
+        !matches!(self, BackboneType::ResNet50C4)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -292,9 +319,9 @@ impl ModelConfig {
             return err(format!("classes has {} entries, num_classes is {}", self.classes.len(), self.num_classes));
         }
         match self.backbone.kind {
-            BackboneType::EfficientNetLite0 => {
+            ref kind if kind.is_mbconv() => {
                 if self.backbone.stages.is_empty() {
-                    return err("efficientnet_lite0 needs backbone.stages".into());
+                    return err(format!("{} needs backbone.stages", kind.name()));
                 }
                 let mut stride = 2;
                 for s in &self.backbone.stages {
@@ -308,7 +335,7 @@ impl ModelConfig {
                     return err(format!("efficientnet stages must end at stride 16, got {stride}"));
                 }
             }
-            BackboneType::ResNet50C4 => {
+            _ => {
                 if self.backbone.widths.len() != 3 || self.backbone.blocks.len() != 3 || self.backbone.blocks.contains(&0) {
                     return err("resnet50_c4 needs 3 widths and 3 positive block counts".into());
                 }

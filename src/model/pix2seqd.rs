@@ -7,7 +7,7 @@ use super::resnet::ResNetC4;
 use super::transformer::ImageEncoder;
 use super::transunet::{Condition, TransUNet};
 use crate::backend::{Backend, Upload};
-use crate::model::config::{BackboneType, ModelConfig};
+use crate::model::config::ModelConfig;
 use crate::model::{ModelError, Params, Weights};
 
 const TAP_STRIDES: [usize; 3] = [4, 8, 16];
@@ -51,12 +51,12 @@ impl<T: Clone> Pix2SeqD<T> {
         cfg.validate()?;
         let mut p = Params { weights, upload };
         let (backbone, tap_channels) = match cfg.backbone.kind {
-            BackboneType::EfficientNetLite0 => {
+            ref kind if kind.is_mbconv() => {
                 let b = EfficientNetLite::load(&mut p, &cfg.backbone)?;
                 let ch = b.tap_channels;
                 (Backbone::EfficientNet(b), ch)
             }
-            BackboneType::ResNet50C4 => {
+            _ => {
                 let b = ResNetC4::load(&mut p, &cfg.backbone)?;
                 let ch = b.tap_channels;
                 (Backbone::ResNet(b), ch)

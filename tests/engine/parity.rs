@@ -10,7 +10,7 @@ use pix2seqd::backend::{Backend, GpuBackend};
 use pix2seqd::cpu::{CpuBackend, CpuTensor};
 use pix2seqd::diffusion::{sample, SamplerOptions};
 use pix2seqd::gpu::{Gpu, Pending, Tensor};
-use pix2seqd::model::{ModelConfig, Pix2SeqD, Weights};
+use pix2seqd::model::{BackboneType, ModelConfig, Pix2SeqD, Weights};
 use pix2seqd::ops::ingest::Letterbox;
 use pix2seqd::ops::readout::{self, IdSpace, Resample};
 
@@ -28,8 +28,13 @@ struct Fixture {
 }
 
 fn fixture(name: &str) -> Fixture {
+    fixture_with(name, |json| json)
+}
+
+/// The fixture with its model.json text edited first (a config that must behave identically).
+fn fixture_with(name: &str, edit: impl FnOnce(String) -> String) -> Fixture {
     let dir = fixture_dir(name);
-    let cfg = ModelConfig::from_json(&std::fs::read_to_string(dir.join("model.json")).unwrap()).unwrap();
+    let cfg = ModelConfig::from_json(&edit(std::fs::read_to_string(dir.join("model.json")).unwrap())).unwrap();
     let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
     let acts = Weights::parse(std::fs::read(dir.join("activations.safetensors")).unwrap()).unwrap();
     Fixture { cfg, weights, acts }
@@ -278,7 +283,10 @@ fn readout_twin_matches_pytorch_bit_for_bit() {
 }
 
 fn cpu_parity(name: &str) {
-    let mut fx = fixture(name);
+    cpu_parity_of(fixture(name));
+}
+
+fn cpu_parity_of(mut fx: Fixture) {
     let mut weights = Weights::parse(fx.weights.clone()).unwrap();
     let model = Pix2SeqD::<CpuTensor>::load(fx.cfg.clone(), &mut weights, &CpuBackend).unwrap();
     let mut b = CpuBackend;
@@ -323,6 +331,20 @@ fn gpu_parity(name: &str) {
     }
     let out = assemble(&handles, &vals, &ints);
     compare("gpu", &mut fx, &out);
+}
+
+#[test]
+fn every_mbconv_backbone_type_runs_the_same_stack() {
+    // The type name only says where training took the pretrained weights from.
+    for kind in [BackboneType::EfficientNetLite1, BackboneType::EfficientNetLite2, BackboneType::MobileNetV2Coco] {
+        let fx = fixture_with("tiny-efficientnet", |json| {
+            let edited = json.replace("\"efficientnet_lite0\"", &format!("\"{}\"", kind.name()));
+            assert_ne!(edited, json, "the fixture names no efficientnet_lite0 backbone");
+            edited
+        });
+        assert_eq!(fx.cfg.backbone.kind, kind);
+        cpu_parity_of(fx);
+    }
 }
 
 #[test]

