@@ -45,6 +45,7 @@ from .diffusion import training_loss
 from .export import export, load_checkpoint, save_checkpoint
 from .evaluate import evaluate_images
 from .model import build_model
+from .model.layers import fold_all_batchnorm_
 
 # ------------------------------------------------------------------------------------------------
 # Experiment config
@@ -89,6 +90,15 @@ class Experiment:
     export_dtypes: list[str] = field(default_factory=lambda: ["fp16", "fp32"])
     cross_dataset_paste: bool = False  # copy-paste instances from any training dataset (varied backgrounds)
     init_from: str | None = None  # a checkpoint folder whose EMA weights start the model (fine-tuning)
+    # Copy only the init_from tensors whose shape fits, keep the rest as built: with
+    # init_keep ["backbone."] a new backbone keeps its pretrained weights, the layers reading it
+    # whose shapes changed start fresh, the encoder and decoder carry over.
+    init_partial: bool = False
+    init_keep: list[str] = field(default_factory=list)  # name prefixes never copied from init_from
+    # Parameter name prefixes that do not train (e.g. ["backbone."]: keep pretrained features as
+    # they are, and skip their backward pass). BatchNorm statistics of an unfolded frozen part still
+    # follow the batches; freeze folded models (init_from a shipped one) to keep them fixed too.
+    freeze: list[str] = field(default_factory=list)
 
 
 def _find(path: str, base_dir: Path) -> Path:
@@ -371,9 +381,16 @@ def build_state(exp: Experiment, device: torch.device, d: Dist) -> TrainState:
     torch.manual_seed(exp.seed)  # identical initial weights on every rank
     model = build_model(exp.model).to(device)
     if exp.init_from:
-        init_weights(model, *init_source(exp.init_from))
+        counts = init_weights(model, *init_source(exp.init_from), partial=exp.init_partial, keep=exp.init_keep)
+        if d.is_main:
+            print(f"init_from {exp.init_from}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    frozen = [p for name, p in model.named_parameters() if name.startswith(tuple(exp.freeze))]
+    if exp.freeze and not frozen:
+        raise ValueError(f"freeze {exp.freeze}: no parameter name starts with these prefixes")
+    for p in frozen:
+        p.requires_grad_(False)
     ema = EMA(model, exp.ema_decay, exp.ema_warmup)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=exp.lr, betas=exp.betas, eps=exp.eps,
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=exp.lr, betas=exp.betas, eps=exp.eps,
                                   weight_decay=exp.weight_decay)  # decay on all variables (spec §5.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, exp.warmup_steps, exp.steps, exp.end_lr_factor))
@@ -402,23 +419,31 @@ def init_source(where: str) -> tuple[dict[str, torch.Tensor], str]:
     return load_checkpoint(where)["ema"], where
 
 
-def init_weights(model: nn.Module, source: Mapping[str, torch.Tensor], where: str) -> dict[str, int]:
+def init_weights(model: nn.Module, source: Mapping[str, torch.Tensor], where: str,
+                 partial: bool = False, keep: Sequence[str] = ()) -> dict[str, int]:
     """Starts ``model`` from another model's weights (fine-tuning an image model into a video
     model). Tensors of equal shape are copied. A weight that gained input channels (the video
     model's conditioning on previous masks enters the decoder's first conv) gets the old weights
     in its first channels and zeros in the new ones, so the new model starts as the old one did.
-    Any other difference is an error naming the tensor."""
+    Any other difference is an error naming the tensor, unless ``partial``: then the tensors the
+    source lacks or has in another shape keep the values ``model`` was built with. Tensors whose
+    name starts with a prefix in ``keep`` are never copied (a new pretrained backbone)."""
     if _is_folded(source) and hasattr(model, "prepare_folded_structure_"):
         # A shipped model has its BatchNorms folded into conv biases: train that structure (the
-        # folded convs keep their statistics; fine-tuning with batch 8 needs no BatchNorm).
-        model.prepare_folded_structure_()
+        # folded convs keep their statistics; fine-tuning with batch 8 needs no BatchNorm). Folding
+        # our own BatchNorms keeps what they compute, so tensors that are not copied (partial) keep
+        # their pretrained function.
+        fold_all_batchnorm_(model)
     target = model.state_dict()
-    missing = sorted(set(target) - set(source))
-    if missing:
+    missing = sorted(n for n in set(target) - set(source) if not n.startswith(tuple(keep)))
+    if missing and not partial:
         raise ValueError(f"init_from {where}: the checkpoint lacks {len(missing)} tensors, e.g. {missing[:3]}")
-    widened = 0
+    widened = kept = 0
     with torch.no_grad():
         for name, tensor in target.items():
+            if name not in source or name.startswith(tuple(keep)):
+                kept += 1
+                continue
             old = source[name].to(tensor.dtype)
             if old.shape == tensor.shape:
                 tensor.copy_(old)
@@ -427,11 +452,13 @@ def init_weights(model: nn.Module, source: Mapping[str, torch.Tensor], where: st
                 tensor.zero_()
                 tensor[:, :old.shape[1]].copy_(old)
                 widened += 1
+            elif partial:
+                kept += 1
             else:
                 raise ValueError(f"init_from {where}: {name} has shape {tuple(old.shape)} there, "
                                  f"{tuple(tensor.shape)} in this model")
     model.load_state_dict(target)
-    return {"copied": len(target) - widened, "widened": widened}
+    return {"copied": len(target) - widened - kept, "widened": widened, "kept": kept}
 
 
 def save_state(out_dir: Path, state: TrainState, cfg: ModelConfig) -> None:

@@ -159,3 +159,61 @@ def test_training_starts_from_init_from(tmp_path):
     exp.init_from = str(tmp_path / "image")
     exp.steps = 1
     run(exp, tmp_path / "video", export=False, show_progress=False)
+
+
+def test_partial_init_keeps_a_new_backbone_and_copies_the_rest(tmp_path):
+    """init_partial with init_keep ["backbone."]: a model whose backbone changed (other stages, so other tap widths) takes the
+    shipped model's encoder and decoder, and its own backbone keeps what it computed (the folding
+    of its BatchNorms preserves its function)."""
+    from pix2seqd_train.export import export, load_exported
+    from pix2seqd_train.model import build_model
+
+    torch.manual_seed(0)
+    shipped_exp = _tiny(0)
+    shipped = build_model(shipped_exp.model, load_pretrained=False).eval()
+    export(shipped, shipped_exp.model, tmp_path / "shipped", dtype="fp32")
+    source = load_exported(tmp_path / "shipped").state_dict()
+
+    new_cfg = _tiny(0).model
+    stages = [list(s) for s in new_cfg.backbone.stages]
+    stages[-1][-1] += 8  # the stride-16 tap gets wider: encoder input and backbone differ
+    new_cfg.backbone.stages = stages
+    model = build_model(new_cfg, load_pretrained=False).eval()
+    images = torch.rand(1, 3, *new_cfg.image_size)
+    with torch.no_grad():
+        taps_before = model.backbone(images)
+    with pytest.raises(ValueError, match="has shape"):
+        init_weights(build_model(new_cfg, load_pretrained=False), source, "strict")
+    counts = init_weights(model, source, "partial", partial=True, keep=["backbone."])
+    assert counts["kept"] > 0 and counts["copied"] > counts["kept"]
+    state = model.state_dict()
+    decoder = [n for n in state if n.startswith("decoder.")]
+    assert decoder and all(torch.equal(state[n], source[n]) for n in decoder)
+    with torch.no_grad():
+        taps_after = model.backbone(images)
+    assert state["encoder.proj.weight"].shape != source["encoder.proj.weight"].shape
+    for before, after in zip(taps_before, taps_after):
+        assert torch.allclose(before, after, rtol=1e-4, atol=1e-5), "the new backbone must keep its function"
+
+
+def test_freeze_keeps_the_backbone_and_trains_the_rest(tmp_path):
+    from pix2seqd_train.train import build_state, Dist, train_step, collate
+
+    torch.manual_seed(0)
+    exp = _tiny(0)
+    exp.freeze = ["backbone."]
+    state = build_state(exp, torch.device("cpu"), Dist(rank=0, world=1, local_rank=0))
+    before = {n: t.clone() for n, t in state.model.state_dict().items()}
+    from pix2seqd_train.data import build_dataset
+
+    ds = build_dataset("synthetic", "train", exp.model, size=[48, 80], length=8)
+    batch = collate([ds[0], ds[1]])
+    train_step(state, batch, exp, Dist(rank=0, world=1, local_rank=0), torch.device("cpu"),
+               torch.autocast("cpu", enabled=False))
+    after = state.model.state_dict()
+    weights = [n for n in after if n.endswith(".weight")]
+    assert all(torch.equal(before[n], after[n]) for n in weights if n.startswith("backbone."))
+    assert any(not torch.equal(before[n], after[n]) for n in weights if n.startswith("decoder."))
+    exp.freeze = ["nothing."]
+    with pytest.raises(ValueError, match="no parameter name"):
+        build_state(exp, torch.device("cpu"), Dist(rank=0, world=1, local_rank=0))
