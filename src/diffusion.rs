@@ -11,7 +11,34 @@
 
 use crate::backend::Backend;
 use crate::model::{ModelError, Pix2SeqD, StepInputs};
-pub use crate::ops::bits::{gamma, step_times, DdimCoefficients};
+pub use crate::ops::bits::DdimCoefficients;
+
+// ---- the noise schedule ------------------------------------------------------------------------
+
+/// cosine_schedule_simple constants (Analog Bits Alg. 4).
+pub const SCHEDULE_NS: f64 = 0.0002;
+pub const SCHEDULE_DS: f64 = 0.00025;
+
+/// Signal variance `γ(t) = cos(((t + 0.0002) / (1 + 0.00025)) · π/2)²` (spec §3.1), in f64.
+pub fn gamma(t: f64) -> f64 {
+    let c = ((t + SCHEDULE_NS) / (1.0 + SCHEDULE_DS) * std::f64::consts::FRAC_PI_2).cos();
+    c * c
+}
+
+/// `(t_now, t_next)` per step (spec §3.4): `t_now = 1 − i/T`, `t_next = max(1 − (i + 1 + td)/T, 0)`
+/// with `td` in units of steps, so the last `⌊td⌋ + 1` steps go to `t_next = 0` (⌈td⌉ + 1 only when
+/// td is an integer, as in the eval sweep's td ∈ {1, 2}).
+pub fn step_times(steps: usize, td: f64) -> Vec<(f64, f64)> {
+    let t = steps as f64;
+    (0..steps).map(|i| (1.0 - i as f64 / t, (1.0 - (i as f64 + 1.0 + td) / t).max(0.0))).collect()
+}
+
+/// The DDIM coefficients of the step `t_now → t_next`: from `γ(t_now)`, `γ(t_next)`.
+pub fn ddim_coefficients(t_now: f64, t_next: f64) -> DdimCoefficients {
+    DdimCoefficients::new(gamma(t_now), gamma(t_next))
+}
+
+// ---- the sampler -------------------------------------------------------------------------------
 
 /// Run-time sampler options (the config's `sampler` gives the defaults).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,7 +106,7 @@ pub fn sample<B: Backend>(
         let g = gamma(t_now) as f32;
         let self_cond = if cfg.self_cond { x0.as_ref().or(zeros.as_ref()) } else { None };
         let logits = model.decode(b, StepInputs { m: &m, self_cond, gamma: g }, cond)?;
-        let (x0_new, m_new) = b.expected_bits_ddim(&logits, &m, &spec, &DdimCoefficients::from_times(t_now, t_next))?;
+        let (x0_new, m_new) = b.expected_bits_ddim(&logits, &m, &spec, &ddim_coefficients(t_now, t_next))?;
         if let Some(t) = tr.as_mut() {
             t.gammas.push(g);
             if i == 0 {

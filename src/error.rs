@@ -2,6 +2,7 @@
 //! wrong (the CLI prints it as is; the page shows it).
 
 use crate::data::DataError;
+use crate::geometry::LetterboxError;
 use crate::gpu::GpuError;
 use crate::model::ModelError;
 use crate::panoptic::PanopticError;
@@ -16,6 +17,8 @@ pub enum Error {
     Panoptic(#[from] PanopticError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Letterbox(#[from] LetterboxError),
     #[error("image {name}: {detail}")]
     Image { name: String, detail: String },
     #[error("{path}: {source}")]

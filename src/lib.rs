@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod data;
 pub mod diffusion;
 mod error;
+pub mod geometry;
 pub mod gpu;
 pub mod model;
 pub mod ops;
@@ -20,7 +21,7 @@ mod web;
 
 pub use error::Error;
 pub use gpu::{Gpu, GpuError, GpuOptions, Tensor};
-pub use model::config::Postprocess;
+pub use panoptic::Postprocess;
 #[cfg(not(target_arch = "wasm32"))]
 pub use segmenter::model_paths;
 pub use segmenter::{

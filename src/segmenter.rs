@@ -21,7 +21,8 @@ use crate::error::Error;
 use crate::gpu::{Gpu, GpuOptions, Presenter, Tensor};
 use crate::model::config::Postprocess;
 use crate::model::{ModelConfig, Pix2SeqD, Weights};
-use crate::ops::ingest::{self, Letterbox};
+use crate::geometry::Letterbox;
+use crate::ops::ingest;
 use crate::ops::readout::{IdSpace, Resample};
 use crate::ops::render;
 use crate::panoptic::{self, PanopticMap};
@@ -101,9 +102,12 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    /// "webgpu" in the browser (the page's API), "gpu" natively (wgpu on Vulkan, Metal or DX12:
+    /// the adapter's API is reported beside it), "cpu".
     pub fn name(self) -> &'static str {
         match self {
-            BackendKind::Gpu => "webgpu",
+            BackendKind::Gpu if cfg!(target_arch = "wasm32") => "webgpu",
+            BackendKind::Gpu => "gpu",
             BackendKind::Cpu => "cpu",
         }
     }

@@ -72,11 +72,6 @@ impl Davis {
         self.seq_index(seq).map_or(0, |k| self.frames[k].len())
     }
 
-    /// The frame names (file stems) of `seq`, sorted.
-    pub fn frame_names(&self, seq: &str) -> Result<&[String], DataError> {
-        Ok(&self.frames[self.seq_index(seq)?])
-    }
-
     /// Image path of frame `t` of `seq`.
     pub fn image_path(&self, seq: &str, t: usize) -> Result<PathBuf, DataError> {
         Ok(self.root.join(seq).join("images").join(format!("{}.jpg", self.frame(seq, t)?)))

@@ -66,6 +66,12 @@ impl GpuError {
     }
 }
 
+impl From<crate::geometry::LetterboxError> for GpuError {
+    fn from(e: crate::geometry::LetterboxError) -> GpuError {
+        GpuError::shape("letterbox", e.to_string())
+    }
+}
+
 /// What the adapter is, for `pix2seqd info` and the page.
 #[derive(Clone, Debug)]
 pub struct AdapterSummary {

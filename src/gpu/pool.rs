@@ -117,11 +117,6 @@ impl BufferPool {
             list.sort_unstable_by_key(|&(id, _)| std::cmp::Reverse(id));
         }
     }
-
-    /// Buffers waiting for reuse, and their bytes.
-    pub fn idle(&self) -> (usize, u64) {
-        self.free.iter().fold((0, 0), |(n, b), ((_, class), v)| (n + v.len(), b + class * v.len() as u64))
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::ModelError;
+pub use crate::panoptic::Postprocess;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -117,35 +118,6 @@ pub struct SamplerConfig {
 }
 
 /// The panoptic post-processing of a sampled map (see `panoptic::postprocess`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Postprocess {
-    /// The official `majority_vote_postprocess` (spec §1.6): every instance id takes the
-    /// majority class of all its pixels.
-    #[default]
-    MajorityVote,
-    /// Stuff keeps the class the class bits give it (one segment per stuff class); each instance
-    /// id votes among its thing pixels only. The class map survives ids that are not yet
-    /// consistent over a segment (a model trained briefly), as in Panoptic-DeepLab's merge.
-    ThingVote,
-}
-
-impl Postprocess {
-    pub const ALL: [Postprocess; 2] = [Postprocess::MajorityVote, Postprocess::ThingVote];
-
-    /// The name used in model cards, the CLI and the page.
-    pub fn name(self) -> &'static str {
-        match self {
-            Postprocess::MajorityVote => "majority_vote",
-            Postprocess::ThingVote => "thing_vote",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Postprocess> {
-        Postprocess::ALL.into_iter().find(|p| p.name() == name.replace('-', "_"))
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClassInfo {
@@ -362,11 +334,6 @@ impl ModelConfig {
 
     pub fn bit_spec(&self) -> crate::ops::bits::BitSpec {
         crate::ops::bits::BitSpec { class_bits: self.class_bits, instance_bits: self.instance_bits, b_scale: self.b_scale }
-    }
-
-    /// The stride-16 token grid `(H/16, W/16)`.
-    pub fn token_grid(&self) -> (usize, usize) {
-        (self.image_size[0] / 16, self.image_size[1] / 16)
     }
 
     /// `isthing` per class id (index 0 = void, never a thing); classes missing from the card

@@ -77,11 +77,6 @@ impl<T: Clone> Pix2SeqD<T> {
         Ok(Pix2SeqD { cfg, backbone, encoder, fusion, decoder })
     }
 
-    /// Channels of F.
-    pub fn feature_channels(&self) -> usize {
-        self.fusion.out_channels
-    }
-
     /// `input` `[1, H, W, 3]`, already normalised (`x · input_scale + input_offset`, as the
     /// ingest kernel writes it) → taps, E, F.
     pub fn encode<B: Backend<Tensor = T>>(&self, b: &mut B, input: &T) -> Result<Encoded<T>, ModelError> {

@@ -44,7 +44,6 @@ pub struct Weights {
     /// `Some(seed)`: no file; [`Weights::take`] makes up values (benchmarks of untrained configs).
     synthetic: Option<u64>,
     bytes: Vec<u8>,
-    data_start: usize,
     entries: BTreeMap<String, Entry>,
     used: BTreeSet<String>,
 }
@@ -105,18 +104,13 @@ impl Weights {
             }
             entries.insert(name.clone(), Entry { dtype, shape, start: data_start + start, end: data_start + end });
         }
-        Ok(Weights { synthetic: None, bytes, data_start, entries, used: BTreeSet::new() })
+        Ok(Weights { synthetic: None, bytes, entries, used: BTreeSet::new() })
     }
 
     /// Random weights for any config (seeded): norm scales 1, biases 0, other tensors uniform in
     /// ±1/√fan_in. For benchmarking a config before it is trained; the output is meaningless.
     pub fn synthetic(seed: u64) -> Weights {
-        Weights { synthetic: Some(seed), bytes: Vec::new(), data_start: 0, entries: BTreeMap::new(), used: BTreeSet::new() }
-    }
-
-    /// Whether these are made-up weights ([`Weights::synthetic`]).
-    pub fn is_synthetic(&self) -> bool {
-        self.synthetic.is_some()
+        Weights { synthetic: Some(seed), bytes: Vec::new(), entries: BTreeMap::new(), used: BTreeSet::new() }
     }
 
     fn make_up(seed: u64, name: &str, shape: &[usize]) -> Vec<f32> {
@@ -143,15 +137,6 @@ impl Weights {
     /// Names of every tensor in the file.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(|s| s.as_str())
-    }
-
-    pub fn storage_type(&self, name: &str) -> Option<StorageType> {
-        self.entries.get(name).map(|e| e.dtype)
-    }
-
-    /// Bytes of tensor data (for the model card's size line).
-    pub fn data_bytes(&self) -> usize {
-        self.bytes.len() - self.data_start
     }
 
     /// The tensor `name`, which must have exactly `shape`, as f32; marks it used.
@@ -201,25 +186,4 @@ impl Weights {
             None => Ok(()),
         }
     }
-}
-
-/// Writes a safetensors file (f32) from named tensors: for tests and tools.
-pub fn write_safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    let mut offset = 0usize;
-    for (name, shape, data) in tensors {
-        let end = offset + data.len() * 4;
-        header.insert(name.clone(), serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}));
-        offset = end;
-    }
-    let mut text = serde_json::Value::Object(header).to_string();
-    while (8 + text.len()) % 8 != 0 {
-        text.push(' ');
-    }
-    let mut out = (text.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(text.as_bytes());
-    for (_, _, data) in tensors {
-        out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    out
 }

@@ -19,6 +19,7 @@
 //! not be multiples of any block.
 
 use crate::gpu::{Access, Frame, GpuError, Kernel, Shader, Tensor};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 /// The shader compiled three ways (see the head of `shaders/attention.wgsl`): registers sized for
 /// dh 64 with one query per thread, dh 32 with two queries per thread (each staged K/V read feeds
@@ -74,6 +75,12 @@ pub static ANY: Kernels = kernels(&SHADER_ANY, 1);
 pub const SHADERS: &[&Shader] = &[&SHADER_D64, &SHADER_D32, &SHADER_ANY];
 pub const KERNELS: &[&Kernel] =
     &[&D64.separate, &D64.qkv, &D64.q_kv, &D32.separate, &D32.qkv, &D32.q_kv, &ANY.separate, &ANY.qkv, &ANY.q_kv];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[
+    Params::layout(&SHADER_D64, "Params"),
+    Params::layout(&SHADER_D32, "Params"),
+    Params::layout(&SHADER_ANY, "Params"),
+];
 
 #[derive(Clone, Copy)]
 enum Layout {
@@ -89,23 +96,24 @@ const KV_VEC4: usize = 512;
 /// Keys per online-softmax chunk (`CHUNK`).
 const CHUNK: usize = 8;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    lq: u32,
-    lk: u32,
-    heads: u32,
-    dh4: u32,
-    q_row: u32,
-    q_off: u32,
-    k_row: u32,
-    k_off: u32,
-    v_row: u32,
-    v_off: u32,
-    q_blocks: u32,
-    groups: u32,
-    kv_block: u32,
-    scale: f32,
+uniform! {
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        lq: u32,
+        lk: u32,
+        heads: u32,
+        dh4: u32,
+        q_row: u32,
+        q_off: u32,
+        k_row: u32,
+        k_off: u32,
+        v_row: u32,
+        v_off: u32,
+        q_blocks: u32,
+        groups: u32,
+        kv_block: u32,
+        scale: f32,
+    }
 }
 
 /// Floating-point operations of the two products (`q kᵀ` and `p v`): `4·batch·Lq·Lk·heads·dh`

@@ -9,11 +9,12 @@
 //!
 //! Kernels: ids → analog bits; softmax per group → expected analog bits x̂0 (optionally fused with
 //! the DDIM update); the DDIM update; analog bits → ids (threshold > 0, clamp). Each group may have
-//! 1..=8 bits (≤ 256 logits). The schedule (`gamma`, `step_times`, `DdimCoefficients`) is computed
+//! 1..=8 bits (≤ 256 logits). The schedule (`crate::diffusion`: `gamma`, `step_times`) is computed
 //! on the host in f64 and reaches the kernels as four f32 coefficients, as the training code does.
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "bits", source: include_str!("../../shaders/bits.wgsl") };
 
@@ -30,15 +31,13 @@ pub static BITS_TO_IDS: Kernel =
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&IDS_TO_BITS, &EXPECTED_BITS, &EXPECTED_BITS_DDIM, &DDIM_STEP, &DDIM_STEP_IN_PLACE, &BITS_TO_IDS];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
 /// Pixels per workgroup of the expected-bits kernels (`PIXELS_PER_GROUP` in bits.wgsl).
 const EXPECTED_PIXELS_PER_GROUP: usize = 32;
 /// Bits per group the kernels support (≤ 256 logits per group).
 pub const MAX_GROUP_BITS: u32 = 8;
-
-/// cosine_schedule_simple constants (Analog Bits Alg. 4).
-pub const SCHEDULE_NS: f64 = 0.0002;
-pub const SCHEDULE_DS: f64 = 0.00025;
 
 /// The bit layout of one model: bits per group and the analog scale b.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -74,20 +73,6 @@ impl BitSpec {
     }
 }
 
-/// Signal variance `γ(t) = cos(((t + 0.0002) / (1 + 0.00025)) · π/2)²` (spec §3.1), in f64.
-pub fn gamma(t: f64) -> f64 {
-    let c = ((t + SCHEDULE_NS) / (1.0 + SCHEDULE_DS) * std::f64::consts::FRAC_PI_2).cos();
-    c * c
-}
-
-/// `(t_now, t_next)` per step (spec §3.4): `t_now = 1 − i/T`, `t_next = max(1 − (i + 1 + td)/T, 0)`
-/// with `td` in units of steps, so the last `⌊td⌋ + 1` steps go to `t_next = 0` (⌈td⌉ + 1 only when
-/// td is an integer, as in the eval sweep's td ∈ {1, 2}).
-pub fn step_times(steps: usize, td: f64) -> Vec<(f64, f64)> {
-    let t = steps as f64;
-    (0..steps).map(|i| (1.0 - i as f64 / t, (1.0 - (i as f64 + 1.0 + td) / t).max(0.0))).collect()
-}
-
 /// The DDIM coefficients of one step, computed in f64 and rounded to f32:
 /// `ε̂ = (m − c_now·x̂0) / s_now`, `m' = c_next·x̂0 + s_next·ε̂`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,6 +84,7 @@ pub struct DdimCoefficients {
 }
 
 impl DdimCoefficients {
+    /// From the signal variances `γ(t_now)`, `γ(t_next)` (the schedule: [`crate::diffusion`]).
     pub fn new(gamma_now: f64, gamma_next: f64) -> Self {
         DdimCoefficients {
             c_now: gamma_now.sqrt() as f32,
@@ -106,11 +92,6 @@ impl DdimCoefficients {
             c_next: gamma_next.sqrt() as f32,
             s_next: (1.0 - gamma_next).sqrt() as f32,
         }
-    }
-
-    /// From the step times: `γ(t_now)`, `γ(t_next)`.
-    pub fn from_times(t_now: f64, t_next: f64) -> Self {
-        Self::new(gamma(t_now), gamma(t_next))
     }
 
     fn check(&self, op: &'static str) -> Result<(), GpuError> {
@@ -122,21 +103,22 @@ impl DdimCoefficients {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    pixels: u32,
-    class_bits: u32,
-    instance_bits: u32,
-    len: u32,
-    b: f32,
-    c_now: f32,
-    s_now: f32,
-    c_next: f32,
-    s_next: f32,
-    max_class: u32,
-    max_instance: u32,
-    _pad: u32,
+uniform! {
+    #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        pixels: u32,
+        class_bits: u32,
+        instance_bits: u32,
+        len: u32,
+        b: f32,
+        c_now: f32,
+        s_now: f32,
+        c_next: f32,
+        s_next: f32,
+        max_class: u32,
+        max_instance: u32,
+        _pad: u32,
+    }
 }
 
 fn params(spec: &BitSpec, pixels: usize) -> Params {

@@ -26,6 +26,7 @@
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::{groups_for, Activation};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "conv", source: include_str!("../../shaders/conv.wgsl") };
 pub static DEPTHWISE_SHADER: Shader = Shader { name: "conv_depthwise", source: include_str!("../../shaders/conv_depthwise.wgsl") };
@@ -48,6 +49,8 @@ pub static MAX_POOL_SCALAR: Kernel = Kernel { shader: &DEPTHWISE_SHADER, entry: 
 pub const SHADERS: &[&Shader] = &[&SHADER, &DEPTHWISE_SHADER];
 pub const KERNELS: &[&Kernel] =
     &[&CONV2D_VEC4, &CONV2D_VEC4W, &CONV2D_SCALAR, &DEPTHWISE_VEC4, &DEPTHWISE_SCALAR, &MAX_POOL_VEC4, &MAX_POOL_SCALAR];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[ConvParams::layout(&SHADER, "Params"), WindowParams::layout(&DEPTHWISE_SHADER, "Params")];
 
 /// Output tile of one conv2d workgroup: 128 pixels x 64 output channels (see `shaders/conv.wgsl`).
 const TILE_M: usize = 128;
@@ -127,51 +130,53 @@ impl<'a> Epilogue<'a> {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct ConvParams {
-    n: u32,
-    h: u32,
-    w: u32,
-    cin: u32,
-    oh: u32,
-    ow: u32,
-    cout: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_top: u32,
-    pad_left: u32,
-    m: u32,
-    k: u32,
-    act: u32,
-    flags: u32,
-    tiles_n: u32,
-    tiles: u32,
-    scale: f32,
+uniform! {
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct ConvParams {
+        n: u32,
+        h: u32,
+        w: u32,
+        cin: u32,
+        oh: u32,
+        ow: u32,
+        cout: u32,
+        kh: u32,
+        kw: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_top: u32,
+        pad_left: u32,
+        m: u32,
+        k: u32,
+        act: u32,
+        flags: u32,
+        tiles_n: u32,
+        tiles: u32,
+        scale: f32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct WindowParams {
-    n: u32,
-    h: u32,
-    w: u32,
-    c: u32,
-    oh: u32,
-    ow: u32,
-    kh: u32,
-    kw: u32,
-    stride_h: u32,
-    stride_w: u32,
-    pad_top: u32,
-    pad_left: u32,
-    groups: u32,
-    ow_blocks: u32,
-    threads: u32,
-    act: u32,
-    flags: u32,
+uniform! {
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct WindowParams {
+        n: u32,
+        h: u32,
+        w: u32,
+        c: u32,
+        oh: u32,
+        ow: u32,
+        kh: u32,
+        kw: u32,
+        stride_h: u32,
+        stride_w: u32,
+        pad_top: u32,
+        pad_left: u32,
+        groups: u32,
+        ow_blocks: u32,
+        threads: u32,
+        act: u32,
+        flags: u32,
+    }
 }
 
 /// Floating-point operations of a conv2d (2 per multiply-add; bias and epilogue not counted):

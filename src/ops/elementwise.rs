@@ -2,6 +2,7 @@
 
 use crate::gpu::{Access, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::{groups_for, Activation, ELEMENTWISE_WORKGROUP};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "elementwise", source: include_str!("../../shaders/elementwise.wgsl") };
 
@@ -11,16 +12,19 @@ pub static UNARY: Kernel = Kernel { shader: &SHADER, entry: "unary", bindings: &
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&ADD, &FILM, &UNARY];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    len: u32,
-    channels: u32,
-    per_batch: u32,
-    act: u32,
-    alpha: f32,
-    beta: f32,
+uniform! {
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        len: u32,
+        channels: u32,
+        per_batch: u32,
+        act: u32,
+        alpha: f32,
+        beta: f32,
+    }
 }
 
 fn params(len: usize, act: Activation) -> Params {

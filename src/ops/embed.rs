@@ -14,6 +14,7 @@
 
 use crate::gpu::{Access, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "embed", source: include_str!("../../shaders/embed.wgsl") };
 
@@ -26,23 +27,26 @@ pub static POSITION_2D: Kernel = Kernel { shader: &SHADER, entry: "position_2d",
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&SCALAR_UNIFORM, &SCALAR_TENSOR, &POSITION_2D];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
 /// Coordinate of the last row/column of a grid: the training code's 6.2831852 (≈ 2π), whose
 /// nearest f32 is 6.283185 (not `TAU as f32` = 6.2831855).
 #[allow(clippy::approx_constant)] // deliberately not TAU: it must match the training code
 pub const POSITION_NORMALIZATION_MAX: f32 = 6.283_185;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    rows: u32,
-    dim: u32,
-    height: u32,
-    width: u32,
-    value: f32,
-    scale: f32,
-    _pad0: u32,
-    _pad1: u32,
+uniform! {
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        rows: u32,
+        dim: u32,
+        height: u32,
+        width: u32,
+        value: f32,
+        scale: f32,
+        _pad0: u32,
+        _pad1: u32,
+    }
 }
 
 fn check(op: &'static str, rows: usize, dim: usize) -> Result<(), GpuError> {

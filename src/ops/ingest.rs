@@ -14,8 +14,10 @@
 //! The backbone's input scale and offset are folded in: every value `v` (padding included) is
 //! written as `v · alpha + beta`.
 
+use crate::geometry::Letterbox;
 use crate::gpu::{Access, DType, Frame, Gpu, GpuError, Kernel, Shader, Tensor};
 use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "ingest", source: include_str!("../../shaders/ingest.wgsl") };
 
@@ -23,58 +25,11 @@ pub static INGEST: Kernel = Kernel { shader: &SHADER, entry: "ingest", bindings:
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&INGEST];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
 /// Image value of the canvas padding (the official pipeline's `PAD_VALUE`), before `alpha`/`beta`.
 pub const PAD_VALUE: f32 = 0.3;
-
-/// Where an image of `orig` size lands on the model's canvas: resized to `content` (≤ canvas) and
-/// placed at the top left; the rest of the canvas is padding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Letterbox {
-    pub orig_h: usize,
-    pub orig_w: usize,
-    pub canvas_h: usize,
-    pub canvas_w: usize,
-    pub content_h: usize,
-    pub content_w: usize,
-}
-
-impl Letterbox {
-    /// Fits `orig_h × orig_w` inside `canvas_h × canvas_w` keeping the aspect ratio, as the training
-    /// code's evaluation geometry: `scale = min(canvas_h / orig_h, canvas_w / orig_w)` (f64),
-    /// `content = max(1, round_half_even(orig · scale))`, capped at the canvas.
-    pub fn fit(orig_h: usize, orig_w: usize, canvas_h: usize, canvas_w: usize) -> Result<Letterbox, GpuError> {
-        if orig_h == 0 || orig_w == 0 || canvas_h == 0 || canvas_w == 0 {
-            return Err(GpuError::shape("letterbox", format!("cannot fit {orig_h}x{orig_w} into {canvas_h}x{canvas_w}: a size is zero")));
-        }
-        let scale = (canvas_h as f64 / orig_h as f64).min(canvas_w as f64 / orig_w as f64);
-        let resized = |orig: usize, canvas: usize| ((orig as f64 * scale).round_ties_even() as usize).clamp(1, canvas);
-        Ok(Letterbox { orig_h, orig_w, canvas_h, canvas_w, content_h: resized(orig_h, canvas_h), content_w: resized(orig_w, canvas_w) })
-    }
-
-    /// The resize factor from the original image to the canvas.
-    pub fn scale(&self) -> f64 {
-        (self.canvas_h as f64 / self.orig_h as f64).min(self.canvas_w as f64 / self.orig_w as f64)
-    }
-
-    /// No resize and no padding: canvas = content = orig = `h × w`.
-    pub fn identity(h: usize, w: usize) -> Letterbox {
-        Letterbox { orig_h: h, orig_w: w, canvas_h: h, canvas_w: w, content_h: h, content_w: w }
-    }
-
-    /// Every size non-zero and the content inside the canvas.
-    pub fn validate(&self) -> Result<(), GpuError> {
-        self.check("letterbox")
-    }
-
-    pub(crate) fn check(&self, op: &'static str) -> Result<(), GpuError> {
-        let sizes = [self.orig_h, self.orig_w, self.canvas_h, self.canvas_w, self.content_h, self.content_w];
-        if sizes.contains(&0) || self.content_h > self.canvas_h || self.content_w > self.canvas_w {
-            return Err(GpuError::shape(op, format!("invalid letterbox {self:?}: sizes must be ≥ 1 and content ≤ canvas")));
-        }
-        Ok(())
-    }
-}
 
 /// Uploads an RGBA8 image (`width · height · 4` bytes, row-major, as decoders produce it) as the
 /// packed u32 tensor `[height, width]` the kernels read (byte 0 = R, i.e. the bytes unchanged).
@@ -95,21 +50,22 @@ pub fn pack_rgba8(rgba: &[u8]) -> Vec<u32> {
     bytemuck::pod_collect_to_vec::<u8, u32>(&rgba[..rgba.len() / 4 * 4])
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    orig_h: u32,
-    orig_w: u32,
-    canvas_h: u32,
-    canvas_w: u32,
-    content_h: u32,
-    content_w: u32,
-    pixels: u32,
-    _pad0: u32,
-    alpha: f32,
-    beta: f32,
-    pad_value: f32,
-    _pad1: u32,
+uniform! {
+    #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        orig_h: u32,
+        orig_w: u32,
+        canvas_h: u32,
+        canvas_w: u32,
+        content_h: u32,
+        content_w: u32,
+        pixels: u32,
+        _pad0: u32,
+        alpha: f32,
+        beta: f32,
+        pad_value: f32,
+        _pad1: u32,
+    }
 }
 
 /// The kernel's integer tent arithmetic, `(2o + 1)·src ± (2j + 1)·dst ± 2·max`, must fit in i32.
@@ -125,7 +81,7 @@ fn check_axis(op: &'static str, src: usize, dst: usize) -> Result<(), GpuError> 
 /// the content window, [`PAD_VALUE`] outside, every value then `v · alpha + beta`.
 pub fn ingest(frame: &mut Frame, image: &Tensor, lb: &Letterbox, alpha: f32, beta: f32) -> Result<Tensor, GpuError> {
     const OP: &str = "ingest";
-    lb.check(OP)?;
+    lb.validate().map_err(|e| GpuError::shape(OP, e.to_string()))?;
     if image.dtype() != DType::U32 || image.shape() != [lb.orig_h, lb.orig_w] {
         return Err(GpuError::shape(
             OP,

@@ -7,6 +7,7 @@
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "layout", source: include_str!("../../shaders/layout.wgsl") };
 
@@ -24,22 +25,25 @@ pub static TOKENS_POS_APPEND: Kernel =
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] =
     &[&COPY_WINDOW, &COPY_WINDOW_VEC4, &UPSAMPLE, &UPSAMPLE_VEC4, &UPSAMPLE_ADD, &UPSAMPLE_ADD_VEC4, &TOKENS_POS_APPEND];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    len: u32,
-    rows: u32,
-    width: u32,
-    src_stride: u32,
-    dst_stride: u32,
-    src_off: u32,
-    dst_off: u32,
-    h: u32,
-    w: u32,
-    fy: u32,
-    fx: u32,
-    _pad: u32,
+uniform! {
+    #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        len: u32,
+        rows: u32,
+        width: u32,
+        src_stride: u32,
+        dst_stride: u32,
+        src_off: u32,
+        dst_off: u32,
+        h: u32,
+        w: u32,
+        fy: u32,
+        fx: u32,
+        _pad: u32,
+    }
 }
 
 fn check_len(op: &'static str, elements: usize) -> Result<(), GpuError> {

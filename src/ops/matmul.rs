@@ -18,6 +18,7 @@
 
 use crate::gpu::{Access, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::Activation;
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "matmul", source: include_str!("../../shaders/matmul.wgsl") };
 
@@ -37,26 +38,29 @@ pub static MM_S_E2: Kernel = Kernel { shader: &SHADER, entry: "mm_s_e2", binding
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&MM_V4, &MM_V4_E1, &MM_V4_E2, &MM_S, &MM_S_E1, &MM_S_E2];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
 /// Output tile of one workgroup (must match `TM`/`TN` of the shader).
 const TILE_M: usize = 64;
 const TILE_N: usize = 64;
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    tiles_m: u32,
-    tiles_n: u32,
-    a_stride: u32,
-    b_stride: u32,
-    c_stride: u32,
-    act: u32,
-    epi: u32,
-    groups: u32,
+uniform! {
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        m: u32,
+        n: u32,
+        k: u32,
+        batch: u32,
+        tiles_m: u32,
+        tiles_n: u32,
+        a_stride: u32,
+        b_stride: u32,
+        c_stride: u32,
+        act: u32,
+        epi: u32,
+        groups: u32,
+    }
 }
 
 /// Floating-point operations of a (batched) `M×K · K×N` product: `2·M·N·K·batch`.

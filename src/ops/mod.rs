@@ -22,6 +22,7 @@ pub mod norm;
 pub mod readout;
 pub mod render;
 pub mod rng;
+pub mod uniform;
 
 /// Activation applied in a kernel's epilogue. The codes match the `ACT_*` constants of
 /// `shaders/prelude.wgsl`.
@@ -83,6 +84,27 @@ pub fn all_shaders() -> Vec<&'static Shader> {
 }
 
 /// Every kernel, for [`crate::Gpu::preload`].
+/// Every uniform struct of every family, with the WGSL struct it must match.
+pub fn all_uniforms() -> Vec<&'static uniform::UniformLayout> {
+    [
+        attention::UNIFORMS,
+        bits::UNIFORMS,
+        conv::UNIFORMS,
+        elementwise::UNIFORMS,
+        embed::UNIFORMS,
+        ingest::UNIFORMS,
+        layout::UNIFORMS,
+        matmul::UNIFORMS,
+        norm::UNIFORMS,
+        readout::UNIFORMS,
+        render::UNIFORMS,
+        rng::UNIFORMS,
+    ]
+    .iter()
+    .flat_map(|family| family.iter())
+    .collect()
+}
+
 pub fn all_kernels() -> Vec<&'static Kernel> {
     [
         attention::KERNELS,

@@ -12,6 +12,7 @@
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::{groups_for, Activation, ELEMENTWISE_WORKGROUP};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "norm", source: include_str!("../../shaders/norm.wgsl") };
 
@@ -36,31 +37,34 @@ pub static LAYER_NORM_VEC4: Kernel =
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] =
     &[&GN_STATS, &GN_STATS_PIVOT, &GN_FINALIZE, &GN_FINALIZE_FILM, &GN_APPLY, &GN_APPLY_VEC4, &LAYER_NORM, &LAYER_NORM_VEC4];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
 /// Rows of one chunk each stats thread walks (chunk rows = lanes × this).
 const ROWS_PER_THREAD: usize = 32;
 /// Rows per LayerNorm workgroup (`LN_ROWS` in norm.wgsl).
 const LN_ROWS_PER_GROUP: usize = 16;
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    rows: u32,
-    c: u32,
-    groups: u32,
-    cg: u32,
-    chunk_rows: u32,
-    chunks: u32,
-    cblock: u32,
-    cblocks: u32,
-    eps: f32,
-    act: u32,
-    len: u32,
-    d_real: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+uniform! {
+    #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        n: u32,
+        rows: u32,
+        c: u32,
+        groups: u32,
+        cg: u32,
+        chunk_rows: u32,
+        chunks: u32,
+        cblock: u32,
+        cblocks: u32,
+        eps: f32,
+        act: u32,
+        len: u32,
+        d_real: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
+    }
 }
 
 /// The usual group count of the model: `min(C / 4, 32)` (at least 1).

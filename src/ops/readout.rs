@@ -36,8 +36,9 @@ use std::ops::Range;
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::bits::{BitSpec, MAX_GROUP_BITS};
-use crate::ops::ingest::Letterbox;
+use crate::geometry::Letterbox;
 use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "readout", source: include_str!("../../shaders/readout.wgsl") };
 
@@ -54,6 +55,8 @@ pub static READOUT: Kernel = Kernel {
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&CELL_IDS, &READOUT];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
 /// The ids a model can predict: its bit groups and how many ids of each are valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,7 +133,7 @@ impl Resample {
     /// The output `out_h × out_w` covering `lb`'s content, read from a mask of `mask_h × mask_w`
     /// cells spanning `lb`'s canvas.
     pub fn new(lb: &Letterbox, mask_h: usize, mask_w: usize, out_h: usize, out_w: usize) -> Result<Resample, GpuError> {
-        lb.check("readout")?;
+        lb.validate().map_err(|e| GpuError::shape("readout", e.to_string()))?;
         if mask_h == 0 || mask_w == 0 || out_h == 0 || out_w == 0 {
             return Err(GpuError::shape("readout", format!("mask {mask_h}x{mask_w} and output {out_h}x{out_w} must be non-empty")));
         }
@@ -168,27 +171,28 @@ impl Resample {
     }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    mask_h: u32,
-    mask_w: u32,
-    out_h: u32,
-    out_w: u32,
-    class_count: u32,
-    instance_count: u32,
-    instance_offset: u32,
-    cell_logits: u32,
-    scale_y: f32,
-    scale_x: f32,
-    /// Row bands: the first output row this dispatch computes, and the first cell row its cell
-    /// tensors hold (0 and 0 unbanded).
-    out_row0: u32,
-    cell_row0: u32,
-    class_bits: u32,
-    instance_bits: u32,
-    _pad0: u32,
-    _pad1: u32,
+uniform! {
+    #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        mask_h: u32,
+        mask_w: u32,
+        out_h: u32,
+        out_w: u32,
+        class_count: u32,
+        instance_count: u32,
+        instance_offset: u32,
+        cell_logits: u32,
+        scale_y: f32,
+        scale_x: f32,
+        /// Row bands: the first output row this dispatch computes, and the first cell row its cell
+        /// tensors hold (0 and 0 unbanded).
+        out_row0: u32,
+        cell_row0: u32,
+        class_bits: u32,
+        instance_bits: u32,
+        _pad0: u32,
+        _pad1: u32,
+    }
 }
 
 fn params(ids: &IdSpace, r: &Resample) -> Params {

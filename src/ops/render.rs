@@ -18,8 +18,9 @@
 //! is 255.
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
-use crate::ops::ingest::Letterbox;
+use crate::geometry::Letterbox;
 use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "render", source: include_str!("../../shaders/render.wgsl") };
 
@@ -31,6 +32,8 @@ pub static OVERLAY: Kernel = Kernel {
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&OVERLAY];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
 /// `panoptic.py` `default_color`: golden-ratio hue steps, value 0.9, saturation 0.65.
 pub fn default_color(class_id: u32) -> [u8; 3] {
@@ -56,21 +59,22 @@ pub fn pack_palette(colors: &[[u8; 3]]) -> Vec<u32> {
     colors.iter().map(|&[r, g, b]| u32::from_le_bytes([r, g, b, 255])).collect()
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    orig_h: u32,
-    orig_w: u32,
-    canvas_h: u32,
-    canvas_w: u32,
-    content_h: u32,
-    content_w: u32,
-    map_h: u32,
-    map_w: u32,
-    classes: u32,
-    pixels: u32,
-    opacity: f32,
-    outline: u32,
+uniform! {
+    #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        orig_h: u32,
+        orig_w: u32,
+        canvas_h: u32,
+        canvas_w: u32,
+        content_h: u32,
+        content_w: u32,
+        map_h: u32,
+        map_w: u32,
+        classes: u32,
+        pixels: u32,
+        opacity: f32,
+        outline: u32,
+    }
 }
 
 /// Nearest index arithmetic `(2i + 1)·dst` with `i < src` must fit in u32.
@@ -99,7 +103,7 @@ pub fn overlay(
     outline: bool,
 ) -> Result<Tensor, GpuError> {
     const OP: &str = "overlay";
-    lb.check(OP)?;
+    lb.validate().map_err(|e| GpuError::shape(OP, e.to_string()))?;
     if image.dtype() != DType::U32 || image.shape() != [lb.orig_h, lb.orig_w] {
         return Err(GpuError::shape(
             OP,

@@ -10,6 +10,7 @@
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
+use crate::ops::uniform::{uniform, UniformLayout};
 
 pub static SHADER: Shader = Shader { name: "rng", source: include_str!("../../shaders/rng.wgsl") };
 
@@ -20,14 +21,17 @@ pub static U32_FILL: Kernel = Kernel { shader: &SHADER, entry: "u32_fill", bindi
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&NORMAL_FILL, &U32_FILL];
+/// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
+pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    len: u32,
-    seed: u32,
-    offset: u32,
-    _pad: u32,
+uniform! {
+    #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    struct Params {
+        len: u32,
+        seed: u32,
+        offset: u32,
+        _pad: u32,
+    }
 }
 
 fn fill(

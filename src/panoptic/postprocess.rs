@@ -7,8 +7,39 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::{PanopticMap, VOID};
-pub use crate::model::config::Postprocess;
+
+/// How the ids of the last step become segments (the model card's `postprocess`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Postprocess {
+    /// The official `majority_vote_postprocess` (spec §1.6): every instance id takes the
+    /// majority class of all its pixels.
+    #[default]
+    MajorityVote,
+    /// Stuff keeps the class the class bits give it (one segment per stuff class); each instance
+    /// id votes among its thing pixels only. The class map survives ids that are not yet
+    /// consistent over a segment (a model trained briefly), as in Panoptic-DeepLab's merge.
+    ThingVote,
+}
+
+impl Postprocess {
+    pub const ALL: [Postprocess; 2] = [Postprocess::MajorityVote, Postprocess::ThingVote];
+
+    /// The name used in model cards, the CLI and the page.
+    pub fn name(self) -> &'static str {
+        match self {
+            Postprocess::MajorityVote => "majority_vote",
+            Postprocess::ThingVote => "thing_vote",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Postprocess> {
+        Postprocess::ALL.into_iter().find(|p| p.name() == name.replace('-', "_"))
+    }
+}
 
 /// Sorted distinct values of `values` and, for every element, the index of its value in that list.
 ///
@@ -269,7 +300,7 @@ fn crop_top_left(map: &PanopticMap, h: usize, w: usize) -> PanopticMap {
     PanopticMap { height: h, width: w, class, instance }
 }
 
-pub use crate::ops::ingest::Letterbox;
+pub use crate::geometry::Letterbox;
 
 /// Map a prediction at mask resolution back to the original image (`data/common.py` `unletterbox`):
 /// nearest upsample to the canvas, crop the padding off, nearest resize to the original size.

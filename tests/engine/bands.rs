@@ -11,9 +11,10 @@ use common::{assert_close, Rand};
 use pix2seqd::backend::{Backend, Epilogue, GpuBackend};
 use pix2seqd::cpu::{CpuBackend, CpuTensor};
 use pix2seqd::gpu::{Gpu, GpuOptions, Tensor};
-use pix2seqd::ops::bits::{BitSpec, DdimCoefficients};
+use pix2seqd::diffusion::ddim_coefficients;
+use pix2seqd::ops::bits::BitSpec;
 use pix2seqd::ops::conv::Geometry;
-use pix2seqd::ops::ingest::Letterbox;
+use pix2seqd::geometry::Letterbox;
 use pix2seqd::ops::readout::{self, IdSpace, Resample};
 use pix2seqd::ops::Activation;
 use pix2seqd::{BackendKind, Image, Segmenter};
@@ -171,7 +172,7 @@ fn banded_layout_and_sampler_ops_equal_the_cpu() {
     let spec = BitSpec { class_bits: 3, instance_bits: 4, b_scale: 0.1 };
     let logits = random(&gpu, &mut rng, &[1, h, w, spec.n_logits()], -4.0, 4.0);
     let m = random(&gpu, &mut rng, &[1, h, w, spec.n_bits()], -1.0, 1.0);
-    let k = DdimCoefficients::from_times(0.6, 0.3);
+    let k = ddim_coefficients(0.6, 0.3);
     let passes = compare(
         "expected bits + ddim",
         &gpu,

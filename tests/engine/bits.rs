@@ -1,6 +1,7 @@
 use crate::common;
 
 use common::{assert_close, gpu, Rand};
+use pix2seqd::diffusion::{ddim_coefficients, gamma, step_times};
 use pix2seqd::ops::bits::{self, cpu, BitSpec, DdimCoefficients};
 
 const PANOPTIC: BitSpec = BitSpec { class_bits: 8, instance_bits: 8, b_scale: 0.1 };
@@ -120,8 +121,8 @@ fn ddim_step_matches_cpu_and_the_fused_kernel() {
     let shape = [2usize, 19, 23];
     let pixels: usize = shape.iter().product();
     let nb = spec.n_bits();
-    for (t_now, t_next) in bits::step_times(5, 1.0).into_iter().chain([(1.0, 0.95), (0.02, 0.0)]) {
-        let k = DdimCoefficients::from_times(t_now, t_next);
+    for (t_now, t_next) in step_times(5, 1.0).into_iter().chain([(1.0, 0.95), (0.02, 0.0)]) {
+        let k = ddim_coefficients(t_now, t_next);
         let m = r.vec(pixels * nb, -3.0, 3.0);
         let x0 = r.vec(pixels * nb, -0.15, 0.15); // beyond ±b: the clip must act
         let logits = r.vec(pixels * spec.n_logits(), -6.0, 6.0);
@@ -157,18 +158,18 @@ fn ddim_step_matches_cpu_and_the_fused_kernel() {
 #[test]
 fn schedule_and_step_times() {
     // γ(0) ≈ 1 − 1e-7 (about 1 − 9.9e-8), γ(1) ≈ 6.2e-9, monotone decreasing.
-    assert!((1.0 - bits::gamma(0.0) - 9.87e-8).abs() < 1e-9, "{}", 1.0 - bits::gamma(0.0));
-    assert!((bits::gamma(1.0) - 6.17e-9).abs() < 1e-10, "{}", bits::gamma(1.0));
+    assert!((1.0 - gamma(0.0) - 9.87e-8).abs() < 1e-9, "{}", 1.0 - gamma(0.0));
+    assert!((gamma(1.0) - 6.17e-9).abs() < 1e-10, "{}", gamma(1.0));
     let want_half = ((0.5002f64 / 1.00025) * std::f64::consts::FRAC_PI_2).cos().powi(2);
-    assert_eq!(bits::gamma(0.5), want_half);
-    assert!((0..100).all(|i| bits::gamma(i as f64 / 100.0) > bits::gamma((i + 1) as f64 / 100.0)));
+    assert_eq!(gamma(0.5), want_half);
+    assert!((0..100).all(|i| gamma(i as f64 / 100.0) > gamma((i + 1) as f64 / 100.0)));
 
     // td = 0: plain uniform steps.
-    let s = bits::step_times(4, 0.0);
+    let s = step_times(4, 0.0);
     assert_eq!(s, [(1.0, 0.75), (0.75, 0.5), (0.5, 0.25), (0.25, 0.0)]);
     // The eval sweep: 20 steps, td ∈ {1, 2}: t_now = 1 − i/20, the last td + 1 steps go to 0.
     for td in [1.0, 2.0] {
-        let s = bits::step_times(20, td);
+        let s = step_times(20, td);
         assert_eq!(s.len(), 20);
         for (i, &(now, next)) in s.iter().enumerate() {
             assert_eq!(now, 1.0 - i as f64 / 20.0);
@@ -179,13 +180,13 @@ fn schedule_and_step_times() {
         assert_eq!(zeros, td as usize + 1, "td {td}");
         assert!(s[..20 - zeros].iter().all(|(_, next)| *next > 0.0));
     }
-    assert_eq!(bits::step_times(20, 1.0)[0], (1.0, 0.9));
+    assert_eq!(step_times(20, 1.0)[0], (1.0, 0.9));
     // Non-integer td: ⌊td⌋ + 1 steps reach 0 (t_next = max(1 − (i + 2.5)/10, 0) is 0 for i ≥ 7.5).
-    let s = bits::step_times(10, 1.5);
+    let s = step_times(10, 1.5);
     assert_eq!(s.iter().filter(|(_, next)| *next == 0.0).count(), 2);
     assert!((s[7].1 - 0.05).abs() < 1e-12);
     // td ≥ steps: every step jumps to 0.
-    assert!(bits::step_times(3, 5.0).iter().all(|(_, next)| *next == 0.0));
+    assert!(step_times(3, 5.0).iter().all(|(_, next)| *next == 0.0));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 use crate::common;
 
 use common::{gpu, Rand};
-use pix2seqd::ops::ingest::{self, cpu, Letterbox, PAD_VALUE};
+use pix2seqd::geometry::Letterbox;
+use pix2seqd::ops::ingest::{self, cpu, PAD_VALUE};
 
 fn random_rgba(r: &mut Rand, h: usize, w: usize) -> Vec<u8> {
     (0..h * w * 4).map(|_| r.next_u64() as u8).collect()

@@ -11,7 +11,7 @@ use pix2seqd::cpu::{CpuBackend, CpuTensor};
 use pix2seqd::diffusion::{sample, SamplerOptions};
 use pix2seqd::gpu::{Gpu, Pending, Tensor};
 use pix2seqd::model::{BackboneType, ModelConfig, Pix2SeqD, Weights};
-use pix2seqd::ops::ingest::Letterbox;
+use pix2seqd::geometry::Letterbox;
 use pix2seqd::ops::readout::{self, IdSpace, Resample};
 
 /// f32 tensors: max |got − want| / max |want| must stay under this (the bar).

@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::{gpu, Rand};
-use pix2seqd::ops::ingest::Letterbox;
+use pix2seqd::geometry::Letterbox;
 use pix2seqd::ops::readout::{self, cpu, IdSpace, Resample};
 
 /// The definition in f64 at one output pixel: the mixed class void probability, the mixed

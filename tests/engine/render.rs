@@ -1,7 +1,7 @@
 use crate::common;
 
 use common::{gpu, Rand};
-use pix2seqd::ops::ingest::Letterbox;
+use pix2seqd::geometry::Letterbox;
 use pix2seqd::ops::render::{self, cpu, default_color, pack_palette};
 
 const WHITE: u32 = 0xFFFF_FFFF;

@@ -11,10 +11,7 @@ const SHIPPED_DIR: &str = "assets/models";
 pub const DEFAULT_MODEL: &str = "objects";
 /// The default model of `eval camvid`.
 pub const STREET_MODEL: &str = "street";
-/// Until trained weights land: the parity fixture's tiny random model.
-const FIXTURE_MODEL: &str = "tests/fixtures/tiny-efficientnet/model";
-
-/// A loaded model and what it is (printed so nobody mistakes random weights for a trained model).
+/// A loaded model and what its card says a user must know.
 pub struct LoadedModel {
     pub segmenter: Segmenter,
     pub path: PathBuf,
@@ -22,23 +19,22 @@ pub struct LoadedModel {
 }
 
 /// `--model PATH` (a path, or the name of a shipped model: `street`, `objects`), or the shipped
-/// `default` model, or (with a note) the untrained parity fixture.
+/// `default` model.
 pub fn load_model(model: Option<&Path>, default: &str, cpu: bool) -> Result<LoadedModel, String> {
     let backend = if cpu { BackendKind::Cpu } else { BackendKind::Gpu };
     let shipped = Path::new(SHIPPED_DIR).join(default);
-    let (path, note) = match model {
-        Some(p) => (resolve_model(p), None),
-        None if pix2seqd::model_paths(&shipped).0.exists() => (shipped, None),
-        None => (
-            PathBuf::from(FIXTURE_MODEL),
-            Some(format!(
-                "no trained model in {}.json: using the parity fixture {FIXTURE_MODEL} (random, untrained weights; the masks are meaningless)",
+    let path = match model {
+        Some(p) => resolve_model(p),
+        None if pix2seqd::model_paths(&shipped).0.exists() => shipped,
+        None => {
+            return Err(format!(
+                "no model given and the shipped {default} model ({}.json) is not here: run from the repository root or pass --model PATH",
                 shipped.display()
-            )),
-        ),
+            ))
+        }
     };
     let segmenter = Segmenter::from_path(&path, backend).map_err(|e| model_error(&path, e))?;
-    let note = note.or_else(|| card_note(&path));
+    let note = card_note(&path);
     Ok(LoadedModel { segmenter, path, note })
 }
 

@@ -21,9 +21,6 @@ struct Cli {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
-    /// Do not use shader-f16 even where the adapter has it.
-    #[arg(long, global = true)]
-    no_f16: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,7 +30,7 @@ struct Cli {
 struct ModelOpts {
     /// Model: a shipped model's name (`objects`, `street`: assets/models/NAME), a stem (for
     /// STEM.json + STEM.safetensors) or either file. Default: `objects` (`street` for `eval
-    /// camvid`), else the untrained parity fixture (with a note).
+    /// camvid`), found from the repository root.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Diffusion steps (default: the model's). `eval` takes a list (`1,2,4,10`) and reports each.
@@ -246,14 +243,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn open_gpu(cli: &Cli) -> Result<Gpu, String> {
-    Gpu::new_blocking(GpuOptions { allow_f16: !cli.no_f16, ..Default::default() }).map_err(|e| e.to_string())
+fn open_gpu() -> Result<Gpu, String> {
+    Gpu::new_blocking(GpuOptions::default()).map_err(|e| e.to_string())
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Info => info(cli),
-        Command::Bench { what: Some(BenchWhat::Ops { iters }), .. } => bench::ops(&open_gpu(cli)?, *iters, cli.json),
+        Command::Bench { what: Some(BenchWhat::Ops { iters }), .. } => bench::ops(&open_gpu()?, *iters, cli.json),
         Command::Bench { what: None, model, config, size, steps, iters, no_warmup, cpu } => bench::pipeline(&bench::PipelineArgs {
             model: model.clone(),
             configs: config.clone(),
@@ -334,7 +331,7 @@ fn single_steps(steps: &[usize]) -> Result<Option<usize>, String> {
 }
 
 fn info(cli: &Cli) -> Result<(), String> {
-    let gpu = open_gpu(cli)?;
+    let gpu = open_gpu()?;
     let a = gpu.adapter();
     let l = gpu.limits();
     let limits = [
