@@ -52,7 +52,10 @@ pub struct SamplerOptions {
 impl SamplerOptions {
     pub fn validate(&self) -> Result<(), ModelError> {
         if self.steps == 0 || self.steps > 1000 || !self.td.is_finite() || self.td < 0.0 {
-            return Err(ModelError::Config(format!("steps must be 1..=1000 and td ≥ 0, got {} and {}", self.steps, self.td)));
+            return Err(ModelError::Config(format!(
+                "steps must be 1..=1000 and td ≥ 0, got {} and {}",
+                self.steps, self.td
+            )));
         }
         Ok(())
     }
@@ -93,14 +96,20 @@ pub fn sample<B: Backend>(
     let spec = cfg.bit_spec();
     let shape = [1, cfg.mask_size[0], cfg.mask_size[1], cfg.n_bits()];
     let mut m = b.normal_fill(&shape, opts.seed, 0)?;
-    let mut tr =
-        trace.then(|| Trace { noise: m.clone(), gammas: Vec::new(), logits_step0: None, x0_steps: Vec::new(), m_steps: Vec::new() });
+    let mut tr = trace.then(|| Trace {
+        noise: m.clone(),
+        gammas: Vec::new(),
+        logits_step0: None,
+        x0_steps: Vec::new(),
+        m_steps: Vec::new(),
+    });
     if let Some(t) = tr.as_mut() {
         t.noise = b.affine(&m, 1.0, 0.0)?; // a copy: m is updated in place on the GPU
     }
     let mut x0: Option<B::Tensor> = None;
     let mut last_logits: Option<B::Tensor> = None;
-    let zeros = if cfg.self_cond { Some(b.upload(&shape, &vec![0.0; shape.iter().product()])?) } else { None };
+    let zeros =
+        if cfg.self_cond { Some(b.upload(&shape, &vec![0.0; shape.iter().product()])?) } else { None };
     for (i, (t_now, t_next)) in step_times(opts.steps, opts.td).into_iter().enumerate() {
         on_step(b, i);
         let g = gamma(t_now) as f32;
@@ -120,7 +129,9 @@ pub fn sample<B: Backend>(
         last_logits = Some(logits);
     }
     on_step(b, opts.steps);
-    let (Some(x0), Some(logits)) = (x0, last_logits) else { return Err(ModelError::Config("no sampler steps".into())) };
+    let (Some(x0), Some(logits)) = (x0, last_logits) else {
+        return Err(ModelError::Config("no sampler steps".into()));
+    };
     let (class, instance) = b.bits_to_ids(&x0, &spec, cfg.num_classes as u32, cfg.max_instances as u32)?;
     Ok(Sampled { logits, x0, class, instance, trace: tr })
 }

@@ -26,13 +26,26 @@ impl Letterbox {
     /// Fits `orig_h × orig_w` inside `canvas_h × canvas_w` keeping the aspect ratio, as the training
     /// code's evaluation geometry: `scale = min(canvas_h / orig_h, canvas_w / orig_w)` (f64),
     /// `content = max(1, round_half_even(orig · scale))`, capped at the canvas.
-    pub fn fit(orig_h: usize, orig_w: usize, canvas_h: usize, canvas_w: usize) -> Result<Letterbox, LetterboxError> {
+    pub fn fit(
+        orig_h: usize,
+        orig_w: usize,
+        canvas_h: usize,
+        canvas_w: usize,
+    ) -> Result<Letterbox, LetterboxError> {
         if orig_h == 0 || orig_w == 0 || canvas_h == 0 || canvas_w == 0 {
             return Err(LetterboxError::ZeroSize { orig_h, orig_w, canvas_h, canvas_w });
         }
         let scale = (canvas_h as f64 / orig_h as f64).min(canvas_w as f64 / orig_w as f64);
-        let resized = |orig: usize, canvas: usize| ((orig as f64 * scale).round_ties_even() as usize).clamp(1, canvas);
-        Ok(Letterbox { orig_h, orig_w, canvas_h, canvas_w, content_h: resized(orig_h, canvas_h), content_w: resized(orig_w, canvas_w) })
+        let resized =
+            |orig: usize, canvas: usize| ((orig as f64 * scale).round_ties_even() as usize).clamp(1, canvas);
+        Ok(Letterbox {
+            orig_h,
+            orig_w,
+            canvas_h,
+            canvas_w,
+            content_h: resized(orig_h, canvas_h),
+            content_w: resized(orig_w, canvas_w),
+        })
     }
 
     /// The resize factor from the original image to the canvas.
@@ -53,5 +66,4 @@ impl Letterbox {
         }
         Ok(())
     }
-
 }

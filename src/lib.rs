@@ -25,8 +25,8 @@ pub use panoptic::Postprocess;
 #[cfg(not(target_arch = "wasm32"))]
 pub use segmenter::model_paths;
 pub use segmenter::{
-    output_size, overlay_rgba_with, BackendKind, DrawStyle, DrawnFrame, Image, Pixels, SegmentInfo, SegmentOptions, Segmentation,
-    Segmenter, Timings, DEFAULT_MAX_OUTPUT_SIDE, MAX_IMAGE_SIDE,
+    output_size, overlay_rgba_with, BackendKind, DrawStyle, DrawnFrame, Image, Pixels, SegmentInfo,
+    SegmentOptions, Segmentation, Segmenter, Timings, DEFAULT_MAX_OUTPUT_SIDE, MAX_IMAGE_SIDE,
 };
 /// The wgpu this crate is built on, for embedders that share its device.
 pub use wgpu;

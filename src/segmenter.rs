@@ -18,10 +18,10 @@ use crate::backend::{Backend, GpuBackend, Upload};
 use crate::cpu::{CpuBackend, CpuTensor};
 use crate::diffusion::{sample, SamplerOptions};
 use crate::error::Error;
+use crate::geometry::Letterbox;
 use crate::gpu::{Gpu, GpuOptions, Presenter, Tensor};
 use crate::model::config::Postprocess;
 use crate::model::{ModelConfig, Pix2SeqD, Weights};
-use crate::geometry::Letterbox;
 use crate::ops::ingest;
 use crate::ops::readout::{IdSpace, Resample};
 use crate::ops::render;
@@ -62,7 +62,11 @@ impl<'a> Image<'a> {
             return Err(invalid(format!("sides must be 1..={MAX_IMAGE_SIDE} pixels")));
         }
         if rgba.len() != width * height * 4 {
-            return Err(invalid(format!("{} bytes of RGBA data, expected {}", rgba.len(), width * height * 4)));
+            return Err(invalid(format!(
+                "{} bytes of RGBA data, expected {}",
+                rgba.len(),
+                width * height * 4
+            )));
         }
         Ok(Image { width, height, rgba })
     }
@@ -268,7 +272,11 @@ struct Marks {
 
 /// The video condition: analog bits of the last k maps `[1, Hm, Wm, k·n_bits]`, oldest first;
 /// frames missing at the start of a clip are all-void maps (every bit −b). `None` for image models.
-fn prev_bits<B: Backend>(b: &mut B, cfg: &ModelConfig, history: &VecDeque<(B::Tensor, B::Tensor)>) -> Result<Option<B::Tensor>, Error> {
+fn prev_bits<B: Backend>(
+    b: &mut B,
+    cfg: &ModelConfig,
+    history: &VecDeque<(B::Tensor, B::Tensor)>,
+) -> Result<Option<B::Tensor>, Error> {
     let k = cfg.video_prev_masks;
     if k == 0 {
         return Ok(None);
@@ -338,7 +346,14 @@ struct HostMaps {
 /// Where a map of the output size lands on the image: nearest neighbour from `out` to `image`
 /// (the identity when they agree).
 fn output_letterbox(image: (usize, usize), out: (usize, usize)) -> Letterbox {
-    Letterbox { orig_h: image.0, orig_w: image.1, canvas_h: out.0, canvas_w: out.1, content_h: out.0, content_w: out.1 }
+    Letterbox {
+        orig_h: image.0,
+        orig_w: image.1,
+        canvas_h: out.0,
+        canvas_w: out.1,
+        content_h: out.0,
+        content_w: out.1,
+    }
 }
 
 impl Segmenter {
@@ -350,7 +365,12 @@ impl Segmenter {
     }
 
     /// [`Segmenter::new`] with explicit GPU options (f16 off, a smaller binding limit, …).
-    pub async fn new_with(json: &str, weights: Vec<u8>, backend: BackendKind, gpu: GpuOptions) -> Result<Segmenter, Error> {
+    pub async fn new_with(
+        json: &str,
+        weights: Vec<u8>,
+        backend: BackendKind,
+        gpu: GpuOptions,
+    ) -> Result<Segmenter, Error> {
         let cfg = ModelConfig::from_json(json)?;
         Segmenter::with_weights(cfg, Weights::parse(weights)?, backend, gpu).await
     }
@@ -361,7 +381,12 @@ impl Segmenter {
         Segmenter::with_weights(cfg, Weights::synthetic(seed), backend, GpuOptions::default()).await
     }
 
-    async fn with_weights(cfg: ModelConfig, mut weights: Weights, backend: BackendKind, options: GpuOptions) -> Result<Segmenter, Error> {
+    async fn with_weights(
+        cfg: ModelConfig,
+        mut weights: Weights,
+        backend: BackendKind,
+        options: GpuOptions,
+    ) -> Result<Segmenter, Error> {
         let engine = match backend {
             BackendKind::Gpu => {
                 let gpu = Gpu::new(options).await?;
@@ -376,7 +401,10 @@ impl Segmenter {
                 gpu.work_done().await?;
                 Engine::Gpu { gpu: Box::new(gpu), model, history: VecDeque::new(), palette, isthing }
             }
-            BackendKind::Cpu => Engine::Cpu { model: Pix2SeqD::load(cfg.clone(), &mut weights, &CpuBackend)?, history: VecDeque::new() },
+            BackendKind::Cpu => Engine::Cpu {
+                model: Pix2SeqD::load(cfg.clone(), &mut weights, &CpuBackend)?,
+                history: VecDeque::new(),
+            },
         };
         let isthing = cfg.isthing();
         Ok(Segmenter { engine, cfg, isthing })
@@ -424,12 +452,20 @@ impl Segmenter {
     }
 
     /// Segments one still image (video state is neither used nor changed).
-    pub async fn segment(&mut self, image: impl Into<Pixels<'_>>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
+    pub async fn segment(
+        &mut self,
+        image: impl Into<Pixels<'_>>,
+        opts: &SegmentOptions,
+    ) -> Result<Segmentation, Error> {
         self.read(image.into(), opts, false, Output::Read).await
     }
 
     /// Segments the next frame of a video, conditioned on the previous frames' masks.
-    pub async fn segment_frame(&mut self, image: impl Into<Pixels<'_>>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
+    pub async fn segment_frame(
+        &mut self,
+        image: impl Into<Pixels<'_>>,
+        opts: &SegmentOptions,
+    ) -> Result<Segmentation, Error> {
         self.read(image.into(), opts, true, Output::Read).await
     }
 
@@ -464,13 +500,23 @@ impl Segmenter {
 
     /// The blended overlay of `seg` on `image` (RGBA8, the image's size), computed on the CPU
     /// with the render kernel's twin: for the CLI's PNGs and the CPU path in the browser.
-    pub fn overlay_rgba(&self, image: Image<'_>, seg: &Segmentation, style: DrawStyle) -> Result<Vec<u8>, Error> {
+    pub fn overlay_rgba(
+        &self,
+        image: Image<'_>,
+        seg: &Segmentation,
+        style: DrawStyle,
+    ) -> Result<Vec<u8>, Error> {
         self.overlay_map_rgba(image, &seg.panoptic, style)
     }
 
     /// The overlay of any panoptic map of the image's size in this model's classes (a
     /// prediction, or ground truth for a before/after figure).
-    pub fn overlay_map_rgba(&self, image: Image<'_>, p: &PanopticMap, style: DrawStyle) -> Result<Vec<u8>, Error> {
+    pub fn overlay_map_rgba(
+        &self,
+        image: Image<'_>,
+        p: &PanopticMap,
+        style: DrawStyle,
+    ) -> Result<Vec<u8>, Error> {
         overlay_rgba_with(image, p, &self.cfg.palette(), &self.isthing, style)
     }
 
@@ -495,9 +541,9 @@ impl Segmenter {
                 frame.submit();
                 Ok(Some(pending.into_f32(gpu).await?))
             }
-            Engine::Cpu { history, .. } => {
-                Ok(prev_bits(&mut CpuBackend, &self.cfg, history)?.map(|t| t.f32().map(|v| v.to_vec())).transpose()?)
-            }
+            Engine::Cpu { history, .. } => Ok(prev_bits(&mut CpuBackend, &self.cfg, history)?
+                .map(|t| t.f32().map(|v| v.to_vec()))
+                .transpose()?),
         }
     }
 
@@ -510,17 +556,33 @@ impl Segmenter {
     }
 
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn segment_blocking(&mut self, image: Image<'_>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
+    pub fn segment_blocking(
+        &mut self,
+        image: Image<'_>,
+        opts: &SegmentOptions,
+    ) -> Result<Segmentation, Error> {
         pollster::block_on(self.segment(image, opts))
     }
 
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn segment_frame_blocking(&mut self, image: Image<'_>, opts: &SegmentOptions) -> Result<Segmentation, Error> {
+    pub fn segment_frame_blocking(
+        &mut self,
+        image: Image<'_>,
+        opts: &SegmentOptions,
+    ) -> Result<Segmentation, Error> {
         pollster::block_on(self.segment_frame(image, opts))
     }
 
-    async fn read(&mut self, image: Pixels<'_>, opts: &SegmentOptions, video: bool, output: Output<'_>) -> Result<Segmentation, Error> {
-        self.run(image, opts, video, output).await?.ok_or_else(|| Error::Invalid("a read-back frame returned no maps".into()))
+    async fn read(
+        &mut self,
+        image: Pixels<'_>,
+        opts: &SegmentOptions,
+        video: bool,
+        output: Output<'_>,
+    ) -> Result<Segmentation, Error> {
+        self.run(image, opts, video, output)
+            .await?
+            .ok_or_else(|| Error::Invalid("a read-back frame returned no maps".into()))
     }
 
     /// One image or frame; `None` only for [`Output::DrawOnly`].
@@ -566,16 +628,21 @@ impl Segmenter {
                 conditioned_on = hist.len().min(cfg.video_prev_masks);
                 let mut frame = gpu.frame();
                 let words = match image {
-                    Pixels::Rgba(image) => frame.upload_u32(&[height, width], &ingest::pack_rgba8(image.rgba))?,
+                    Pixels::Rgba(image) => {
+                        frame.upload_u32(&[height, width], &ingest::pack_rgba8(image.rgba))?
+                    }
                     Pixels::Texture(texture) => frame.copy_texture_in(texture)?,
                 };
                 let out = {
                     let mut b = GpuBackend::new(&mut frame);
                     let input = ingest::ingest(b.frame, &words, &lb, alpha, beta)?;
                     marks.ingest = b.frame.len() as f64;
-                    run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, |b| b.frame.len() as f64)?
+                    run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, |b| {
+                        b.frame.len() as f64
+                    })?
                 };
-                let kept = if k > 0 { Some((frame.keep(&out.cells.0)?, frame.keep(&out.cells.1)?)) } else { None };
+                let kept =
+                    if k > 0 { Some((frame.keep(&out.cells.0)?, frame.keep(&out.cells.1)?)) } else { None };
                 let in_frame_draw = match &mut output {
                     Output::DrawOnly(p, style) => Some((p, *style)),
                     Output::ReadAndDraw(p, style) if video => Some((p, *style)),
@@ -583,8 +650,17 @@ impl Segmenter {
                 };
                 if let Some((presenter, style)) = in_frame_draw {
                     let (class, instance) = (&out.ids.0, &out.ids.1);
-                    let overlay =
-                        render::overlay(&mut frame, &words, class, instance, &on_image, palette, isthing, style.opacity, style.outline)?;
+                    let overlay = render::overlay(
+                        &mut frame,
+                        &words,
+                        class,
+                        instance,
+                        &on_image,
+                        palette,
+                        isthing,
+                        style.opacity,
+                        style.outline,
+                    )?;
                     frame.present(presenter, &overlay)?;
                 }
                 if let Output::DrawOnly(..) = output {
@@ -595,9 +671,13 @@ impl Segmenter {
                     gpu.work_done().await?;
                     return Ok(None);
                 }
-                let reads = [&out.ids.0, &out.ids.1, &out.cells.0, &out.cells.1, &out.threshold_class].map(|t| frame.read(t));
+                let reads = [&out.ids.0, &out.ids.1, &out.cells.0, &out.cells.1, &out.threshold_class]
+                    .map(|t| frame.read(t));
                 let dispatches = frame.len();
-                let profile = if opts.profile && gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) && dispatches <= 2048 {
+                let profile = if opts.profile
+                    && gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY)
+                    && dispatches <= 2048
+                {
                     Some(frame.submit_profiled()?)
                 } else {
                     frame.submit();
@@ -608,12 +688,15 @@ impl Segmenter {
                     host.push(read.into_u32(gpu).await?);
                 }
                 gpu.check()?;
-                let [ic, ii, cc, ci, tc]: [Vec<u32>; 5] = host.try_into().map_err(|_| Error::Invalid("read-back lost a map".into()))?;
+                let [ic, ii, cc, ci, tc]: [Vec<u32>; 5] =
+                    host.try_into().map_err(|_| Error::Invalid("read-back lost a map".into()))?;
                 maps = HostMaps { ids: (ic, ii), cells: (cc, ci), threshold_class: tc };
                 timings = Timings { source: "total-only", ..Default::default() };
                 if let Some(profile) = profile {
                     let per_dispatch = profile.into_timings(gpu).await?;
-                    let sum = |a: f64, b: f64| per_dispatch[a as usize..b as usize].iter().map(|t| t.1).sum::<f64>();
+                    let sum = |a: f64, b: f64| {
+                        per_dispatch[a as usize..b as usize].iter().map(|t| t.1).sum::<f64>()
+                    };
                     timings.ingest = Some(sum(0.0, marks.ingest));
                     timings.encoder = Some(sum(marks.ingest, marks.encoder));
                     timings.decoder_steps = marks.steps.windows(2).map(|w| sum(w[0], w[1])).collect();
@@ -633,14 +716,21 @@ impl Segmenter {
                 let Pixels::Rgba(image) = image else {
                     return Err(Error::Invalid("the CPU engine takes RGBA bytes, not a GPU texture".into()));
                 };
-                let input =
-                    CpuBackend.upload(&[1, cfg.image_size[0], cfg.image_size[1], 3], &ingest::cpu::ingest(image.rgba, &lb, alpha, beta))?;
+                let input = CpuBackend.upload(
+                    &[1, cfg.image_size[0], cfg.image_size[1], 3],
+                    &ingest::cpu::ingest(image.rgba, &lb, alpha, beta),
+                )?;
                 marks.ingest = now_ms();
                 let mut b = CpuBackend;
                 let out = run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, |_| now_ms())?;
-                let host =
-                    |(c, i): &(CpuTensor, CpuTensor)| -> Result<(Vec<u32>, Vec<u32>), Error> { Ok((c.u32()?.to_vec(), i.u32()?.to_vec())) };
-                maps = HostMaps { ids: host(&out.ids)?, cells: host(&out.cells)?, threshold_class: out.threshold_class.u32()?.to_vec() };
+                let host = |(c, i): &(CpuTensor, CpuTensor)| -> Result<(Vec<u32>, Vec<u32>), Error> {
+                    Ok((c.u32()?.to_vec(), i.u32()?.to_vec()))
+                };
+                maps = HostMaps {
+                    ids: host(&out.ids)?,
+                    cells: host(&out.cells)?,
+                    threshold_class: out.threshold_class.u32()?.to_vec(),
+                };
                 timings = Timings {
                     ingest: Some(marks.ingest - t0),
                     encoder: Some(marks.encoder - marks.ingest),
@@ -661,14 +751,28 @@ impl Segmenter {
         let panoptic = panoptic::postprocess_ids(&raw, &self.isthing, opts.min_area, opts.postprocess);
         let (segment_ids, segments) = self.segment_infos(&panoptic);
         timings.postprocess = Some(now_ms() - post_start);
-        if let (Output::ReadAndDraw(presenter, style), false, Engine::Gpu { gpu, palette, isthing, .. }, Some(words)) =
-            (output, video, &self.engine, &image_words)
+        if let (
+            Output::ReadAndDraw(presenter, style),
+            false,
+            Engine::Gpu { gpu, palette, isthing, .. },
+            Some(words),
+        ) = (output, video, &self.engine, &image_words)
         {
             // A still image is drawn as post-processed.
             let mut frame = gpu.frame();
             let class_t = frame.upload_u32(&[out_h, out_w], &panoptic.class)?;
             let inst_t = frame.upload_u32(&[out_h, out_w], &panoptic.instance)?;
-            let overlay = render::overlay(&mut frame, words, &class_t, &inst_t, &on_image, palette, isthing, style.opacity, style.outline)?;
+            let overlay = render::overlay(
+                &mut frame,
+                words,
+                &class_t,
+                &inst_t,
+                &on_image,
+                palette,
+                isthing,
+                style.opacity,
+                style.outline,
+            )?;
             frame.present(presenter, &overlay)?;
             frame.submit();
             gpu.check()?;
@@ -738,10 +842,16 @@ pub fn overlay_rgba_with(
     if p.height == 0 || p.width == 0 || p.height > image.height || p.width > image.width {
         return Err(Error::Image {
             name: format!("{}x{}", image.width, image.height),
-            detail: format!("the segmentation is {}x{}: it must be non-empty and at most the image's size", p.width, p.height),
+            detail: format!(
+                "the segmentation is {}x{}: it must be non-empty and at most the image's size",
+                p.width, p.height
+            ),
         });
     }
-    if palette.is_empty() || palette.len() != isthing.len() || p.class.iter().any(|&c| c as usize >= palette.len()) {
+    if palette.is_empty()
+        || palette.len() != isthing.len()
+        || p.class.iter().any(|&c| c as usize >= palette.len())
+    {
         return Err(Error::Image {
             name: format!("{}x{}", image.width, image.height),
             detail: format!("the map's classes do not fit the {} colours given", palette.len()),
@@ -755,11 +865,24 @@ pub fn overlay_rgba_with(
     } else {
         let pick = render::cpu::nearest;
         (0..p.height * p.width)
-            .map(|k| words[pick(k / p.width, p.height, image.height) * image.width + pick(k % p.width, p.width, image.width)])
+            .map(|k| {
+                words[pick(k / p.width, p.height, image.height) * image.width
+                    + pick(k % p.width, p.width, image.width)]
+            })
             .collect()
     };
     let lb = Letterbox::identity(p.height, p.width);
-    let overlay =
-        render::cpu::overlay(&words, &p.class, &p.instance, p.height, p.width, &lb, &palette, &isthing, style.opacity, style.outline);
+    let overlay = render::cpu::overlay(
+        &words,
+        &p.class,
+        &p.instance,
+        p.height,
+        p.width,
+        &lb,
+        &palette,
+        &isthing,
+        style.opacity,
+        style.outline,
+    );
     Ok(bytemuck::cast_slice(&overlay).to_vec())
 }

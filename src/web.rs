@@ -10,7 +10,9 @@ use wasm_bindgen::JsCast;
 
 use crate::gpu::Presenter;
 use crate::model::config::Postprocess;
-use crate::segmenter::{BackendKind, DrawStyle, Image, Pixels, SegmentOptions, Segmentation, Segmenter, MAX_IMAGE_SIDE};
+use crate::segmenter::{
+    BackendKind, DrawStyle, Image, Pixels, SegmentOptions, Segmentation, Segmenter, MAX_IMAGE_SIDE,
+};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -115,7 +117,9 @@ fn to_js(value: &serde_json::Value) -> Result<JsValue, JsError> {
 }
 
 fn set(target: &JsValue, key: &str, value: &JsValue) -> Result<(), JsError> {
-    Reflect::set(target, &JsValue::from_str(key), value).map(|_| ()).map_err(|_| JsError::new("internal: cannot build the result object"))
+    Reflect::set(target, &JsValue::from_str(key), value)
+        .map(|_| ())
+        .map_err(|_| JsError::new("internal: cannot build the result object"))
 }
 
 #[wasm_bindgen]
@@ -126,7 +130,9 @@ impl Engine {
         let kind = match backend.as_str() {
             "webgpu" | "gpu" => BackendKind::Gpu,
             "cpu" => BackendKind::Cpu,
-            other => return Err(JsError::new(&format!("unknown backend \"{other}\": use \"webgpu\" or \"cpu\""))),
+            other => {
+                return Err(JsError::new(&format!("unknown backend \"{other}\": use \"webgpu\" or \"cpu\"")))
+            }
         };
         let segmenter = Segmenter::new(&model_json, weights, kind).await.map_err(js_error)?;
         Ok(Engine { segmenter, presenter: None, card: Card::parse(&model_json), frame_texture: None })
@@ -135,7 +141,10 @@ impl Engine {
     /// The canvas results are drawn into (WebGPU engine only).
     #[wasm_bindgen(js_name = attachCanvas)]
     pub fn attach_canvas(&mut self, canvas: web_sys::HtmlCanvasElement) -> Result<(), JsError> {
-        let gpu = self.segmenter.gpu().ok_or_else(|| JsError::new("the CPU engine cannot draw into a canvas: use result.overlay"))?;
+        let gpu = self
+            .segmenter
+            .gpu()
+            .ok_or_else(|| JsError::new("the CPU engine cannot draw into a canvas: use result.overlay"))?;
         self.presenter = Some(gpu.presenter(wgpu::SurfaceTarget::Canvas(canvas)).map_err(js_error)?);
         Ok(())
     }
@@ -145,8 +154,9 @@ impl Engine {
         let cfg = self.segmenter.config();
         let palette = cfg.palette();
         let isthing = cfg.isthing();
-        let classes: Vec<serde_json::Value> =
-            (0..cfg.num_classes).map(|c| json!({"id": c, "name": cfg.class_name(c), "isThing": isthing[c], "color": palette[c]})).collect();
+        let classes: Vec<serde_json::Value> = (0..cfg.num_classes)
+            .map(|c| json!({"id": c, "name": cfg.class_name(c), "isThing": isthing[c], "color": palette[c]}))
+            .collect();
         let adapter = self.segmenter.gpu().map(|gpu| {
             let a = gpu.adapter();
             json!({
@@ -173,7 +183,13 @@ impl Engine {
     }
 
     /// Segments one RGBA8 image (see `docs/web-api.md` for the options and the result).
-    pub async fn segment(&mut self, rgba: Vec<u8>, width: u32, height: u32, options: JsValue) -> Result<JsValue, JsError> {
+    pub async fn segment(
+        &mut self,
+        rgba: Vec<u8>,
+        width: u32,
+        height: u32,
+        options: JsValue,
+    ) -> Result<JsValue, JsError> {
         let o = Options::from_js(&options)?;
         let image = Image::new(width as usize, height as usize, &rgba).map_err(js_error)?;
         self.run(Pixels::Rgba(image), &o).await
@@ -187,11 +203,17 @@ impl Engine {
     #[wasm_bindgen(js_name = segmentSource)]
     pub async fn segment_source(&mut self, source: JsValue, options: JsValue) -> Result<JsValue, JsError> {
         let o = Options::from_js(&options)?;
-        let gpu =
-            self.segmenter.gpu().ok_or_else(|| JsError::new("segmentSource needs the WebGPU engine: pass RGBA bytes to segment()"))?;
+        let gpu = self.segmenter.gpu().ok_or_else(|| {
+            JsError::new("segmentSource needs the WebGPU engine: pass RGBA bytes to segment()")
+        })?;
         let source = external_source(source)?;
         let (width, height) = (source.width(), source.height());
-        if width == 0 || height == 0 || width % 64 != 0 || width as usize > MAX_IMAGE_SIDE || height as usize > MAX_IMAGE_SIDE {
+        if width == 0
+            || height == 0
+            || width % 64 != 0
+            || width as usize > MAX_IMAGE_SIDE
+            || height as usize > MAX_IMAGE_SIDE
+        {
             return Err(JsError::new(&format!(
                 "segmentSource takes sources whose width is a multiple of 64 (up to {MAX_IMAGE_SIDE}), got {width}x{height}: use segment() with RGBA bytes"
             )));
@@ -268,7 +290,9 @@ fn external_source(source: JsValue) -> Result<wgpu::ExternalImageSource, JsError
     };
     match source.dyn_into::<web_sys::HtmlImageElement>() {
         Ok(v) => Ok(wgpu::ExternalImageSource::HTMLImageElement(v)),
-        Err(_) => Err(JsError::new("segmentSource takes a <video>, <canvas> or <img> element, an ImageBitmap or a VideoFrame")),
+        Err(_) => Err(JsError::new(
+            "segmentSource takes a <video>, <canvas> or <img> element, an ImageBitmap or a VideoFrame",
+        )),
     }
 }
 
@@ -289,26 +313,39 @@ impl Engine {
         let style = DrawStyle { opacity: o.opacity, outline: o.outline };
         let backend = self.segmenter.backend().name();
         if o.draw {
-            let presenter =
-                self.presenter.as_mut().ok_or_else(|| JsError::new("draw: true needs a canvas: call attachCanvas(canvas) first"))?;
+            let presenter = self
+                .presenter
+                .as_mut()
+                .ok_or_else(|| JsError::new("draw: true needs a canvas: call attachCanvas(canvas) first"))?;
             if !o.readback {
                 if !o.video {
                     return Err(JsError::new("readback: false is the video fast path: pass video: true too"));
                 }
-                let drawn = self.segmenter.draw_frame(pixels, &opts, presenter, style).await.map_err(js_error)?;
+                let drawn =
+                    self.segmenter.draw_frame(pixels, &opts, presenter, style).await.map_err(js_error)?;
                 return to_js(&json!({
                     "backend": backend, "width": width, "height": height,
                     "ms": {"total": drawn.total_ms, "source": "total-only"},
                     "segments": [], "drawn": true, "conditionedOn": drawn.conditioned_on,
                 }));
             }
-            let seg = self.segmenter.segment_and_draw(pixels, &opts, o.video, presenter, style).await.map_err(js_error)?;
+            let seg = self
+                .segmenter
+                .segment_and_draw(pixels, &opts, o.video, presenter, style)
+                .await
+                .map_err(js_error)?;
             return self.result(&seg, None, true);
         }
-        let seg = if o.video { self.segmenter.segment_frame(pixels, &opts).await } else { self.segmenter.segment(pixels, &opts).await }
-            .map_err(js_error)?;
+        let seg = if o.video {
+            self.segmenter.segment_frame(pixels, &opts).await
+        } else {
+            self.segmenter.segment(pixels, &opts).await
+        }
+        .map_err(js_error)?;
         let overlay = match (o.overlay, pixels) {
-            (true, Pixels::Rgba(image)) => Some(self.segmenter.overlay_rgba(image, &seg, style).map_err(js_error)?),
+            (true, Pixels::Rgba(image)) => {
+                Some(self.segmenter.overlay_rgba(image, &seg, style).map_err(js_error)?)
+            }
             _ => None,
         };
         self.result(&seg, overlay, false)

@@ -49,7 +49,13 @@ fn copy_rows(frame: &mut Frame, op: &'static str, t: &Tensor, r: Range<usize>) -
 }
 
 /// Copies `band` into `dst` from row `r0` on.
-fn write_rows(frame: &mut Frame, op: &'static str, band: &Tensor, dst: &Tensor, r0: usize) -> Result<(), GpuError> {
+fn write_rows(
+    frame: &mut Frame,
+    op: &'static str,
+    band: &Tensor,
+    dst: &Tensor,
+    r0: usize,
+) -> Result<(), GpuError> {
     let (_, row_bytes) = rows_of(op, dst)?;
     frame.copy_bytes(band, 0, dst, r0 as u64 * row_bytes, band.byte_size())
 }
@@ -73,7 +79,11 @@ fn plan(
             return Ok(bands);
         }
     }
-    Err(GpuError::TooLarge { what: format!("{op}: one row band of {step} rows"), needed: bytes(0..step.min(rows)), limit })
+    Err(GpuError::TooLarge {
+        what: format!("{op}: one row band of {step} rows"),
+        needed: bytes(0..step.min(rows)),
+        limit,
+    })
 }
 
 /// Input rows `[a, b)` output rows `r` of a conv read, and the band's own geometry: the same
@@ -90,14 +100,22 @@ fn conv_window(r: &Range<usize>, h: usize, kh: usize, geom: &Geometry) -> (Range
 }
 
 /// [`conv::conv2d`] band by band over output rows.
-pub fn conv2d(frame: &mut Frame, x: &Tensor, w: &Tensor, geom: &Geometry, epi: &conv::Epilogue) -> Result<Tensor, GpuError> {
+pub fn conv2d(
+    frame: &mut Frame,
+    x: &Tensor,
+    w: &Tensor,
+    geom: &Geometry,
+    epi: &conv::Epilogue,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "conv2d";
     let (h, x_row) = rows_of(OP, x)?;
     let &[_, _, wd, _] = x.shape() else { return Err(GpuError::shape(OP, "x must be [1, H, W, C]")) };
     let &[kh, kw, _, cout] = w.shape() else {
         return Err(GpuError::shape(OP, format!("weight must be [KH, KW, Cin, Cout], got {:?}", w.shape())));
     };
-    let (oh, ow) = geom.output_size((h, wd), (kh, kw)).ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
+    let (oh, ow) = geom
+        .output_size((h, wd), (kh, kw))
+        .ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
     let out_row = (ow * cout) as u64 * 4;
     let y = frame.gpu().tensor(&[1, oh, ow, cout], DType::F32)?;
     let bands = plan(frame, OP, oh, 1, |r| {
@@ -137,7 +155,8 @@ pub fn map_rows(
         row_bytes = row_bytes.max(rb);
     }
     let rows = rows.ok_or_else(|| GpuError::shape(op, "no inputs"))?;
-    let out: Vec<Tensor> = outputs.iter().map(|(shape, dtype)| frame.gpu().tensor(shape, *dtype)).collect::<Result<_, _>>()?;
+    let out: Vec<Tensor> =
+        outputs.iter().map(|(shape, dtype)| frame.gpu().tensor(shape, *dtype)).collect::<Result<_, _>>()?;
     for o in &out {
         let (h, rb) = rows_of(op, o)?;
         if h != rows {
@@ -146,7 +165,8 @@ pub fn map_rows(
         row_bytes = row_bytes.max(rb);
     }
     for r in plan(frame, op, rows, 1, |r| r.len() as u64 * row_bytes)? {
-        let parts: Vec<Tensor> = inputs.iter().map(|t| copy_rows(frame, op, t, r.clone())).collect::<Result<_, _>>()?;
+        let parts: Vec<Tensor> =
+            inputs.iter().map(|t| copy_rows(frame, op, t, r.clone())).collect::<Result<_, _>>()?;
         let results = f(frame, &parts)?;
         for (band, dst) in results.iter().zip(&out) {
             write_rows(frame, op, band, dst, r.start)?;
@@ -156,7 +176,12 @@ pub fn map_rows(
 }
 
 /// `upsample_nearest` (plus `skip`) by an integer factor, band by band over output rows.
-pub fn upsample_nearest(frame: &mut Frame, x: &Tensor, factor: usize, skip: Option<&Tensor>) -> Result<Tensor, GpuError> {
+pub fn upsample_nearest(
+    frame: &mut Frame,
+    x: &Tensor,
+    factor: usize,
+    skip: Option<&Tensor>,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "upsample_nearest";
     let (h, x_row) = rows_of(OP, x)?;
     let &[_, _, wd, c] = x.shape() else { return Err(GpuError::shape(OP, "x must be [1, H, W, C]")) };
@@ -168,7 +193,9 @@ pub fn upsample_nearest(frame: &mut Frame, x: &Tensor, factor: usize, skip: Opti
     }
     let out_row = (wd * factor * c) as u64 * 4;
     let y = frame.gpu().tensor(&out_shape, DType::F32)?;
-    for r in plan(frame, OP, h * factor, factor, |r| (r.len() as u64 * out_row).max(r.len().div_ceil(factor) as u64 * x_row))? {
+    for r in plan(frame, OP, h * factor, factor, |r| {
+        (r.len() as u64 * out_row).max(r.len().div_ceil(factor) as u64 * x_row)
+    })? {
         let xb = copy_rows(frame, OP, x, r.start / factor..r.end.div_ceil(factor))?;
         let yb = match skip {
             Some(s) => {
@@ -237,16 +264,25 @@ mod tests {
 }
 
 /// The readout's cells, band by band over mask rows (each cell reads only its own logits).
-pub fn cells(frame: &mut Frame, logits: &Tensor, x0: &Tensor, ids: &IdSpace) -> Result<Cells<Tensor>, GpuError> {
+pub fn cells(
+    frame: &mut Frame,
+    logits: &Tensor,
+    x0: &Tensor,
+    ids: &IdSpace,
+) -> Result<Cells<Tensor>, GpuError> {
     let [_, h, w, _] = logits.shape()[..] else {
-        return Err(GpuError::shape("cell_ids", format!("logits must be [1, H, W, L], got {:?}", logits.shape())));
+        return Err(GpuError::shape(
+            "cell_ids",
+            format!("logits must be [1, H, W, L], got {:?}", logits.shape()),
+        ));
     };
     let outputs = [(vec![1, h, w], DType::U32), (vec![1, h, w], DType::U32), (vec![1, h, w], DType::F32)];
     let out = map_rows(frame, "cell_ids", &[logits, x0], &outputs, |f, t| {
         let c = readout::cells(f, &t[0], &t[1], ids)?;
         Ok(vec![c.class, c.instance, c.class_void])
     })?;
-    let [class, instance, class_void]: [Tensor; 3] = out.try_into().map_err(|_| GpuError::shape("cell_ids", "lost a band output"))?;
+    let [class, instance, class_void]: [Tensor; 3] =
+        out.try_into().map_err(|_| GpuError::shape("cell_ids", "lost a band output"))?;
     Ok(Cells { class, instance, class_void })
 }
 
@@ -265,8 +301,9 @@ pub fn readout(
     let (_, x0_row) = rows_of(OP, x0)?;
     let logits_row = logits_row.max(x0_row);
     let out_row = r.out_w as u64 * 4;
-    let bands =
-        plan(frame, OP, r.out_h, 1, |rows| (rows.len() as u64 * out_row).max(readout::cell_rows(r, rows).len() as u64 * logits_row))?;
+    let bands = plan(frame, OP, r.out_h, 1, |rows| {
+        (rows.len() as u64 * out_row).max(readout::cell_rows(r, rows).len() as u64 * logits_row)
+    })?;
     let class = frame.gpu().tensor(&[r.out_h, r.out_w], DType::U32)?;
     let instance = frame.gpu().tensor(&[r.out_h, r.out_w], DType::U32)?;
     for rows in bands {
@@ -278,7 +315,16 @@ pub fn readout(
             instance: copy_rows(frame, OP, &cells.instance, cell_rows.clone())?,
             class_void: copy_rows(frame, OP, &cells.class_void, cell_rows.clone())?,
         };
-        let (c, i) = readout::readout_rows(frame, &band_logits, &band_x0, &band_cells, ids, r, rows.clone(), cell_rows.start)?;
+        let (c, i) = readout::readout_rows(
+            frame,
+            &band_logits,
+            &band_x0,
+            &band_cells,
+            ids,
+            r,
+            rows.clone(),
+            cell_rows.start,
+        )?;
         write_rows(frame, OP, &c, &class, rows.start)?;
         write_rows(frame, OP, &i, &instance, rows.start)?;
     }

@@ -43,7 +43,13 @@ impl Backend for GpuBackend<'_, '_> {
         self.frame.upload_u32(shape, data)
     }
 
-    fn conv2d(&mut self, x: &Tensor, w: &Tensor, geom: &Geometry, epi: Epilogue<Tensor>) -> Result<Tensor, GpuError> {
+    fn conv2d(
+        &mut self,
+        x: &Tensor,
+        w: &Tensor,
+        geom: &Geometry,
+        epi: Epilogue<Tensor>,
+    ) -> Result<Tensor, GpuError> {
         let epi = conv::Epilogue { bias: epi.bias, act: epi.act, residual: epi.residual, scale: epi.scale };
         let out_bytes = match (x.shape(), w.shape()) {
             (&[n, h, wd, _], &[kh, kw, _, cout]) => {
@@ -69,15 +75,32 @@ impl Backend for GpuBackend<'_, '_> {
         conv::depthwise_conv2d(self.frame, x, w, bias, geom, act)
     }
 
-    fn max_pool2d(&mut self, x: &Tensor, window: (usize, usize), geom: &Geometry) -> Result<Tensor, GpuError> {
+    fn max_pool2d(
+        &mut self,
+        x: &Tensor,
+        window: (usize, usize),
+        geom: &Geometry,
+    ) -> Result<Tensor, GpuError> {
         conv::max_pool2d(self.frame, x, window, geom)
     }
 
     fn linear(&mut self, x: &Tensor, w: &Tensor, epi: Epilogue<Tensor>) -> Result<Tensor, GpuError> {
-        matmul::linear(self.frame, x, w, matmul::Epilogue { bias: epi.bias, act: epi.act, residual: epi.residual })
+        matmul::linear(
+            self.frame,
+            x,
+            w,
+            matmul::Epilogue { bias: epi.bias, act: epi.act, residual: epi.residual },
+        )
     }
 
-    fn layer_norm(&mut self, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32, act: Activation) -> Result<Tensor, GpuError> {
+    fn layer_norm(
+        &mut self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        eps: f32,
+        act: Activation,
+    ) -> Result<Tensor, GpuError> {
         norm::layer_norm(self.frame, x, gamma, beta, eps, act)
     }
 
@@ -110,9 +133,10 @@ impl Backend for GpuBackend<'_, '_> {
 
     fn add(&mut self, a: &Tensor, b: &Tensor, act: Activation) -> Result<Tensor, GpuError> {
         if bands::needed(self.frame, &[a, b], 0) {
-            let out = bands::map_rows(self.frame, "add", &[a, b], &[(a.shape().to_vec(), a.dtype())], |f, t| {
-                Ok(vec![elementwise::add(f, &t[0], &t[1], 1.0, act)?])
-            })?;
+            let out =
+                bands::map_rows(self.frame, "add", &[a, b], &[(a.shape().to_vec(), a.dtype())], |f, t| {
+                    Ok(vec![elementwise::add(f, &t[0], &t[1], 1.0, act)?])
+                })?;
             return Ok(out.into_iter().next().unwrap_or_else(|| a.clone()));
         }
         elementwise::add(self.frame, a, b, 1.0, act)
@@ -120,9 +144,10 @@ impl Backend for GpuBackend<'_, '_> {
 
     fn affine(&mut self, x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor, GpuError> {
         if bands::needed(self.frame, &[x], 0) {
-            let out = bands::map_rows(self.frame, "affine", &[x], &[(x.shape().to_vec(), x.dtype())], |f, t| {
-                Ok(vec![elementwise::affine(f, &t[0], alpha, beta, Activation::None)?])
-            })?;
+            let out =
+                bands::map_rows(self.frame, "affine", &[x], &[(x.shape().to_vec(), x.dtype())], |f, t| {
+                    Ok(vec![elementwise::affine(f, &t[0], alpha, beta, Activation::None)?])
+                })?;
             return Ok(out.into_iter().next().unwrap_or_else(|| x.clone()));
         }
         elementwise::affine(self.frame, x, alpha, beta, Activation::None)
@@ -130,21 +155,29 @@ impl Backend for GpuBackend<'_, '_> {
 
     fn concat_channels(&mut self, parts: &[&Tensor]) -> Result<Tensor, GpuError> {
         let channels: usize = parts.iter().map(|t| t.shape().last().copied().unwrap_or(0)).sum();
-        let out_bytes = parts.first().map_or(0, |t| (t.len() / t.shape().last().copied().unwrap_or(1).max(1) * channels) as u64 * 4);
+        let out_bytes = parts
+            .first()
+            .map_or(0, |t| (t.len() / t.shape().last().copied().unwrap_or(1).max(1) * channels) as u64 * 4);
         if bands::needed(self.frame, parts, out_bytes) {
             let mut shape = parts[0].shape().to_vec();
             if let Some(last) = shape.last_mut() {
                 *last = channels;
             }
-            let out = bands::map_rows(self.frame, "concat_channels", parts, &[(shape, DType::F32)], |f, t| {
-                Ok(vec![layout::concat_channels(f, &t.iter().collect::<Vec<_>>())?])
-            })?;
+            let out =
+                bands::map_rows(self.frame, "concat_channels", parts, &[(shape, DType::F32)], |f, t| {
+                    Ok(vec![layout::concat_channels(f, &t.iter().collect::<Vec<_>>())?])
+                })?;
             return out.into_iter().next().ok_or_else(|| GpuError::shape("concat_channels", "no output"));
         }
         layout::concat_channels(self.frame, parts)
     }
 
-    fn upsample_nearest(&mut self, x: &Tensor, factor: usize, skip: Option<&Tensor>) -> Result<Tensor, GpuError> {
+    fn upsample_nearest(
+        &mut self,
+        x: &Tensor,
+        factor: usize,
+        skip: Option<&Tensor>,
+    ) -> Result<Tensor, GpuError> {
         let out_bytes = x.byte_size() * (factor * factor) as u64;
         if bands::needed(self.frame, &[x], out_bytes) {
             return bands::upsample_nearest(self.frame, x, factor, skip);
@@ -208,7 +241,13 @@ impl Backend for GpuBackend<'_, '_> {
         Ok((x0, m.clone()))
     }
 
-    fn bits_to_ids(&mut self, x: &Tensor, spec: &BitSpec, num_classes: u32, max_instances: u32) -> Result<(Tensor, Tensor), GpuError> {
+    fn bits_to_ids(
+        &mut self,
+        x: &Tensor,
+        spec: &BitSpec,
+        num_classes: u32,
+        max_instances: u32,
+    ) -> Result<(Tensor, Tensor), GpuError> {
         bits::bits_to_ids(self.frame, x, spec, num_classes, max_instances)
     }
 
@@ -228,7 +267,11 @@ impl Backend for GpuBackend<'_, '_> {
         r: &Resample,
     ) -> Result<(Tensor, Tensor), GpuError> {
         let out_bytes = (r.out_h * r.out_w) as u64 * 4;
-        if bands::needed(self.frame, &[logits, x0, &cells.class, &cells.instance, &cells.class_void], out_bytes) {
+        if bands::needed(
+            self.frame,
+            &[logits, x0, &cells.class, &cells.instance, &cells.class_void],
+            out_bytes,
+        ) {
             return bands::readout(self.frame, logits, x0, cells, ids, r);
         }
         readout::readout(self.frame, logits, x0, cells, ids, r)

@@ -71,8 +71,18 @@ pub trait Backend {
         geom: &Geometry,
         act: Activation,
     ) -> Result<Self::Tensor, GpuError>;
-    fn max_pool2d(&mut self, x: &Self::Tensor, window: (usize, usize), geom: &Geometry) -> Result<Self::Tensor, GpuError>;
-    fn linear(&mut self, x: &Self::Tensor, w: &Self::Tensor, epi: Epilogue<Self::Tensor>) -> Result<Self::Tensor, GpuError>;
+    fn max_pool2d(
+        &mut self,
+        x: &Self::Tensor,
+        window: (usize, usize),
+        geom: &Geometry,
+    ) -> Result<Self::Tensor, GpuError>;
+    fn linear(
+        &mut self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        epi: Epilogue<Self::Tensor>,
+    ) -> Result<Self::Tensor, GpuError>;
     fn layer_norm(
         &mut self,
         x: &Self::Tensor,
@@ -97,22 +107,49 @@ pub trait Backend {
     /// Self-attention on a packed `[q | k | v]` `[N, L, 3d]`.
     fn attention_qkv(&mut self, qkv: &Self::Tensor, heads: usize) -> Result<Self::Tensor, GpuError>;
     /// Cross-attention: `q` `[N, Lq, d]`, packed `[k | v]` `[N, Lk, 2d]`.
-    fn attention_q_kv(&mut self, q: &Self::Tensor, kv: &Self::Tensor, heads: usize) -> Result<Self::Tensor, GpuError>;
+    fn attention_q_kv(
+        &mut self,
+        q: &Self::Tensor,
+        kv: &Self::Tensor,
+        heads: usize,
+    ) -> Result<Self::Tensor, GpuError>;
     fn add(&mut self, a: &Self::Tensor, b: &Self::Tensor, act: Activation) -> Result<Self::Tensor, GpuError>;
     /// `x · alpha + beta`.
     fn affine(&mut self, x: &Self::Tensor, alpha: f32, beta: f32) -> Result<Self::Tensor, GpuError>;
     fn concat_channels(&mut self, parts: &[&Self::Tensor]) -> Result<Self::Tensor, GpuError>;
     /// Nearest upsampling by `factor` on both axes, plus `skip` (output-sized) when given.
-    fn upsample_nearest(&mut self, x: &Self::Tensor, factor: usize, skip: Option<&Self::Tensor>) -> Result<Self::Tensor, GpuError>;
-    fn append_token(&mut self, x: &Self::Tensor, token: &Self::Tensor, pos: Option<&Self::Tensor>) -> Result<Self::Tensor, GpuError>;
+    fn upsample_nearest(
+        &mut self,
+        x: &Self::Tensor,
+        factor: usize,
+        skip: Option<&Self::Tensor>,
+    ) -> Result<Self::Tensor, GpuError>;
+    fn append_token(
+        &mut self,
+        x: &Self::Tensor,
+        token: &Self::Tensor,
+        pos: Option<&Self::Tensor>,
+    ) -> Result<Self::Tensor, GpuError>;
     fn slice_tokens(&mut self, x: &Self::Tensor, start: usize, len: usize) -> Result<Self::Tensor, GpuError>;
     /// `[n, dim]`: the 1-D sin-cos code of `value · scale` on every row.
-    fn scalar_embedding(&mut self, value: f32, scale: f32, n: usize, dim: usize) -> Result<Self::Tensor, GpuError>;
-    fn position_code_2d(&mut self, height: usize, width: usize, dim: usize) -> Result<Self::Tensor, GpuError>;
+    fn scalar_embedding(
+        &mut self,
+        value: f32,
+        scale: f32,
+        n: usize,
+        dim: usize,
+    ) -> Result<Self::Tensor, GpuError>;
+    fn position_code_2d(&mut self, height: usize, width: usize, dim: usize)
+        -> Result<Self::Tensor, GpuError>;
 
     fn normal_fill(&mut self, shape: &[usize], seed: u32, offset: u32) -> Result<Self::Tensor, GpuError>;
     /// u32 class and instance maps → analog bits `[.., n_bits]`.
-    fn ids_to_bits(&mut self, class: &Self::Tensor, instance: &Self::Tensor, spec: &BitSpec) -> Result<Self::Tensor, GpuError>;
+    fn ids_to_bits(
+        &mut self,
+        class: &Self::Tensor,
+        instance: &Self::Tensor,
+        spec: &BitSpec,
+    ) -> Result<Self::Tensor, GpuError>;
     /// x̂0 = expected bits of the logits (clipped to ±b) and the DDIM update of `m`: `(x̂0, m')`.
     /// The GPU updates `m` in place and returns it as `m'`.
     fn expected_bits_ddim(
@@ -133,7 +170,12 @@ pub trait Backend {
     /// Step 1 of the readout ([`crate::ops::readout`]) of the last step's logits `[1, Hm, Wm, L]`
     /// and x̂0 `[1, Hm, Wm, n_bits]`: per cell the class and instance ids and the class group's
     /// void probability, `[1, Hm, Wm]` each.
-    fn cells(&mut self, logits: &Self::Tensor, x0: &Self::Tensor, ids: &IdSpace) -> Result<Cells<Self::Tensor>, GpuError>;
+    fn cells(
+        &mut self,
+        logits: &Self::Tensor,
+        x0: &Self::Tensor,
+        ids: &IdSpace,
+    ) -> Result<Cells<Self::Tensor>, GpuError>;
     /// The bilinear readout of the last step at `r`'s output size: u32 (class, instance) maps
     /// `[out_h, out_w]` ([`crate::ops::readout`]).
     fn readout(

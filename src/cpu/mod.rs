@@ -82,7 +82,11 @@ fn vector<'t>(op: &'static str, t: Option<&'t CpuTensor>, len: usize) -> Result<
     }
 }
 
-fn same_shape<'t>(op: &'static str, a: &CpuTensor, b: Option<&'t CpuTensor>) -> Result<Option<&'t [f32]>, GpuError> {
+fn same_shape<'t>(
+    op: &'static str,
+    a: &CpuTensor,
+    b: Option<&'t CpuTensor>,
+) -> Result<Option<&'t [f32]>, GpuError> {
     match b {
         None => Ok(None),
         Some(b) if b.shape() == a.shape() => Ok(Some(b.f32()?)),
@@ -121,22 +125,41 @@ impl Backend for CpuBackend {
         CpuTensor::new_u32(shape, data.to_vec())
     }
 
-    fn conv2d(&mut self, x: &CpuTensor, w: &CpuTensor, geom: &Geometry, epi: Epilogue<CpuTensor>) -> Result<CpuTensor, GpuError> {
+    fn conv2d(
+        &mut self,
+        x: &CpuTensor,
+        w: &CpuTensor,
+        geom: &Geometry,
+        epi: Epilogue<CpuTensor>,
+    ) -> Result<CpuTensor, GpuError> {
         const OP: &str = "cpu conv2d";
         let xs = nhwc(OP, x)?;
         let ws = match *w.shape() {
             [kh, kw, ci, co] if ci == xs[3] => [kh, kw, ci, co],
-            _ => return Err(GpuError::shape(OP, format!("weight {:?} does not fit the input {:?}", w.shape(), x.shape()))),
+            _ => {
+                return Err(GpuError::shape(
+                    OP,
+                    format!("weight {:?} does not fit the input {:?}", w.shape(), x.shape()),
+                ))
+            }
         };
-        let (oh, ow) =
-            geom.output_size((xs[1], xs[2]), (ws[0], ws[1])).ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
+        let (oh, ow) = geom
+            .output_size((xs[1], xs[2]), (ws[0], ws[1]))
+            .ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
         let out_shape = [xs[0], oh, ow, ws[3]];
         let residual = match epi.residual {
-            Some(r) if r.shape() != out_shape => return Err(GpuError::shape(OP, format!("residual {:?} is not {out_shape:?}", r.shape()))),
+            Some(r) if r.shape() != out_shape => {
+                return Err(GpuError::shape(OP, format!("residual {:?} is not {out_shape:?}", r.shape())))
+            }
             Some(r) => Some(r.f32()?),
             None => None,
         };
-        let cpu_epi = conv::cpu::Epilogue { bias: vector(OP, epi.bias, ws[3])?, act: epi.act, residual, scale: epi.scale };
+        let cpu_epi = conv::cpu::Epilogue {
+            bias: vector(OP, epi.bias, ws[3])?,
+            act: epi.act,
+            residual,
+            scale: epi.scale,
+        };
         CpuTensor::new(&out_shape, conv::cpu::conv2d(x.f32()?, xs, w.f32()?, ws, geom, &cpu_epi))
     }
 
@@ -152,26 +175,58 @@ impl Backend for CpuBackend {
         let xs = nhwc(OP, x)?;
         let (kh, kw) = match *w.shape() {
             [kh, kw, c] if c == xs[3] => (kh, kw),
-            _ => return Err(GpuError::shape(OP, format!("weight {:?} does not fit the input {:?}", w.shape(), x.shape()))),
+            _ => {
+                return Err(GpuError::shape(
+                    OP,
+                    format!("weight {:?} does not fit the input {:?}", w.shape(), x.shape()),
+                ))
+            }
         };
-        let (oh, ow) = geom.output_size((xs[1], xs[2]), (kh, kw)).ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
-        let y = conv::cpu::depthwise_conv2d(x.f32()?, xs, w.f32()?, (kh, kw), vector(OP, bias, xs[3])?, geom, act);
+        let (oh, ow) = geom
+            .output_size((xs[1], xs[2]), (kh, kw))
+            .ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
+        let y = conv::cpu::depthwise_conv2d(
+            x.f32()?,
+            xs,
+            w.f32()?,
+            (kh, kw),
+            vector(OP, bias, xs[3])?,
+            geom,
+            act,
+        );
         CpuTensor::new(&[xs[0], oh, ow, xs[3]], y)
     }
 
-    fn max_pool2d(&mut self, x: &CpuTensor, window: (usize, usize), geom: &Geometry) -> Result<CpuTensor, GpuError> {
+    fn max_pool2d(
+        &mut self,
+        x: &CpuTensor,
+        window: (usize, usize),
+        geom: &Geometry,
+    ) -> Result<CpuTensor, GpuError> {
         const OP: &str = "cpu max_pool2d";
         let xs = nhwc(OP, x)?;
-        let (oh, ow) = geom.output_size((xs[1], xs[2]), window).ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
+        let (oh, ow) = geom
+            .output_size((xs[1], xs[2]), window)
+            .ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
         CpuTensor::new(&[xs[0], oh, ow, xs[3]], conv::cpu::max_pool2d(x.f32()?, xs, window, geom))
     }
 
-    fn linear(&mut self, x: &CpuTensor, w: &CpuTensor, epi: Epilogue<CpuTensor>) -> Result<CpuTensor, GpuError> {
+    fn linear(
+        &mut self,
+        x: &CpuTensor,
+        w: &CpuTensor,
+        epi: Epilogue<CpuTensor>,
+    ) -> Result<CpuTensor, GpuError> {
         const OP: &str = "cpu linear";
         let k = last(x);
         let n = match *w.shape() {
             [wk, n] if wk == k => n,
-            _ => return Err(GpuError::shape(OP, format!("weight {:?} does not fit the input {:?}", w.shape(), x.shape()))),
+            _ => {
+                return Err(GpuError::shape(
+                    OP,
+                    format!("weight {:?} does not fit the input {:?}", w.shape(), x.shape()),
+                ))
+            }
         };
         let mut out_shape = x.shape().to_vec();
         if let Some(l) = out_shape.last_mut() {
@@ -185,11 +240,29 @@ impl Backend for CpuBackend {
             None => None,
         };
         let rows = x.shape().iter().product::<usize>() / k.max(1);
-        let y = matmul::cpu::matmul(x.f32()?, w.f32()?, vector(OP, epi.bias, n)?, residual, epi.act, 1, rows, k, n, true);
+        let y = matmul::cpu::matmul(
+            x.f32()?,
+            w.f32()?,
+            vector(OP, epi.bias, n)?,
+            residual,
+            epi.act,
+            1,
+            rows,
+            k,
+            n,
+            true,
+        );
         CpuTensor::new(&out_shape, y)
     }
 
-    fn layer_norm(&mut self, x: &CpuTensor, gamma: &CpuTensor, beta: &CpuTensor, eps: f32, act: Activation) -> Result<CpuTensor, GpuError> {
+    fn layer_norm(
+        &mut self,
+        x: &CpuTensor,
+        gamma: &CpuTensor,
+        beta: &CpuTensor,
+        eps: f32,
+        act: Activation,
+    ) -> Result<CpuTensor, GpuError> {
         const OP: &str = "cpu layer_norm";
         let d = last(x);
         let (g, b) = (vector(OP, Some(gamma), d)?.unwrap_or(&[]), vector(OP, Some(beta), d)?.unwrap_or(&[]));
@@ -210,11 +283,19 @@ impl Backend for CpuBackend {
         let c = last(x);
         let n = x.shape().first().copied().unwrap_or(0);
         if groups == 0 || c % groups != 0 || x.shape().len() < 2 {
-            return Err(GpuError::shape(OP, format!("{c} channels of {:?} do not form {groups} groups", x.shape())));
+            return Err(GpuError::shape(
+                OP,
+                format!("{c} channels of {:?} do not form {groups} groups", x.shape()),
+            ));
         }
         let ss = match scale_shift {
             Some(t) if t.shape() == [n, 2 * c] => Some(t.f32()?),
-            Some(t) => return Err(GpuError::shape(OP, format!("scale_shift must be [{n}, {}], got {:?}", 2 * c, t.shape()))),
+            Some(t) => {
+                return Err(GpuError::shape(
+                    OP,
+                    format!("scale_shift must be [{n}, {}], got {:?}", 2 * c, t.shape()),
+                ))
+            }
             None => None,
         };
         let (g, b) = (vector(OP, Some(gamma), c)?.unwrap_or(&[]), vector(OP, Some(beta), c)?.unwrap_or(&[]));
@@ -228,22 +309,37 @@ impl Backend for CpuBackend {
         };
         let d = d3 / 3;
         if d3 % 3 != 0 || heads == 0 || d % heads != 0 {
-            return Err(GpuError::shape(OP, format!("{d3} channels do not split into q, k, v of {heads} heads")));
+            return Err(GpuError::shape(
+                OP,
+                format!("{d3} channels do not split into q, k, v of {heads} heads"),
+            ));
         }
         let parts = attention::cpu::split_channels(qkv.f32()?, 3, d);
-        CpuTensor::new(&[n, l, d], attention::cpu::attention(&parts[0], &parts[1], &parts[2], n, l, l, heads, d / heads))
+        CpuTensor::new(
+            &[n, l, d],
+            attention::cpu::attention(&parts[0], &parts[1], &parts[2], n, l, l, heads, d / heads),
+        )
     }
 
     fn attention_q_kv(&mut self, q: &CpuTensor, kv: &CpuTensor, heads: usize) -> Result<CpuTensor, GpuError> {
         const OP: &str = "cpu attention_q_kv";
         let (&[n, lq, d], &[nk, lk, d2]) = (q.shape(), kv.shape()) else {
-            return Err(GpuError::shape(OP, format!("q {:?} / kv {:?} must be [N, L, d] / [N, L, 2d]", q.shape(), kv.shape())));
+            return Err(GpuError::shape(
+                OP,
+                format!("q {:?} / kv {:?} must be [N, L, d] / [N, L, 2d]", q.shape(), kv.shape()),
+            ));
         };
         if nk != n || d2 != 2 * d || heads == 0 || d % heads != 0 {
-            return Err(GpuError::shape(OP, format!("q {:?} and kv {:?} do not match ({heads} heads)", q.shape(), kv.shape())));
+            return Err(GpuError::shape(
+                OP,
+                format!("q {:?} and kv {:?} do not match ({heads} heads)", q.shape(), kv.shape()),
+            ));
         }
         let parts = attention::cpu::split_channels(kv.f32()?, 2, d);
-        CpuTensor::new(&[n, lq, d], attention::cpu::attention(q.f32()?, &parts[0], &parts[1], n, lq, lk, heads, d / heads))
+        CpuTensor::new(
+            &[n, lq, d],
+            attention::cpu::attention(q.f32()?, &parts[0], &parts[1], n, lq, lk, heads, d / heads),
+        )
     }
 
     fn add(&mut self, a: &CpuTensor, b: &CpuTensor, act: Activation) -> Result<CpuTensor, GpuError> {
@@ -262,7 +358,10 @@ impl Backend for CpuBackend {
         let mut slices = Vec::with_capacity(parts.len());
         for p in parts {
             if p.shape().is_empty() || &p.shape()[..p.shape().len() - 1] != lead {
-                return Err(GpuError::shape(OP, format!("{:?} and {:?} differ outside the channels", first.shape(), p.shape())));
+                return Err(GpuError::shape(
+                    OP,
+                    format!("{:?} and {:?} differ outside the channels", first.shape(), p.shape()),
+                ));
             }
             slices.push((p.f32()?, last(p)));
         }
@@ -271,25 +370,40 @@ impl Backend for CpuBackend {
         CpuTensor::new(&shape, layout::cpu::concat_channels(&slices))
     }
 
-    fn upsample_nearest(&mut self, x: &CpuTensor, factor: usize, skip: Option<&CpuTensor>) -> Result<CpuTensor, GpuError> {
+    fn upsample_nearest(
+        &mut self,
+        x: &CpuTensor,
+        factor: usize,
+        skip: Option<&CpuTensor>,
+    ) -> Result<CpuTensor, GpuError> {
         const OP: &str = "cpu upsample_nearest";
         let [n, h, w, c] = nhwc(OP, x)?;
         let out = [n, h * factor, w * factor, c];
         let skip = match skip {
-            Some(s) if s.shape() != out => return Err(GpuError::shape(OP, format!("skip {:?} is not {out:?}", s.shape()))),
+            Some(s) if s.shape() != out => {
+                return Err(GpuError::shape(OP, format!("skip {:?} is not {out:?}", s.shape())))
+            }
             Some(s) => Some(s.f32()?),
             None => None,
         };
         CpuTensor::new(&out, layout::cpu::upsample_nearest(x.f32()?, n, h, w, c, factor, factor, skip))
     }
 
-    fn append_token(&mut self, x: &CpuTensor, token: &CpuTensor, pos: Option<&CpuTensor>) -> Result<CpuTensor, GpuError> {
+    fn append_token(
+        &mut self,
+        x: &CpuTensor,
+        token: &CpuTensor,
+        pos: Option<&CpuTensor>,
+    ) -> Result<CpuTensor, GpuError> {
         const OP: &str = "cpu append_token";
         let &[n, l, c] = x.shape() else {
             return Err(GpuError::shape(OP, format!("x must be [N, L, C], got {:?}", x.shape())));
         };
         if token.shape() != [n, c] || pos.is_some_and(|p| p.shape() != [l, c]) {
-            return Err(GpuError::shape(OP, format!("token {:?} / pos do not fit {:?}", token.shape(), x.shape())));
+            return Err(GpuError::shape(
+                OP,
+                format!("token {:?} / pos do not fit {:?}", token.shape(), x.shape()),
+            ));
         }
         let pos = match pos {
             Some(p) => Some(p.f32()?),
@@ -304,12 +418,21 @@ impl Backend for CpuBackend {
             return Err(GpuError::shape(OP, format!("x must be [N, L, C], got {:?}", x.shape())));
         };
         if start + len > l {
-            return Err(GpuError::shape(OP, format!("tokens [{start}, {}) are outside {:?}", start + len, x.shape())));
+            return Err(GpuError::shape(
+                OP,
+                format!("tokens [{start}, {}) are outside {:?}", start + len, x.shape()),
+            ));
         }
         CpuTensor::new(&[n, len, c], layout::cpu::slice_tokens(x.f32()?, n, l, c, start, len))
     }
 
-    fn scalar_embedding(&mut self, value: f32, scale: f32, n: usize, dim: usize) -> Result<CpuTensor, GpuError> {
+    fn scalar_embedding(
+        &mut self,
+        value: f32,
+        scale: f32,
+        n: usize,
+        dim: usize,
+    ) -> Result<CpuTensor, GpuError> {
         CpuTensor::new(&[n, dim], embed::cpu::scalar_embedding(&vec![value; n], scale, dim))
     }
 
@@ -321,9 +444,17 @@ impl Backend for CpuBackend {
         CpuTensor::new(shape, rng::cpu::normal_fill(seed, offset, shape.iter().product()))
     }
 
-    fn ids_to_bits(&mut self, class: &CpuTensor, instance: &CpuTensor, spec: &BitSpec) -> Result<CpuTensor, GpuError> {
+    fn ids_to_bits(
+        &mut self,
+        class: &CpuTensor,
+        instance: &CpuTensor,
+        spec: &BitSpec,
+    ) -> Result<CpuTensor, GpuError> {
         if class.shape() != instance.shape() {
-            return Err(GpuError::shape("cpu ids_to_bits", format!("{:?} and {:?} differ", class.shape(), instance.shape())));
+            return Err(GpuError::shape(
+                "cpu ids_to_bits",
+                format!("{:?} and {:?} differ", class.shape(), instance.shape()),
+            ));
         }
         let mut shape = class.shape().to_vec();
         shape.push(spec.n_bits());
@@ -342,10 +473,15 @@ impl Backend for CpuBackend {
             || last(m) != spec.n_bits()
             || logits.shape()[..logits.shape().len() - 1] != m.shape()[..m.shape().len() - 1]
         {
-            return Err(GpuError::shape(OP, format!("logits {:?} and m {:?} do not fit the bit layout", logits.shape(), m.shape())));
+            return Err(GpuError::shape(
+                OP,
+                format!("logits {:?} and m {:?} do not fit the bit layout", logits.shape(), m.shape()),
+            ));
         }
-        let x0: Vec<f32> =
-            bits::cpu::expected_bits(logits.f32()?, spec).into_iter().map(|v| v.clamp(-spec.b_scale, spec.b_scale)).collect();
+        let x0: Vec<f32> = bits::cpu::expected_bits(logits.f32()?, spec)
+            .into_iter()
+            .map(|v| v.clamp(-spec.b_scale, spec.b_scale))
+            .collect();
         let next = bits::cpu::ddim_step(m.f32()?, &x0, spec.b_scale, k);
         Ok((CpuTensor::new(m.shape(), x0)?, CpuTensor::new(m.shape(), next)?))
     }
@@ -358,17 +494,28 @@ impl Backend for CpuBackend {
         max_instances: u32,
     ) -> Result<(CpuTensor, CpuTensor), GpuError> {
         if last(x) != spec.n_bits() || num_classes == 0 || max_instances == 0 {
-            return Err(GpuError::shape("cpu bits_to_ids", format!("{:?} does not fit the bit layout", x.shape())));
+            return Err(GpuError::shape(
+                "cpu bits_to_ids",
+                format!("{:?} does not fit the bit layout", x.shape()),
+            ));
         }
         let shape = &x.shape()[..x.shape().len() - 1];
         let (c, i) = bits::cpu::bits_to_ids(x.f32()?, spec, num_classes, max_instances);
         Ok((CpuTensor::new_u32(shape, c)?, CpuTensor::new_u32(shape, i)?))
     }
 
-    fn cells(&mut self, logits: &CpuTensor, x0: &CpuTensor, ids: &IdSpace) -> Result<Cells<CpuTensor>, GpuError> {
+    fn cells(
+        &mut self,
+        logits: &CpuTensor,
+        x0: &CpuTensor,
+        ids: &IdSpace,
+    ) -> Result<Cells<CpuTensor>, GpuError> {
         let (h, w) = readout::logits_grid("cpu cells", logits.shape(), ids)?;
         if x0.shape() != [1, h, w, ids.n_bits()] {
-            return Err(GpuError::shape("cpu cells", format!("x̂0 {:?} does not fit the logits {:?}", x0.shape(), logits.shape())));
+            return Err(GpuError::shape(
+                "cpu cells",
+                format!("x̂0 {:?} does not fit the logits {:?}", x0.shape(), logits.shape()),
+            ));
         }
         let c = readout::cpu::cells(logits.f32()?, x0.f32()?, ids);
         let shape = [1, h, w];
@@ -390,13 +537,24 @@ impl Backend for CpuBackend {
         const OP: &str = "cpu readout";
         let grid = readout::logits_grid(OP, logits.shape(), ids)?;
         if x0.shape() != [1, grid.0, grid.1, ids.n_bits()] {
-            return Err(GpuError::shape(OP, format!("x̂0 {:?} does not fit the logits {:?}", x0.shape(), logits.shape())));
+            return Err(GpuError::shape(
+                OP,
+                format!("x̂0 {:?} does not fit the logits {:?}", x0.shape(), logits.shape()),
+            ));
         }
-        let maps =
-            readout::cpu::CellSlices { class: cells.class.u32()?, instance: cells.instance.u32()?, class_void: cells.class_void.f32()? };
+        let maps = readout::cpu::CellSlices {
+            class: cells.class.u32()?,
+            instance: cells.instance.u32()?,
+            class_void: cells.class_void.f32()?,
+        };
         let n = r.mask_h * r.mask_w;
-        if grid != (r.mask_h, r.mask_w) || [maps.class.len(), maps.instance.len(), maps.class_void.len()] != [n; 3] {
-            return Err(GpuError::shape(OP, format!("logits {:?} and their cells do not fit the resampling {r:?}", logits.shape())));
+        if grid != (r.mask_h, r.mask_w)
+            || [maps.class.len(), maps.instance.len(), maps.class_void.len()] != [n; 3]
+        {
+            return Err(GpuError::shape(
+                OP,
+                format!("logits {:?} and their cells do not fit the resampling {r:?}", logits.shape()),
+            ));
         }
         let (c, i) = readout::cpu::readout(logits.f32()?, x0.f32()?, maps, ids, r);
         Ok((CpuTensor::new_u32(&[r.out_h, r.out_w], c)?, CpuTensor::new_u32(&[r.out_h, r.out_w], i)?))

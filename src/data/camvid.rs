@@ -15,7 +15,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{check_size, read_label_png, read_rgb, sorted_stems, ClassInfo, DataError, Example, LabelMap, VOID};
+use super::{
+    check_size, read_label_png, read_rgb, sorted_stems, ClassInfo, DataError, Example, LabelMap, VOID,
+};
 
 /// The 11 classes (class id = index + 1), as `camvid.py` lists them (the order `camvid_web.json`
 /// takes with `"classes_from": "camvid"`).
@@ -110,7 +112,11 @@ impl CamVid {
     /// Item `index` at its original resolution, with class and segment ids as `camvid.py` makes them.
     pub fn load(&self, index: usize) -> Result<Example, DataError> {
         if index >= self.names.len() {
-            return Err(DataError::Index { dataset: format!("CamVid {}", self.split), index, len: self.names.len() });
+            return Err(DataError::Index {
+                dataset: format!("CamVid {}", self.split),
+                index,
+                len: self.names.len(),
+            });
         }
         let image = read_rgb(&self.image_path(index))?;
         let label_path = self.label_path(index);

@@ -115,9 +115,27 @@ pub const GROUPS: [ClassInfo; 6] = [
 const GROUP_MEMBERS: [(&str, &[&str]); 5] = [
     ("person", &["person"]),
     ("vehicle", &["bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat"]),
-    ("animal", &["bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "teddy bear"]),
+    (
+        "animal",
+        &[
+            "bird",
+            "cat",
+            "dog",
+            "horse",
+            "sheep",
+            "cow",
+            "elephant",
+            "bear",
+            "zebra",
+            "giraffe",
+            "teddy bear",
+        ],
+    ),
     ("furniture", &["bench", "chair", "couch", "potted plant", "bed", "dining table", "toilet"]),
-    ("food", &["banana", "apple", "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake"]),
+    (
+        "food",
+        &["banana", "apple", "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake"],
+    ),
 ];
 
 /// The group of a COCO class (`groups.coco_group`).
@@ -158,7 +176,10 @@ impl Coco128 {
         }
         let all = sorted_stems(&image_dir, "jpg")?;
         if all.len() <= VAL_COUNT {
-            return Err(DataError::Empty { what: format!("more than {VAL_COUNT} .jpg images"), path: image_dir });
+            return Err(DataError::Empty {
+                what: format!("more than {VAL_COUNT} .jpg images"),
+                path: image_dir,
+            });
         }
         let cut = all.len() - VAL_COUNT;
         let names = match split {
@@ -201,7 +222,11 @@ impl Coco128 {
         // Only the known background images have no label file (as in coco128.py).
         let polygons = match std::fs::read_to_string(&label_path) {
             Ok(text) => parse_polygons(&text, image.width, image.height, &label_path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && BACKGROUND_IMAGES.contains(&name.as_str()) => Vec::new(),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && BACKGROUND_IMAGES.contains(&name.as_str()) =>
+            {
+                Vec::new()
+            }
             Err(source) => return Err(DataError::Io { path: label_path, source }),
         };
         let (class, instance) = rasterise(&polygons, image.width, image.height);
@@ -217,25 +242,36 @@ pub struct Polygon {
 }
 
 /// The polygons of a YOLO segmentation label file. `path` only names the file in errors.
-pub fn parse_polygons(text: &str, width: usize, height: usize, path: &Path) -> Result<Vec<Polygon>, DataError> {
+pub fn parse_polygons(
+    text: &str,
+    width: usize,
+    height: usize,
+    path: &Path,
+) -> Result<Vec<Polygon>, DataError> {
     let mut polygons = Vec::new();
     for (line_no, line) in text.lines().enumerate() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.is_empty() {
             continue;
         }
-        let bad = |reason: String| DataError::LabelText { path: path.to_path_buf(), line: line_no + 1, reason };
+        let bad =
+            |reason: String| DataError::LabelText { path: path.to_path_buf(), line: line_no + 1, reason };
         if fields.len() < 7 || fields.len() % 2 == 0 {
             return Err(bad(format!("expected 'class x1 y1 x2 y2 x3 y3 ...', got {} fields", fields.len())));
         }
-        let label: u32 = fields[0].parse().map_err(|_| bad(format!("class index {:?} is not an integer", fields[0])))?;
+        let label: u32 =
+            fields[0].parse().map_err(|_| bad(format!("class index {:?} is not an integer", fields[0])))?;
         if label as usize >= COCO80.len() {
             return Err(bad(format!("class index {label} outside 0..{}", COCO80.len() - 1)));
         }
         let mut points = Vec::with_capacity(fields.len() / 2);
         for pair in fields[1..].chunks_exact(2) {
-            let parse =
-                |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| bad(format!("coordinate {s:?} is not a number")));
+            let parse = |s: &str| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| bad(format!("coordinate {s:?} is not a number")))
+            };
             points.push([parse(pair[0])? * width as f64, parse(pair[1])? * height as f64]);
         }
         polygons.push(Polygon { label, points });
@@ -246,7 +282,8 @@ pub fn parse_polygons(text: &str, width: usize, height: usize, path: &Path) -> R
 /// Shoelace area of a polygon.
 pub fn polygon_area(points: &[[f64; 2]]) -> f64 {
     let n = points.len();
-    let twice: f64 = (0..n).map(|i| points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1]).sum();
+    let twice: f64 =
+        (0..n).map(|i| points[i][0] * points[(i + 1) % n][1] - points[(i + 1) % n][0] * points[i][1]).sum();
     0.5 * twice.abs()
 }
 
@@ -256,7 +293,9 @@ pub fn rasterise(polygons: &[Polygon], width: usize, height: usize) -> (Vec<u32>
     let mut instance = vec![0u32; width * height];
     let mut order: Vec<usize> = (0..polygons.len()).collect();
     // Largest first; equal areas keep file order, so the later line is drawn last and wins.
-    order.sort_by(|&a, &b| polygon_area(&polygons[b].points).total_cmp(&polygon_area(&polygons[a].points)).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        polygon_area(&polygons[b].points).total_cmp(&polygon_area(&polygons[a].points)).then(a.cmp(&b))
+    });
     let mut crossings = Vec::new();
     for k in order {
         // PIL truncates the vertices to integer pixel coordinates.
@@ -281,7 +320,8 @@ pub fn rasterise(polygons: &[Polygon], width: usize, height: usize) -> (Vec<u32>
             }
         }
     }
-    let class = instance.iter().map(|&id| if id == 0 { 0 } else { polygons[id as usize - 1].label + 1 }).collect();
+    let class =
+        instance.iter().map(|&id| if id == 0 { 0 } else { polygons[id as usize - 1].label + 1 }).collect();
     (class, instance)
 }
 
@@ -312,7 +352,9 @@ mod tests {
         let p = Path::new("labels/x.txt");
         let err = parse_polygons("0 0.1 0.1 0.2 0.2 0.3\n", 10, 10, p).unwrap_err().to_string();
         assert!(err.contains("labels/x.txt") && err.contains("line 1"), "{err}");
-        let err = parse_polygons("0 0.1 0.1 0.2 0.2 0.3 0.1\n\n80 0 0 1 0 1 1\n", 10, 10, p).unwrap_err().to_string();
+        let err = parse_polygons("0 0.1 0.1 0.2 0.2 0.3 0.1\n\n80 0 0 1 0 1 1\n", 10, 10, p)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 3") && err.contains("80"), "{err}");
         let err = parse_polygons("0 0.1 x 0.2 0.2 0.3 0.1\n", 10, 10, p).unwrap_err().to_string();
         assert!(err.contains("\"x\""), "{err}");

@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{check_size, read_label_png, read_rgb, sorted_entries, sorted_stems, ClassInfo, DataError, Example};
+use super::{
+    check_size, read_label_png, read_rgb, sorted_entries, sorted_stems, ClassInfo, DataError, Example,
+};
 
 /// The one class (class id 1).
 pub const CLASSES: [ClassInfo; 1] = [ClassInfo { name: "object", isthing: true, color: [220, 20, 60] }];
@@ -35,11 +37,18 @@ impl Davis {
         if !dir.is_dir() {
             return Err(DataError::MissingDir { what: "DAVIS".into(), path: dir.to_path_buf() });
         }
-        let sequences: Vec<String> = sorted_entries(dir)?.into_iter().filter(|s| dir.join(s).join("images").is_dir()).collect();
+        let sequences: Vec<String> =
+            sorted_entries(dir)?.into_iter().filter(|s| dir.join(s).join("images").is_dir()).collect();
         if sequences.is_empty() {
-            return Err(DataError::Empty { what: "sequences (SEQ/images/ folders)".into(), path: dir.to_path_buf() });
+            return Err(DataError::Empty {
+                what: "sequences (SEQ/images/ folders)".into(),
+                path: dir.to_path_buf(),
+            });
         }
-        let frames = sequences.iter().map(|s| sorted_stems(&dir.join(s).join("images"), "jpg")).collect::<Result<_, _>>()?;
+        let frames = sequences
+            .iter()
+            .map(|s| sorted_stems(&dir.join(s).join("images"), "jpg"))
+            .collect::<Result<_, _>>()?;
         Ok(Davis { root: dir.to_path_buf(), sequences, frames })
     }
 

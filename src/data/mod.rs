@@ -59,7 +59,13 @@ pub enum DataError {
     LabelFormat { path: PathBuf, reason: String },
     /// A label map whose size differs from its image.
     #[error("{}: size {label_width}x{label_height} (WxH) differs from its image {image_width}x{image_height}", path.display())]
-    SizeMismatch { path: PathBuf, label_width: usize, label_height: usize, image_width: usize, image_height: usize },
+    SizeMismatch {
+        path: PathBuf,
+        label_width: usize,
+        label_height: usize,
+        image_width: usize,
+        image_height: usize,
+    },
     /// Label values outside the dataset's range.
     #[error("{}: label values {values:?} outside 0..={max}", path.display())]
     LabelValues { path: PathBuf, values: Vec<u32>, max: u32 },
@@ -107,8 +113,10 @@ impl RgbImage {
 /// not bit-identical to PIL's libjpeg: pixel values can differ by a few levels.
 pub fn read_rgb(path: &Path) -> Result<RgbImage, DataError> {
     let image_err = |source| DataError::Image { path: path.to_path_buf(), source };
-    let reader = image::ImageReader::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    let reader = reader.with_guessed_format().map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let reader = image::ImageReader::open(path)
+        .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let reader =
+        reader.with_guessed_format().map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
     let rgb = reader.decode().map_err(image_err)?.into_rgb8();
     Ok(RgbImage { width: rgb.width() as usize, height: rgb.height() as usize, rgb: rgb.into_raw() })
 }
@@ -147,7 +155,11 @@ pub fn read_label_png(path: &Path) -> Result<LabelMap, DataError> {
             },
             bits == 16,
         ),
-        other => return Err(format_err(format!("expected a single-channel label PNG, got {other:?} at {bits} bits"))),
+        other => {
+            return Err(format_err(format!(
+                "expected a single-channel label PNG, got {other:?} at {bits} bits"
+            )))
+        }
     };
     let line = info.line_size;
     if buf.len() < line * height || line * 8 < width * bits {

@@ -71,7 +71,13 @@ impl<'g> Frame<'g> {
     /// Records one dispatch of `kernel` with `params` in its uniform slot and `buffers` bound in
     /// order. Panics on a programming error (wrong buffer count, oversized params): callers are the
     /// op dispatchers, which validate user-visible shapes themselves.
-    pub fn dispatch<P: bytemuck::Pod>(&mut self, kernel: &'static Kernel, params: &P, buffers: &[&Tensor], workgroups: [u32; 3]) {
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        kernel: &'static Kernel,
+        params: &P,
+        buffers: &[&Tensor],
+        workgroups: [u32; 3],
+    ) {
         assert_eq!(
             buffers.len(),
             kernel.bindings.len(),
@@ -81,12 +87,22 @@ impl<'g> Frame<'g> {
             kernel.bindings.len()
         );
         let bytes = bytemuck::bytes_of(params);
-        assert!(bytes.len() as u64 <= SLOT_BYTES, "{}: parameters of {} bytes exceed a uniform slot", kernel.entry, bytes.len());
+        assert!(
+            bytes.len() as u64 <= SLOT_BYTES,
+            "{}: parameters of {} bytes exceed a uniform slot",
+            kernel.entry,
+            bytes.len()
+        );
         // WebGPU rejects a buffer bound both read-only and writable in one dispatch.
         for (i, a) in buffers.iter().enumerate() {
             for (j, b) in buffers.iter().enumerate().skip(i + 1) {
-                let writes = kernel.bindings[i] == Access::ReadWrite || kernel.bindings[j] == Access::ReadWrite;
-                assert!(!(writes && a.same_storage(b)), "{}: one buffer bound as input and output ({a:?}, {b:?})", kernel.entry);
+                let writes =
+                    kernel.bindings[i] == Access::ReadWrite || kernel.bindings[j] == Access::ReadWrite;
+                assert!(
+                    !(writes && a.same_storage(b)),
+                    "{}: one buffer bound as input and output ({a:?}, {b:?})",
+                    kernel.entry
+                );
             }
         }
         let gpu = self.gpu;
@@ -112,7 +128,13 @@ impl<'g> Frame<'g> {
         let mut kernels = gpu.kernels.borrow_mut();
         let compiled = kernels.pipeline(&gpu.device, &ring.layout, kernel, &gpu.stats);
         let bind_group = kernels.bind_group(&gpu.device, &compiled, buffers, &gpu.stats);
-        self.dispatches.push(Recorded { entry: kernel.entry, compiled, bind_group, uniform_offset: uniform_offset as u32, workgroups });
+        self.dispatches.push(Recorded {
+            entry: kernel.entry,
+            compiled,
+            bind_group,
+            uniform_offset: uniform_offset as u32,
+            workgroups,
+        });
     }
 
     /// A tensor holding `data`, safe to create mid-frame: its buffer is none of those this frame
@@ -127,10 +149,19 @@ impl<'g> Frame<'g> {
         self.upload_bytes(shape, DType::U32, bytemuck::cast_slice(data), data.len())
     }
 
-    fn upload_bytes(&mut self, shape: &[usize], dtype: DType, bytes: &[u8], len: usize) -> Result<Tensor, GpuError> {
+    fn upload_bytes(
+        &mut self,
+        shape: &[usize],
+        dtype: DType,
+        bytes: &[u8],
+        len: usize,
+    ) -> Result<Tensor, GpuError> {
         let elements: usize = shape.iter().product();
         if elements != len {
-            return Err(GpuError::shape("upload", format!("shape {shape:?} holds {elements} elements, data has {len}")));
+            return Err(GpuError::shape(
+                "upload",
+                format!("shape {shape:?} holds {elements} elements, data has {len}"),
+            ));
         }
         // Rejected buffers stay held until a fresh one comes out of the pool, then go back.
         let mut rejected = Vec::new();
@@ -153,10 +184,16 @@ impl<'g> Frame<'g> {
     pub fn copy_texture_in(&mut self, texture: &wgpu::Texture) -> Result<Tensor, GpuError> {
         const OP: &str = "copy_texture_in";
         let (width, height) = (texture.width() as usize, texture.height() as usize);
-        if texture.format() != wgpu::TextureFormat::Rgba8Unorm || !texture.usage().contains(wgpu::TextureUsages::COPY_SRC) {
+        if texture.format() != wgpu::TextureFormat::Rgba8Unorm
+            || !texture.usage().contains(wgpu::TextureUsages::COPY_SRC)
+        {
             return Err(GpuError::shape(
                 OP,
-                format!("need an Rgba8Unorm texture with COPY_SRC, got {:?} {:?}", texture.format(), texture.usage()),
+                format!(
+                    "need an Rgba8Unorm texture with COPY_SRC, got {:?} {:?}",
+                    texture.format(),
+                    texture.usage()
+                ),
             ));
         }
         if width == 0 || height == 0 || width % 64 != 0 {
@@ -174,18 +211,32 @@ impl<'g> Frame<'g> {
     /// Copies `bytes` from `src` at `src_offset` to `dst` at `dst_offset` between the dispatches
     /// recorded so far and the next ones (the compute pass is split there). Offsets and sizes are
     /// in bytes, multiples of 4, within both tensors.
-    pub fn copy_bytes(&mut self, src: &Tensor, src_offset: u64, dst: &Tensor, dst_offset: u64, bytes: u64) -> Result<(), GpuError> {
+    pub fn copy_bytes(
+        &mut self,
+        src: &Tensor,
+        src_offset: u64,
+        dst: &Tensor,
+        dst_offset: u64,
+        bytes: u64,
+    ) -> Result<(), GpuError> {
         const OP: &str = "copy_bytes";
         if src.same_storage(dst) {
             return Err(GpuError::shape(OP, "source and destination share a buffer"));
         }
         if (src_offset | dst_offset | bytes) % wgpu::COPY_BUFFER_ALIGNMENT != 0 {
-            return Err(GpuError::shape(OP, format!("offsets {src_offset}, {dst_offset} and size {bytes} must be multiples of 4")));
+            return Err(GpuError::shape(
+                OP,
+                format!("offsets {src_offset}, {dst_offset} and size {bytes} must be multiples of 4"),
+            ));
         }
         if src_offset + bytes > src.byte_size() || dst_offset + bytes > dst.byte_size() {
             return Err(GpuError::shape(
                 OP,
-                format!("{bytes} bytes at {src_offset} / {dst_offset} overrun {} / {} bytes", src.byte_size(), dst.byte_size()),
+                format!(
+                    "{bytes} bytes at {src_offset} / {dst_offset} overrun {} / {} bytes",
+                    src.byte_size(),
+                    dst.byte_size()
+                ),
             ));
         }
         if bytes == 0 {
@@ -230,7 +281,8 @@ impl<'g> Frame<'g> {
     /// [`Pending`] after [`Frame::submit`].
     pub fn read(&mut self, t: &Tensor) -> Pending {
         let gpu = self.gpu;
-        let staging = BufferPool::take_usage(&gpu.pool, &gpu.device, t.byte_size(), Usage::Staging, &gpu.stats);
+        let staging =
+            BufferPool::take_usage(&gpu.pool, &gpu.device, t.byte_size(), Usage::Staging, &gpu.stats);
         let pending = Pending::new(staging, t.byte_size());
         self.copies.push((t.clone(), pending.clone()));
         pending
@@ -256,13 +308,20 @@ impl<'g> Frame<'g> {
     pub fn submit_profiled(self) -> Result<Profile, GpuError> {
         let gpu = self.gpu;
         if !gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
-            return Err(GpuError::Unsupported { op: "profile", detail: "this adapter has no timestamp queries".into() });
+            return Err(GpuError::Unsupported {
+                op: "profile",
+                detail: "this adapter has no timestamp queries".into(),
+            });
         }
         let queries = 2 * self.dispatches.len() as u32;
         if queries == 0 || queries > wgpu::QUERY_SET_MAX_QUERIES {
             return Err(GpuError::Unsupported {
                 op: "profile",
-                detail: format!("a profiled frame holds 1 to {} dispatches, this one {}", wgpu::QUERY_SET_MAX_QUERIES / 2, queries / 2),
+                detail: format!(
+                    "a profiled frame holds 1 to {} dispatches, this one {}",
+                    wgpu::QUERY_SET_MAX_QUERIES / 2,
+                    queries / 2
+                ),
             });
         }
         let query_set = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -291,9 +350,15 @@ impl<'g> Frame<'g> {
         if !self.uniforms.is_empty() {
             gpu.queue.write_buffer(&ring.buffer, 0, &self.uniforms);
         }
-        let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pix2seqd frame") });
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("pix2seqd frame") });
         for (texture, t) in &self.texture_copies {
-            let layout = wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(4 * texture.width()), rows_per_image: None };
+            let layout = wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(4 * texture.width()),
+                rows_per_image: None,
+            };
             encoder.copy_texture_to_buffer(
                 texture.as_image_copy(),
                 wgpu::TexelCopyBufferInfo { buffer: t.buffer(), layout },
@@ -320,7 +385,10 @@ impl<'g> Frame<'g> {
                 end_of_pass_write_index: Some(2 * start as u32 + 1),
             });
             passes += 1;
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("pix2seqd"), timestamp_writes });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("pix2seqd"),
+                timestamp_writes,
+            });
             let mut current: Option<*const Compiled> = None;
             for d in &self.dispatches[start..end] {
                 let this = Rc::as_ptr(&d.compiled);
@@ -338,13 +406,31 @@ impl<'g> Frame<'g> {
         if let Some((query_set, resolved, pending)) = profile {
             let queries = 2 * self.dispatches.len() as u32;
             encoder.resolve_query_set(query_set, 0..queries, resolved, 0);
-            encoder.copy_buffer_to_buffer(resolved, 0, pending.staging(), 0, queries as u64 * wgpu::QUERY_SIZE as u64);
+            encoder.copy_buffer_to_buffer(
+                resolved,
+                0,
+                pending.staging(),
+                0,
+                queries as u64 * wgpu::QUERY_SIZE as u64,
+            );
         }
         for (from, to) in &self.keeps {
-            encoder.copy_buffer_to_buffer(from.buffer(), 0, to.buffer(), 0, from.byte_size().next_multiple_of(4));
+            encoder.copy_buffer_to_buffer(
+                from.buffer(),
+                0,
+                to.buffer(),
+                0,
+                from.byte_size().next_multiple_of(4),
+            );
         }
         for (t, pending) in &self.copies {
-            encoder.copy_buffer_to_buffer(t.buffer(), 0, pending.staging(), 0, t.byte_size().next_multiple_of(4));
+            encoder.copy_buffer_to_buffer(
+                t.buffer(),
+                0,
+                pending.staging(),
+                0,
+                t.byte_size().next_multiple_of(4),
+            );
         }
         let present = self.present.take();
         if let Some(p) = &present {
@@ -355,7 +441,10 @@ impl<'g> Frame<'g> {
                     view: &view,
                     depth_slice: None,
                     resolve_target: None,
-                    ops: wgpu::Operations { load: wgpu::LoadOp::Clear(wgpu::Color::BLACK), store: wgpu::StoreOp::Store },
+                    ops: wgpu::Operations {
+                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                        store: wgpu::StoreOp::Store,
+                    },
                 })],
                 depth_stencil_attachment: None,
                 timestamp_writes: None,

@@ -123,8 +123,10 @@ impl KernelCache {
                         count: None,
                     })
                     .collect();
-                let storage = device
-                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("pix2seqd storage"), entries: &entries });
+                let storage = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some("pix2seqd storage"),
+                    entries: &entries,
+                });
                 let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                     label: Some("pix2seqd pipeline layout"),
                     bind_group_layouts: &[Some(uniform_layout), Some(&storage)],
@@ -142,7 +144,8 @@ impl KernelCache {
             compilation_options: Default::default(),
             cache: None,
         });
-        let compiled = Rc::new(Compiled { pipeline, layout_key: Rc::as_ptr(&storage_layout) as usize, storage_layout });
+        let compiled =
+            Rc::new(Compiled { pipeline, layout_key: Rc::as_ptr(&storage_layout) as usize, storage_layout });
         self.pipelines.insert(kernel.key(), compiled.clone());
         compiled
     }
@@ -174,7 +177,10 @@ impl KernelCache {
                 let entries: Vec<wgpu::BindGroupEntry> = buffers
                     .iter()
                     .enumerate()
-                    .map(|(i, t)| wgpu::BindGroupEntry { binding: i as u32, resource: t.buffer().as_entire_binding() })
+                    .map(|(i, t)| wgpu::BindGroupEntry {
+                        binding: i as u32,
+                        resource: t.buffer().as_entire_binding(),
+                    })
                     .collect();
                 Rc::new(device.create_bind_group(&wgpu::BindGroupDescriptor {
                     label: None,

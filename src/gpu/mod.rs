@@ -156,7 +156,11 @@ impl Gpu {
     /// Opens the best adapter of this machine (or browser) and a device with the limits it offers.
     pub async fn new(options: GpuOptions) -> Result<Gpu, GpuError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let power_preference = if options.low_power { wgpu::PowerPreference::LowPower } else { wgpu::PowerPreference::HighPerformance };
+        let power_preference = if options.low_power {
+            wgpu::PowerPreference::LowPower
+        } else {
+            wgpu::PowerPreference::HighPerformance
+        };
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions { power_preference, ..Default::default() })
             .await
@@ -280,7 +284,9 @@ impl Gpu {
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
             format: wgpu::TextureFormat::Rgba8Unorm,
-            usage: wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::COPY_SRC | wgpu::TextureUsages::RENDER_ATTACHMENT,
+            usage: wgpu::TextureUsages::COPY_DST
+                | wgpu::TextureUsages::COPY_SRC
+                | wgpu::TextureUsages::RENDER_ATTACHMENT,
             view_formats: &[],
         })
     }
@@ -327,7 +333,9 @@ impl Gpu {
         let done = signal.clone();
         self.queue.on_submitted_work_done(move || done.fire(Ok(())));
         #[cfg(not(target_arch = "wasm32"))]
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::ReadBack(e.to_string()))?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::ReadBack(e.to_string()))?;
         signal.await.map_err(GpuError::ReadBack)?;
         self.check()
     }
@@ -369,10 +377,19 @@ impl Gpu {
         self.upload_bytes(shape, DType::U32, bytemuck::cast_slice(data), data.len())
     }
 
-    fn upload_bytes(&self, shape: &[usize], dtype: DType, bytes: &[u8], len: usize) -> Result<Tensor, GpuError> {
+    fn upload_bytes(
+        &self,
+        shape: &[usize],
+        dtype: DType,
+        bytes: &[u8],
+        len: usize,
+    ) -> Result<Tensor, GpuError> {
         let elements: usize = shape.iter().product();
         if elements != len {
-            return Err(GpuError::shape("upload", format!("shape {shape:?} holds {elements} elements, data has {len}")));
+            return Err(GpuError::shape(
+                "upload",
+                format!("shape {shape:?} holds {elements} elements, data has {len}"),
+            ));
         }
         let t = self.tensor(shape, dtype)?;
         if !bytes.is_empty() {

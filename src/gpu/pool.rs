@@ -27,7 +27,9 @@ pub(crate) enum Usage {
 impl Usage {
     fn wgpu(self) -> wgpu::BufferUsages {
         match self {
-            Usage::Storage | Usage::Kept => wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            Usage::Storage | Usage::Kept => {
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
+            }
             Usage::Staging => wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         }
     }
@@ -74,7 +76,12 @@ impl Drop for PooledBuffer {
 }
 
 impl BufferPool {
-    pub(crate) fn take(pool: &Rc<RefCell<BufferPool>>, device: &wgpu::Device, bytes: u64, stats: &Cell<Stats>) -> Rc<PooledBuffer> {
+    pub(crate) fn take(
+        pool: &Rc<RefCell<BufferPool>>,
+        device: &wgpu::Device,
+        bytes: u64,
+        stats: &Cell<Stats>,
+    ) -> Rc<PooledBuffer> {
         Self::take_usage(pool, device, bytes, Usage::Storage, stats)
     }
 

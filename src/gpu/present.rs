@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use super::{DType, Gpu, GpuError, Shader, Tensor};
 
-pub static PRESENT_SHADER: Shader = Shader { name: "present", source: include_str!("../../shaders/present.wgsl") };
+pub static PRESENT_SHADER: Shader =
+    Shader { name: "present", source: include_str!("../../shaders/present.wgsl") };
 
 /// Bind groups kept per presenter; the pool hands a steady loop the same buffer every frame.
 const BIND_GROUP_CACHE: usize = 8;
@@ -78,7 +79,15 @@ impl Gpu {
             s.buffers += 1;
             s.buffer_bytes += 16;
         });
-        Ok(Presenter { surface, layout, pipeline_layout, pipeline: None, size_uniform, config: None, bind_groups: HashMap::new() })
+        Ok(Presenter {
+            surface,
+            layout,
+            pipeline_layout,
+            pipeline: None,
+            size_uniform,
+            config: None,
+            bind_groups: HashMap::new(),
+        })
     }
 }
 
@@ -87,7 +96,10 @@ impl Presenter {
     /// prepares the pass drawing `image` (u32 packed RGBA8 `[height, width]`) into it.
     pub(crate) fn prepare(&mut self, gpu: &Gpu, image: &Tensor) -> Result<PresentPass, GpuError> {
         let &[height, width] = image.shape() else {
-            return Err(GpuError::shape("present", format!("image must be [H, W] packed RGBA8, got {:?}", image.shape())));
+            return Err(GpuError::shape(
+                "present",
+                format!("image must be [H, W] packed RGBA8, got {:?}", image.shape()),
+            ));
         };
         if image.dtype() != DType::U32 {
             return Err(GpuError::shape("present", "image must be u32 packed RGBA8"));
@@ -114,7 +126,11 @@ impl Presenter {
             gpu.queue.write_buffer(&self.size_uniform, 0, bytemuck::cast_slice(&[width, height, 0u32, 0u32]));
             self.config = Some(config);
         }
-        let format = self.config.as_ref().map(|c| c.format).ok_or_else(|| GpuError::Present("surface not configured".into()))?;
+        let format = self
+            .config
+            .as_ref()
+            .map(|c| c.format)
+            .ok_or_else(|| GpuError::Present("surface not configured".into()))?;
         let pipeline = match &self.pipeline {
             Some((f, p)) if *f == format => p.clone(),
             _ => {
@@ -125,7 +141,12 @@ impl Presenter {
         };
         let texture = match self.surface.get_current_texture() {
             wgpu::CurrentSurfaceTexture::Success(t) | wgpu::CurrentSurfaceTexture::Suboptimal(t) => t,
-            other => return Err(GpuError::Present(format!("no canvas texture to draw into ({})", surface_status(&other)))),
+            other => {
+                return Err(GpuError::Present(format!(
+                    "no canvas texture to draw into ({})",
+                    surface_status(&other)
+                )))
+            }
         };
         if self.bind_groups.len() >= BIND_GROUP_CACHE && !self.bind_groups.contains_key(&image.buffer_id()) {
             self.bind_groups.clear();
@@ -173,7 +194,11 @@ impl Presenter {
                 module: &module,
                 entry_point: Some("fs_main"),
                 compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState { format, blend: None, write_mask: wgpu::ColorWrites::ALL })],
+                targets: &[Some(wgpu::ColorTargetState {
+                    format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
             }),
             multiview_mask: None,
             cache: None,

@@ -70,9 +70,13 @@ impl Pending {
         let mapped = signal.clone();
         let buffer = self.staging.buffer();
         let len = self.bytes.next_multiple_of(4);
-        buffer.slice(0..len).map_async(wgpu::MapMode::Read, move |r| mapped.fire(r.map_err(|e| e.to_string())));
+        buffer
+            .slice(0..len)
+            .map_async(wgpu::MapMode::Read, move |r| mapped.fire(r.map_err(|e| e.to_string())));
         #[cfg(not(target_arch = "wasm32"))]
-        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::ReadBack(e.to_string()))?;
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::ReadBack(e.to_string()))?;
         if let Err(e) = signal.await {
             // A failed map is usually the echo of an earlier rejected command, whose error event
             // can arrive after the map's: wait for the queue, then report that one.
@@ -80,7 +84,8 @@ impl Pending {
             return Err(GpuError::ReadBack(e));
         }
         let bytes = {
-            let view = buffer.slice(0..len).get_mapped_range().map_err(|e| GpuError::ReadBack(e.to_string()))?;
+            let view =
+                buffer.slice(0..len).get_mapped_range().map_err(|e| GpuError::ReadBack(e.to_string()))?;
             view[..self.bytes as usize].to_vec()
         };
         buffer.unmap();

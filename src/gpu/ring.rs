@@ -44,7 +44,11 @@ impl UniformRing {
         UniformRing { layout, buffer, bind_group, capacity, stride }
     }
 
-    fn allocate(device: &wgpu::Device, layout: &wgpu::BindGroupLayout, capacity: u64) -> (wgpu::Buffer, wgpu::BindGroup) {
+    fn allocate(
+        device: &wgpu::Device,
+        layout: &wgpu::BindGroupLayout,
+        capacity: u64,
+    ) -> (wgpu::Buffer, wgpu::BindGroup) {
         let buffer = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("pix2seqd uniform ring"),
             size: capacity,

@@ -61,7 +61,13 @@ impl Tensor {
 
     /// The same storage seen with another shape of the same element count.
     pub fn reshape(&self, shape: &[usize]) -> Tensor {
-        assert_eq!(shape.iter().product::<usize>(), self.len(), "reshape {:?} -> {:?} changes the element count", self.shape, shape);
+        assert_eq!(
+            shape.iter().product::<usize>(),
+            self.len(),
+            "reshape {:?} -> {:?} changes the element count",
+            self.shape,
+            shape
+        );
         Tensor { buffer: self.buffer.clone(), shape: shape.to_vec(), dtype: self.dtype }
     }
 

@@ -203,12 +203,14 @@ impl ModelConfig {
     /// Parses a config JSON or a model card holding it under `"config"`, resolves derived values
     /// and validates.
     pub fn from_json(text: &str) -> Result<ModelConfig, ModelError> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ModelError::Config(format!("not valid JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ModelError::Config(format!("not valid JSON: {e}")))?;
         let value = match value.get("config") {
             Some(inner) if inner.is_object() => inner.clone(),
             _ => value,
         };
-        let mut cfg: ModelConfig = serde_json::from_value(value).map_err(|e| ModelError::Config(e.to_string()))?;
+        let mut cfg: ModelConfig =
+            serde_json::from_value(value).map_err(|e| ModelError::Config(e.to_string()))?;
         cfg.resolve();
         cfg.validate()?;
         Ok(cfg)
@@ -236,7 +238,10 @@ impl ModelConfig {
         let [ih, iw] = self.image_size;
         let [mh, mw] = self.mask_size;
         if ih == 0 || iw == 0 || mh == 0 || mw == 0 {
-            return err(format!("image_size {:?} and mask_size {:?} must be positive", self.image_size, self.mask_size));
+            return err(format!(
+                "image_size {:?} and mask_size {:?} must be positive",
+                self.image_size, self.mask_size
+            ));
         }
         if ih % 16 != 0 || iw % 16 != 0 {
             return err(format!("image_size {:?} must be divisible by 16", self.image_size));
@@ -247,7 +252,10 @@ impl ModelConfig {
         }
         let factor = 1usize << (levels - 1);
         if mh % factor != 0 || mw % factor != 0 {
-            return err(format!("mask_size {:?} must be divisible by {factor} (decoder levels)", self.mask_size));
+            return err(format!(
+                "mask_size {:?} must be divisible by {factor} (decoder levels)",
+                self.mask_size
+            ));
         }
         if ih % mh != 0 || iw % mw != 0 || ih / mh != iw / mw {
             return err("image_size must be the same integer multiple of mask_size on both axes".into());
@@ -260,13 +268,21 @@ impl ModelConfig {
             return err("encoder.dim must be divisible by encoder.heads and by 4 (2-D sin-cos code)".into());
         }
         let dec = &self.decoder;
-        if dec.transformer_heads == 0 || dec.transformer_dim % dec.transformer_heads != 0 || dec.transformer_dim % 4 != 0 {
+        if dec.transformer_heads == 0
+            || dec.transformer_dim % dec.transformer_heads != 0
+            || dec.transformer_dim % 4 != 0
+        {
             return err("decoder.transformer_dim must be divisible by its heads and by 4".into());
         }
-        for (what, d, h) in [("encoder", enc.dim, enc.heads), ("decoder transformer", dec.transformer_dim, dec.transformer_heads)] {
+        for (what, d, h) in [
+            ("encoder", enc.dim, enc.heads),
+            ("decoder transformer", dec.transformer_dim, dec.transformer_heads),
+        ] {
             let dh = d / h;
             if dh % 4 != 0 || dh > 64 {
-                return err(format!("{what} head width {dh} must be a multiple of 4 and at most 64 (attention kernel)"));
+                return err(format!(
+                    "{what} head width {dh} must be a multiple of 4 and at most 64 (attention kernel)"
+                ));
             }
         }
         if dec.time_embed_dim % 2 != 0 {
@@ -276,7 +292,10 @@ impl ModelConfig {
             return err("decoder.dim and ch_mult must be positive".into());
         }
         if self.num_classes < 2 || self.max_instances < 1 {
-            return err(format!("num_classes {} must be at least 2 and max_instances at least 1", self.num_classes));
+            return err(format!(
+                "num_classes {} must be at least 2 and max_instances at least 1",
+                self.num_classes
+            ));
         }
         if self.class_bits > 12 || self.instance_bits > 12 {
             return err(format!(
@@ -284,11 +303,17 @@ impl ModelConfig {
                 self.class_bits, self.instance_bits
             ));
         }
-        if (1usize << self.class_bits) < self.num_classes || (1usize << self.instance_bits) < self.max_instances {
+        if (1usize << self.class_bits) < self.num_classes
+            || (1usize << self.instance_bits) < self.max_instances
+        {
             return err("class_bits / instance_bits too small for num_classes / max_instances".into());
         }
         if !self.classes.is_empty() && self.classes.len() != self.num_classes {
-            return err(format!("classes has {} entries, num_classes is {}", self.classes.len(), self.num_classes));
+            return err(format!(
+                "classes has {} entries, num_classes is {}",
+                self.classes.len(),
+                self.num_classes
+            ));
         }
         match self.backbone.kind {
             ref kind if kind.is_mbconv() => {
@@ -299,7 +324,9 @@ impl ModelConfig {
                 for s in &self.backbone.stages {
                     let [repeats, kernel, st, expand, out] = *s;
                     if repeats == 0 || kernel % 2 == 0 || !(st == 1 || st == 2) || expand == 0 || out == 0 {
-                        return err(format!("backbone stage {s:?} is invalid (repeats ≥ 1, odd kernel, stride 1 or 2)"));
+                        return err(format!(
+                            "backbone stage {s:?} is invalid (repeats ≥ 1, odd kernel, stride 1 or 2)"
+                        ));
                     }
                     stride *= st;
                 }
@@ -308,13 +335,19 @@ impl ModelConfig {
                 }
             }
             _ => {
-                if self.backbone.widths.len() != 3 || self.backbone.blocks.len() != 3 || self.backbone.blocks.contains(&0) {
+                if self.backbone.widths.len() != 3
+                    || self.backbone.blocks.len() != 3
+                    || self.backbone.blocks.contains(&0)
+                {
                     return err("resnet50_c4 needs 3 widths and 3 positive block counts".into());
                 }
             }
         }
         if self.sampler.steps == 0 || !self.sampler.td.is_finite() || self.sampler.td < 0.0 {
-            return err(format!("sampler steps {} must be ≥ 1 and td {} ≥ 0", self.sampler.steps, self.sampler.td));
+            return err(format!(
+                "sampler steps {} must be ≥ 1 and td {} ≥ 0",
+                self.sampler.steps, self.sampler.td
+            ));
         }
         if !(self.b_scale > 0.0 && self.b_scale.is_finite() && self.time_scaling.is_finite()) {
             return err("b_scale must be positive and time_scaling finite".into());
@@ -333,7 +366,11 @@ impl ModelConfig {
     }
 
     pub fn bit_spec(&self) -> crate::ops::bits::BitSpec {
-        crate::ops::bits::BitSpec { class_bits: self.class_bits, instance_bits: self.instance_bits, b_scale: self.b_scale }
+        crate::ops::bits::BitSpec {
+            class_bits: self.class_bits,
+            instance_bits: self.instance_bits,
+            b_scale: self.b_scale,
+        }
     }
 
     /// `isthing` per class id (index 0 = void, never a thing); classes missing from the card
@@ -344,7 +381,13 @@ impl ModelConfig {
 
     /// Class name of id `c` (or `class c` when the card has no table).
     pub fn class_name(&self, c: usize) -> String {
-        self.classes.get(c).map(|k| k.name.clone()).unwrap_or_else(|| if c == 0 { "void".into() } else { format!("class {c}") })
+        self.classes.get(c).map(|k| k.name.clone()).unwrap_or_else(|| {
+            if c == 0 {
+                "void".into()
+            } else {
+                format!("class {c}")
+            }
+        })
     }
 
     /// Colour of every class id (void black; classes without one get `default_color`).
@@ -360,7 +403,9 @@ impl ModelConfig {
 
     /// COCO category id of class `c` (≥ 1): the dataset's own id when the card has one, else `c`.
     pub fn coco_category_ids(&self) -> Vec<u32> {
-        (1..self.num_classes).map(|c| self.classes.get(c).and_then(|k| k.source_id).unwrap_or(c as u32)).collect()
+        (1..self.num_classes)
+            .map(|c| self.classes.get(c).and_then(|k| k.source_id).unwrap_or(c as u32))
+            .collect()
     }
 
     /// The COCO panoptic `categories` of this model (void excluded).

@@ -36,7 +36,16 @@ impl<T: Clone> MBConv<T> {
         Ok(MBConv {
             expand,
             dw: DepthwiseConv2d::load(p, &format!("{name}.dw.conv"), hidden, kernel, stride)?,
-            project: Conv2d::load(p, &format!("{name}.project.conv"), hidden, out_ch, 1, 1, true, Padding::TfSame)?,
+            project: Conv2d::load(
+                p,
+                &format!("{name}.project.conv"),
+                hidden,
+                out_ch,
+                1,
+                1,
+                true,
+                Padding::TfSame,
+            )?,
             residual: stride == 1 && in_ch == out_ch,
         })
     }

@@ -18,7 +18,12 @@ pub struct MergeStep {
 }
 
 /// `channels` / `sizes` of `[C2, C3, T]` (high → low resolution) → the blocks in order.
-pub fn plan_fusion(channels: &[usize], sizes: &[(usize, usize)], mask: (usize, usize), dim: usize) -> Result<Vec<MergeStep>, ModelError> {
+pub fn plan_fusion(
+    channels: &[usize],
+    sizes: &[(usize, usize)],
+    mask: (usize, usize),
+    dim: usize,
+) -> Result<Vec<MergeStep>, ModelError> {
     let mut steps = Vec::new();
     let (mut x_channels, mut x_size) = (channels[channels.len() - 1], sizes[sizes.len() - 1]);
     for i in (0..channels.len() - 1).rev() {
@@ -28,18 +33,34 @@ pub fn plan_fusion(channels: &[usize], sizes: &[(usize, usize)], mask: (usize, u
         }
         let factor = hr.0 / x_size.0.max(1);
         if hr.0 != x_size.0 * factor || hr.1 != x_size.1 * factor {
-            return Err(ModelError::Config(format!("fusion: {x_size:?} does not upsample to {hr:?} by an integer factor")));
+            return Err(ModelError::Config(format!(
+                "fusion: {x_size:?} does not upsample to {hr:?} by an integer factor"
+            )));
         }
         let out_channels = if hr == mask { dim } else { channels[i] };
-        steps.push(MergeStep { hr_index: Some(i), in_channels: x_channels, hr_channels: channels[i], out_channels, factor });
+        steps.push(MergeStep {
+            hr_index: Some(i),
+            in_channels: x_channels,
+            hr_channels: channels[i],
+            out_channels,
+            factor,
+        });
         (x_channels, x_size) = (out_channels, hr);
     }
     if x_size != mask {
         let factor = mask.0 / x_size.0.max(1);
         if mask.0 != x_size.0 * factor || mask.1 != x_size.1 * factor {
-            return Err(ModelError::Config(format!("fusion: {x_size:?} does not upsample to the mask {mask:?}")));
+            return Err(ModelError::Config(format!(
+                "fusion: {x_size:?} does not upsample to the mask {mask:?}"
+            )));
         }
-        steps.push(MergeStep { hr_index: None, in_channels: x_channels, hr_channels: dim, out_channels: dim, factor });
+        steps.push(MergeStep {
+            hr_index: None,
+            in_channels: x_channels,
+            hr_channels: dim,
+            out_channels: dim,
+            factor,
+        });
     }
     Ok(steps)
 }
@@ -59,15 +80,42 @@ pub struct FeaturePyramidMerge<T> {
 }
 
 impl<T: Clone> FeaturePyramidMerge<T> {
-    pub fn load<U: Upload<T>>(p: &mut Params<U>, plan: &[MergeStep], input_channels: usize) -> Result<Self, ModelError> {
+    pub fn load<U: Upload<T>>(
+        p: &mut Params<U>,
+        plan: &[MergeStep],
+        input_channels: usize,
+    ) -> Result<Self, ModelError> {
         let mut blocks = Vec::new();
         for (j, &step) in plan.iter().enumerate() {
             let name = format!("fusion.blocks.{j}");
             blocks.push(UpsampleBlock {
                 step,
-                lateral: Conv2d::load(p, &format!("{name}.lateral"), step.in_channels, step.hr_channels, 1, 1, true, Padding::Symmetric)?,
-                lateral_norm: Norm::group(p, &format!("{name}.lateral_norm"), step.hr_channels, step.hr_channels)?,
-                conv: Conv2d::load(p, &format!("{name}.conv"), step.hr_channels, step.out_channels, 3, 1, true, Padding::Symmetric)?,
+                lateral: Conv2d::load(
+                    p,
+                    &format!("{name}.lateral"),
+                    step.in_channels,
+                    step.hr_channels,
+                    1,
+                    1,
+                    true,
+                    Padding::Symmetric,
+                )?,
+                lateral_norm: Norm::group(
+                    p,
+                    &format!("{name}.lateral_norm"),
+                    step.hr_channels,
+                    step.hr_channels,
+                )?,
+                conv: Conv2d::load(
+                    p,
+                    &format!("{name}.conv"),
+                    step.hr_channels,
+                    step.out_channels,
+                    3,
+                    1,
+                    true,
+                    Padding::Symmetric,
+                )?,
                 norm: Norm::group(p, &format!("{name}.norm"), step.out_channels, step.out_channels)?,
             });
         }
@@ -77,7 +125,8 @@ impl<T: Clone> FeaturePyramidMerge<T> {
 
     /// `[C2, C3, T-map]` (NHWC) → F.
     pub fn forward<B: Backend<Tensor = T>>(&self, b: &mut B, features: &[T]) -> Result<T, ModelError> {
-        let mut x = features.last().cloned().ok_or_else(|| ModelError::Config("fusion needs features".into()))?;
+        let mut x =
+            features.last().cloned().ok_or_else(|| ModelError::Config("fusion needs features".into()))?;
         for block in &self.blocks {
             let y = block.lateral.run(b, &x, Activation::None)?;
             let y = block.lateral_norm.forward(b, &y, Activation::Silu)?;

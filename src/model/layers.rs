@@ -14,7 +14,9 @@ pub const LAYER_NORM_EPS: f32 = 1e-6;
 pub fn group_count(channels: usize, groups_from: usize) -> Result<usize, ModelError> {
     let groups = (groups_from / 4).min(32);
     if groups == 0 || channels % groups != 0 {
-        return Err(ModelError::Config(format!("GroupNorm: {channels} channels cannot form {groups} groups")));
+        return Err(ModelError::Config(format!(
+            "GroupNorm: {channels} channels cannot form {groups} groups"
+        )));
     }
     Ok(groups)
 }
@@ -94,7 +96,13 @@ pub struct DepthwiseConv2d<T> {
 }
 
 impl<T: Clone> DepthwiseConv2d<T> {
-    pub fn load<U: Upload<T>>(p: &mut Params<U>, name: &str, channels: usize, kernel: usize, stride: usize) -> Result<Self, ModelError> {
+    pub fn load<U: Upload<T>>(
+        p: &mut Params<U>,
+        name: &str,
+        channels: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Result<Self, ModelError> {
         let shape = [channels, 1, kernel, kernel];
         let w = p.raw(&format!("{name}.weight"), &shape)?;
         let hwc = depthwise_oihw_to_hwc(&w, shape)?;
@@ -104,7 +112,12 @@ impl<T: Clone> DepthwiseConv2d<T> {
     }
 
     /// TensorFlow "SAME" padding (the only depthwise convs are EfficientNet's).
-    pub fn forward<B: Backend<Tensor = T>>(&self, b: &mut B, x: &T, act: Activation) -> Result<T, ModelError> {
+    pub fn forward<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        x: &T,
+        act: Activation,
+    ) -> Result<T, ModelError> {
         let s = B::shape(x);
         let geom = Geometry::same(self.stride, (self.kernel, self.kernel), (s[1], s[2]));
         Ok(b.depthwise_conv2d(x, &self.weight, Some(&self.bias), &geom, act)?)
@@ -118,7 +131,12 @@ pub struct Linear<T> {
 }
 
 impl<T: Clone> Linear<T> {
-    pub fn load<U: Upload<T>>(p: &mut Params<U>, name: &str, in_f: usize, out_f: usize) -> Result<Self, ModelError> {
+    pub fn load<U: Upload<T>>(
+        p: &mut Params<U>,
+        name: &str,
+        in_f: usize,
+        out_f: usize,
+    ) -> Result<Self, ModelError> {
         let w = p.raw(&format!("{name}.weight"), &[out_f, in_f])?;
         let weight = p.upload.upload(&[in_f, out_f], &linear_weight_from_torch(&w, out_f, in_f))?;
         let bias = p.tensor(&format!("{name}.bias"), &[out_f])?;
@@ -126,22 +144,37 @@ impl<T: Clone> Linear<T> {
     }
 
     /// Several linears of one input packed side by side (`[q | k | v]`): one matmul instead of three.
-    pub fn load_packed<U: Upload<T>>(p: &mut Params<U>, names: &[String], in_f: usize, out_f: usize) -> Result<Self, ModelError> {
+    pub fn load_packed<U: Upload<T>>(
+        p: &mut Params<U>,
+        names: &[String],
+        in_f: usize,
+        out_f: usize,
+    ) -> Result<Self, ModelError> {
         let parts = names.len();
         let mut w = vec![0f32; in_f * out_f * parts];
         let mut bias = Vec::with_capacity(out_f * parts);
         for (j, name) in names.iter().enumerate() {
-            let wj = linear_weight_from_torch(&p.raw(&format!("{name}.weight"), &[out_f, in_f])?, out_f, in_f);
+            let wj =
+                linear_weight_from_torch(&p.raw(&format!("{name}.weight"), &[out_f, in_f])?, out_f, in_f);
             for i in 0..in_f {
                 w[i * out_f * parts + j * out_f..][..out_f].copy_from_slice(&wj[i * out_f..][..out_f]);
             }
             bias.extend(p.raw(&format!("{name}.bias"), &[out_f])?);
         }
-        Ok(Linear { weight: p.upload.upload(&[in_f, out_f * parts], &w)?, bias: p.upload.upload(&[out_f * parts], &bias)? })
+        Ok(Linear {
+            weight: p.upload.upload(&[in_f, out_f * parts], &w)?,
+            bias: p.upload.upload(&[out_f * parts], &bias)?,
+        })
     }
 
     /// `act(x W + b) + residual`.
-    pub fn forward<B: Backend<Tensor = T>>(&self, b: &mut B, x: &T, act: Activation, residual: Option<&T>) -> Result<T, ModelError> {
+    pub fn forward<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        x: &T,
+        act: Activation,
+        residual: Option<&T>,
+    ) -> Result<T, ModelError> {
         Ok(b.linear(x, &self.weight, Epilogue { bias: Some(&self.bias), act, residual, scale: 1.0 })?)
     }
 }
@@ -155,7 +188,12 @@ pub struct Norm<T> {
 }
 
 impl<T: Clone> Norm<T> {
-    pub fn group<U: Upload<T>>(p: &mut Params<U>, name: &str, channels: usize, groups_from: usize) -> Result<Self, ModelError> {
+    pub fn group<U: Upload<T>>(
+        p: &mut Params<U>,
+        name: &str,
+        channels: usize,
+        groups_from: usize,
+    ) -> Result<Self, ModelError> {
         let groups = group_count(channels, groups_from)?;
         Ok(Norm {
             weight: p.tensor(&format!("{name}.weight"), &[channels])?,
@@ -165,10 +203,19 @@ impl<T: Clone> Norm<T> {
     }
 
     pub fn layer<U: Upload<T>>(p: &mut Params<U>, name: &str, dim: usize) -> Result<Self, ModelError> {
-        Ok(Norm { weight: p.tensor(&format!("{name}.weight"), &[dim])?, bias: p.tensor(&format!("{name}.bias"), &[dim])?, groups: 0 })
+        Ok(Norm {
+            weight: p.tensor(&format!("{name}.weight"), &[dim])?,
+            bias: p.tensor(&format!("{name}.bias"), &[dim])?,
+            groups: 0,
+        })
     }
 
-    pub fn forward<B: Backend<Tensor = T>>(&self, b: &mut B, x: &T, act: Activation) -> Result<T, ModelError> {
+    pub fn forward<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        x: &T,
+        act: Activation,
+    ) -> Result<T, ModelError> {
         self.forward_film(b, x, None, act)
     }
 
@@ -200,7 +247,12 @@ pub struct MultiHeadAttention<T> {
 }
 
 impl<T: Clone> MultiHeadAttention<T> {
-    pub fn load_self<U: Upload<T>>(p: &mut Params<U>, name: &str, dim: usize, heads: usize) -> Result<Self, ModelError> {
+    pub fn load_self<U: Upload<T>>(
+        p: &mut Params<U>,
+        name: &str,
+        dim: usize,
+        heads: usize,
+    ) -> Result<Self, ModelError> {
         let names = ["q", "k", "v"].map(|s| format!("{name}.{s}"));
         Ok(MultiHeadAttention {
             heads,
@@ -210,7 +262,13 @@ impl<T: Clone> MultiHeadAttention<T> {
         })
     }
 
-    pub fn load_cross<U: Upload<T>>(p: &mut Params<U>, name: &str, dim: usize, kv_dim: usize, heads: usize) -> Result<Self, ModelError> {
+    pub fn load_cross<U: Upload<T>>(
+        p: &mut Params<U>,
+        name: &str,
+        dim: usize,
+        kv_dim: usize,
+        heads: usize,
+    ) -> Result<Self, ModelError> {
         let q = Linear::load(p, &format!("{name}.q"), dim, dim)?;
         let names = ["k", "v"].map(|s| format!("{name}.{s}"));
         Ok(MultiHeadAttention {
@@ -222,7 +280,12 @@ impl<T: Clone> MultiHeadAttention<T> {
     }
 
     /// `residual + out(attention(x))` (self-attention).
-    pub fn forward_self<B: Backend<Tensor = T>>(&self, b: &mut B, x: &T, residual: &T) -> Result<T, ModelError> {
+    pub fn forward_self<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        x: &T,
+        residual: &T,
+    ) -> Result<T, ModelError> {
         let qkv = self.q_or_qkv.forward(b, x, Activation::None, None)?;
         let y = b.attention_qkv(&qkv, self.heads)?;
         self.out.forward(b, &y, Activation::None, Some(residual))
@@ -230,12 +293,21 @@ impl<T: Clone> MultiHeadAttention<T> {
 
     /// The packed `[k | v]` of the context (once per image).
     pub fn context_kv<B: Backend<Tensor = T>>(&self, b: &mut B, context: &T) -> Result<T, ModelError> {
-        let kv = self.kv.as_ref().ok_or_else(|| ModelError::Config("context_kv on a self-attention layer".into()))?;
+        let kv = self
+            .kv
+            .as_ref()
+            .ok_or_else(|| ModelError::Config("context_kv on a self-attention layer".into()))?;
         kv.forward(b, context, Activation::None, None)
     }
 
     /// `residual + out(attention(q(x), kv))` (cross-attention with precomputed `kv`).
-    pub fn forward_cross<B: Backend<Tensor = T>>(&self, b: &mut B, x: &T, kv: &T, residual: &T) -> Result<T, ModelError> {
+    pub fn forward_cross<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        x: &T,
+        kv: &T,
+        residual: &T,
+    ) -> Result<T, ModelError> {
         let q = self.q_or_qkv.forward(b, x, Activation::None, None)?;
         let y = b.attention_q_kv(&q, kv, self.heads)?;
         self.out.forward(b, &y, Activation::None, Some(residual))
@@ -249,7 +321,12 @@ pub struct FeedForward<T> {
 }
 
 impl<T: Clone> FeedForward<T> {
-    pub fn load<U: Upload<T>>(p: &mut Params<U>, name: &str, dim: usize, hidden: usize) -> Result<Self, ModelError> {
+    pub fn load<U: Upload<T>>(
+        p: &mut Params<U>,
+        name: &str,
+        dim: usize,
+        hidden: usize,
+    ) -> Result<Self, ModelError> {
         Ok(FeedForward {
             fc1: Linear::load(p, &format!("{name}.fc1"), dim, hidden)?,
             fc2: Linear::load(p, &format!("{name}.fc2"), hidden, dim)?,

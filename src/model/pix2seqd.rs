@@ -47,7 +47,11 @@ pub struct Pix2SeqD<T> {
 impl<T: Clone> Pix2SeqD<T> {
     /// Builds the model for `cfg` from `weights`, validating every tensor; `weights` must hold
     /// nothing else.
-    pub fn load<U: Upload<T>>(cfg: ModelConfig, weights: &mut Weights, upload: &U) -> Result<Self, ModelError> {
+    pub fn load<U: Upload<T>>(
+        cfg: ModelConfig,
+        weights: &mut Weights,
+        upload: &U,
+    ) -> Result<Self, ModelError> {
         cfg.validate()?;
         let mut p = Params { weights, upload };
         let (backbone, tap_channels) = match cfg.backbone.kind {
@@ -64,15 +68,23 @@ impl<T: Clone> Pix2SeqD<T> {
         };
         let encoder = ImageEncoder::load(&mut p, tap_channels[2], &cfg.encoder)?;
         let [ih, iw] = cfg.image_size;
-        let sizes: Vec<(usize, usize)> = TAP_STRIDES.iter().map(|s| (ih.div_ceil(*s), iw.div_ceil(*s))).collect();
+        let sizes: Vec<(usize, usize)> =
+            TAP_STRIDES.iter().map(|s| (ih.div_ceil(*s), iw.div_ceil(*s))).collect();
         let channels = [tap_channels[0], tap_channels[1], cfg.encoder.dim];
         let plan = plan_fusion(&channels, &sizes, (cfg.mask_size[0], cfg.mask_size[1]), cfg.fusion.dim)?;
         let fusion = FeaturePyramidMerge::load(&mut p, &plan, cfg.encoder.dim)?;
         let bits = cfg.n_bits();
         let step_channels = bits + if cfg.self_cond { bits } else { 0 };
         let const_channels = fusion.out_channels + cfg.video_prev_masks * bits;
-        let decoder =
-            TransUNet::load(&mut p, &cfg.decoder, step_channels, const_channels, cfg.n_logits(), cfg.encoder.dim, cfg.time_scaling)?;
+        let decoder = TransUNet::load(
+            &mut p,
+            &cfg.decoder,
+            step_channels,
+            const_channels,
+            cfg.n_logits(),
+            cfg.encoder.dim,
+            cfg.time_scaling,
+        )?;
         p.weights.finish()?;
         Ok(Pix2SeqD { cfg, backbone, encoder, fusion, decoder })
     }
@@ -82,7 +94,10 @@ impl<T: Clone> Pix2SeqD<T> {
     pub fn encode<B: Backend<Tensor = T>>(&self, b: &mut B, input: &T) -> Result<Encoded<T>, ModelError> {
         let expected = [1, self.cfg.image_size[0], self.cfg.image_size[1], 3];
         if B::shape(input) != expected {
-            return Err(ModelError::Config(format!("model input must be {expected:?}, got {:?}", B::shape(input))));
+            return Err(ModelError::Config(format!(
+                "model input must be {expected:?}, got {:?}",
+                B::shape(input)
+            )));
         }
         let taps = match &self.backbone {
             Backbone::EfficientNet(m) => m.forward(b, input)?,
@@ -106,17 +121,28 @@ impl<T: Clone> Pix2SeqD<T> {
         let const_input = match (self.cfg.video_prev_masks, prev_bits) {
             (0, _) => enc.features.clone(),
             (_, Some(prev)) => b.concat_channels(&[&enc.features, prev])?,
-            (k, None) => return Err(ModelError::Config(format!("this video model needs the bits of {k} previous masks"))),
+            (k, None) => {
+                return Err(ModelError::Config(format!(
+                    "this video model needs the bits of {k} previous masks"
+                )))
+            }
         };
         self.decoder.condition(b, &const_input, &enc.tokens)
     }
 
     /// One denoiser call → logits `[1, Hm, Wm, 2^class_bits + 2^instance_bits]`.
-    pub fn decode<B: Backend<Tensor = T>>(&self, b: &mut B, step: StepInputs<T>, cond: &Condition<T>) -> Result<T, ModelError> {
+    pub fn decode<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        step: StepInputs<T>,
+        cond: &Condition<T>,
+    ) -> Result<T, ModelError> {
         let input = match (self.cfg.self_cond, step.self_cond) {
             (false, _) => step.m.clone(),
             (true, Some(sc)) => b.concat_channels(&[step.m, sc])?,
-            (true, None) => return Err(ModelError::Config("this model self-conditions: pass the previous x̂0".into())),
+            (true, None) => {
+                return Err(ModelError::Config("this model self-conditions: pass the previous x̂0".into()))
+            }
         };
         self.decoder.forward(b, &input, step.gamma, cond)
     }

@@ -19,7 +19,13 @@ struct Bottleneck<T> {
 }
 
 impl<T: Clone> Bottleneck<T> {
-    fn load<U: Upload<T>>(p: &mut Params<U>, name: &str, in_ch: usize, width: usize, stride: usize) -> Result<Self, ModelError> {
+    fn load<U: Upload<T>>(
+        p: &mut Params<U>,
+        name: &str,
+        in_ch: usize,
+        width: usize,
+        stride: usize,
+    ) -> Result<Self, ModelError> {
         let out_ch = width * EXPANSION;
         let conv = |p: &mut Params<U>, part: &str, i: usize, o: usize, k: usize, s: usize| {
             Conv2d::load(p, &format!("{name}.{part}.conv"), i, o, k, s, true, Padding::Symmetric)
@@ -28,7 +34,11 @@ impl<T: Clone> Bottleneck<T> {
             reduce: conv(p, "reduce", in_ch, width, 1, 1)?,
             spatial: conv(p, "spatial", width, width, 3, stride)?,
             expand: conv(p, "expand", width, out_ch, 1, 1)?,
-            shortcut: if stride != 1 || in_ch != out_ch { Some(conv(p, "shortcut", in_ch, out_ch, 1, stride)?) } else { None },
+            shortcut: if stride != 1 || in_ch != out_ch {
+                Some(conv(p, "shortcut", in_ch, out_ch, 1, stride)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -51,7 +61,8 @@ pub struct ResNetC4<T> {
 
 impl<T: Clone> ResNetC4<T> {
     pub fn load<U: Upload<T>>(p: &mut Params<U>, cfg: &BackboneConfig) -> Result<Self, ModelError> {
-        let stem = Conv2d::load(p, "backbone.stem.conv", 3, cfg.stem_channels, 7, 2, true, Padding::Symmetric)?;
+        let stem =
+            Conv2d::load(p, "backbone.stem.conv", 3, cfg.stem_channels, 7, 2, true, Padding::Symmetric)?;
         let mut stages = Vec::new();
         let mut in_ch = cfg.stem_channels;
         for (s, (&width, &count)) in cfg.widths.iter().zip(&cfg.blocks).enumerate() {

@@ -57,7 +57,13 @@ impl<T: Clone> DecoderLayer<T> {
             self_norm: Norm::layer(p, &format!("{name}.self_norm"), dim)?,
             self_attn: MultiHeadAttention::load_self(p, &format!("{name}.self_attn"), dim, heads)?,
             cross_norm: Norm::layer(p, &format!("{name}.cross_norm"), dim)?,
-            cross_attn: MultiHeadAttention::load_cross(p, &format!("{name}.cross_attn"), dim, context_dim, heads)?,
+            cross_attn: MultiHeadAttention::load_cross(
+                p,
+                &format!("{name}.cross_attn"),
+                dim,
+                context_dim,
+                heads,
+            )?,
             mlp_norm: Norm::layer(p, &format!("{name}.mlp_norm"), dim)?,
             mlp: FeedForward::load(p, &format!("{name}.mlp"), dim, mlp_dim)?,
         })
@@ -87,22 +93,33 @@ pub struct ImageEncoder<T> {
 }
 
 impl<T: Clone> ImageEncoder<T> {
-    pub fn load<U: Upload<T>>(p: &mut Params<U>, in_channels: usize, cfg: &EncoderConfig) -> Result<Self, ModelError> {
+    pub fn load<U: Upload<T>>(
+        p: &mut Params<U>,
+        in_channels: usize,
+        cfg: &EncoderConfig,
+    ) -> Result<Self, ModelError> {
         Ok(ImageEncoder {
             dim: cfg.dim,
             proj: Linear::load(p, "encoder.proj", in_channels, cfg.dim)?,
             proj_norm: Norm::layer(p, "encoder.proj_norm", cfg.dim)?,
-            layers: (0..cfg.layers).map(|i| EncoderLayer::load(p, &format!("encoder.layers.{i}"), cfg)).collect::<Result<_, _>>()?,
+            layers: (0..cfg.layers)
+                .map(|i| EncoderLayer::load(p, &format!("encoder.layers.{i}"), cfg))
+                .collect::<Result<_, _>>()?,
             out_norm: Norm::layer(p, "encoder.out_norm", cfg.dim)?,
         })
     }
 
     pub fn forward<B: Backend<Tensor = T>>(&self, b: &mut B, c4: &T) -> Result<T, ModelError> {
         let &[n, h, w, c] = B::shape(c4) else {
-            return Err(ModelError::Config(format!("encoder input must be [N, H, W, C], got {:?}", B::shape(c4))));
+            return Err(ModelError::Config(format!(
+                "encoder input must be [N, H, W, C], got {:?}",
+                B::shape(c4)
+            )));
         };
         if n != 1 {
-            return Err(ModelError::Config(format!("the encoder runs one image at a time, got a batch of {n}")));
+            return Err(ModelError::Config(format!(
+                "the encoder runs one image at a time, got a batch of {n}"
+            )));
         }
         let tokens = B::reshape(c4, &[n, h * w, c]);
         let x = self.proj.forward(b, &tokens, Activation::None, None)?;

@@ -43,7 +43,13 @@ struct ResBlock<T> {
 }
 
 impl<T: Clone> ResBlock<T> {
-    fn load<U: Upload<T>>(p: &mut Params<U>, name: &str, in_ch: usize, out_ch: usize, emb_dim: usize) -> Result<Self, ModelError> {
+    fn load<U: Upload<T>>(
+        p: &mut Params<U>,
+        name: &str,
+        in_ch: usize,
+        out_ch: usize,
+        emb_dim: usize,
+    ) -> Result<Self, ModelError> {
         Ok(ResBlock {
             norm0: Norm::group(p, &format!("{name}.norm0"), in_ch, in_ch)?,
             conv0: Conv2d::load(p, &format!("{name}.conv0"), in_ch, out_ch, 3, 1, true, Padding::Symmetric)?,
@@ -84,7 +90,13 @@ struct Bottleneck<T> {
 }
 
 impl<T: Clone> Bottleneck<T> {
-    fn forward<B: Backend<Tensor = T>>(&self, b: &mut B, x: &T, emb: &T, context_kv: &[T]) -> Result<T, ModelError> {
+    fn forward<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        x: &T,
+        emb: &T,
+        context_kv: &[T],
+    ) -> Result<T, ModelError> {
         let x = self.norm_in.forward(b, x, Activation::None)?;
         let x = self.conv_in.run(b, &x, Activation::None)?;
         let &[n, h, w, d] = B::shape(&x) else {
@@ -175,7 +187,16 @@ impl<T: Clone> TransUNet<T> {
             }
             let mut resample = None;
             if i != last {
-                resample = Some(Conv2d::load(p, &format!("decoder.down.{i}.downsample"), ch, width, 3, 2, true, Padding::Symmetric)?);
+                resample = Some(Conv2d::load(
+                    p,
+                    &format!("decoder.down.{i}.downsample"),
+                    ch,
+                    width,
+                    3,
+                    2,
+                    true,
+                    Padding::Symmetric,
+                )?);
                 skips.push(width);
             }
             down.push(Level { res, resample });
@@ -209,12 +230,22 @@ impl<T: Clone> TransUNet<T> {
             let (width, n_res) = (widths[i], cfg.n_res_blocks[i]);
             let mut res = Vec::new();
             for r in 0..=n_res {
-                let skip = skips.pop().ok_or_else(|| ModelError::Config("decoder: skip bookkeeping".into()))?;
+                let skip =
+                    skips.pop().ok_or_else(|| ModelError::Config("decoder: skip bookkeeping".into()))?;
                 res.push(ResBlock::load(p, &format!("decoder.up.{i}.res.{r}"), ch + skip, width, emb_dim)?);
                 ch = width;
             }
             let resample = if i != 0 {
-                Some(Conv2d::load(p, &format!("decoder.up.{i}.upsample"), ch, width, 3, 1, true, Padding::Symmetric)?)
+                Some(Conv2d::load(
+                    p,
+                    &format!("decoder.up.{i}.upsample"),
+                    ch,
+                    width,
+                    3,
+                    1,
+                    true,
+                    Padding::Symmetric,
+                )?)
             } else {
                 None
             };
@@ -232,23 +263,48 @@ impl<T: Clone> TransUNet<T> {
             mid,
             up,
             norm_out: Norm::group(p, "decoder.norm_out", widths[0], cfg.dim)?,
-            conv_out: Conv2d::load(p, "decoder.conv_out", widths[0], out_channels, 1, 1, true, Padding::Symmetric)?,
+            conv_out: Conv2d::load(
+                p,
+                "decoder.conv_out",
+                widths[0],
+                out_channels,
+                1,
+                1,
+                true,
+                Padding::Symmetric,
+            )?,
         })
     }
 
     /// The per-image work: `conv_in` of the constant channels (+ bias) and the cross-attention
     /// K/V of every bottleneck layer.
-    pub fn condition<B: Backend<Tensor = T>>(&self, b: &mut B, const_input: &T, context: &T) -> Result<Condition<T>, ModelError> {
+    pub fn condition<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        const_input: &T,
+        context: &T,
+    ) -> Result<Condition<T>, ModelError> {
         let geom = crate::ops::conv::Geometry::valid(1);
-        let conv_in_const =
-            b.conv2d(const_input, &self.conv_in_const, &geom, crate::backend::Epilogue::new(Some(&self.conv_in_bias), Activation::None))?;
-        let context_kv = self.mid.layers.iter().map(|l| l.context_kv(b, context)).collect::<Result<_, _>>()?;
+        let conv_in_const = b.conv2d(
+            const_input,
+            &self.conv_in_const,
+            &geom,
+            crate::backend::Epilogue::new(Some(&self.conv_in_bias), Activation::None),
+        )?;
+        let context_kv =
+            self.mid.layers.iter().map(|l| l.context_kv(b, context)).collect::<Result<_, _>>()?;
         Ok(Condition { conv_in_const, context_kv })
     }
 
     /// One denoiser call: per-step input `[N, Hm, Wm, step_channels]` and γ → logits
     /// `[N, Hm, Wm, n_logits]`.
-    pub fn forward<B: Backend<Tensor = T>>(&self, b: &mut B, step_input: &T, gamma: f32, cond: &Condition<T>) -> Result<T, ModelError> {
+    pub fn forward<B: Backend<Tensor = T>>(
+        &self,
+        b: &mut B,
+        step_input: &T,
+        gamma: f32,
+        cond: &Condition<T>,
+    ) -> Result<T, ModelError> {
         let emb = self.time_embed.forward(b, gamma)?;
         let geom = crate::ops::conv::Geometry::valid(1);
         let x = b.conv2d(
@@ -272,7 +328,8 @@ impl<T: Clone> TransUNet<T> {
         x = self.mid.forward(b, &x, &emb, &cond.context_kv)?;
         for level in self.up.iter().rev() {
             for block in &level.res {
-                let skip = skips.pop().ok_or_else(|| ModelError::Config("decoder: skip bookkeeping".into()))?;
+                let skip =
+                    skips.pop().ok_or_else(|| ModelError::Config("decoder: skip bookkeeping".into()))?;
                 let cat = b.concat_channels(&[&x, &skip])?;
                 x = block.forward(b, &cat, &emb)?;
             }

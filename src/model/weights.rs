@@ -59,14 +59,19 @@ impl Weights {
         len8.copy_from_slice(&bytes[..8]);
         let header_len = u64::from_le_bytes(len8);
         if header_len > MAX_HEADER_BYTES {
-            return Err(bad(format!("header of {header_len} bytes exceeds the {MAX_HEADER_BYTES}-byte cap (not a model file?)")));
+            return Err(bad(format!(
+                "header of {header_len} bytes exceeds the {MAX_HEADER_BYTES}-byte cap (not a model file?)"
+            )));
         }
         let data_start = 8 + header_len as usize;
         if data_start > bytes.len() {
-            return Err(bad(format!("header of {header_len} bytes runs past the end of the {}-byte file", bytes.len())));
+            return Err(bad(format!(
+                "header of {header_len} bytes runs past the end of the {}-byte file",
+                bytes.len()
+            )));
         }
-        let header: serde_json::Value =
-            serde_json::from_slice(&bytes[8..data_start]).map_err(|e| bad(format!("header is not valid JSON: {e}")))?;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..data_start])
+            .map_err(|e| bad(format!("header is not valid JSON: {e}")))?;
         let obj = header.as_object().ok_or_else(|| bad("header is not a JSON object".into()))?;
         let data_len = bytes.len() - data_start;
         let mut entries = BTreeMap::new();
@@ -80,7 +85,11 @@ impl Weights {
                 Some("BF16") => StorageType::BF16,
                 Some("I32") => StorageType::I32,
                 Some("I64") => StorageType::I64,
-                other => return Err(bad(format!("tensor '{name}' has dtype {other:?}; expected F32, F16 or BF16"))),
+                other => {
+                    return Err(bad(format!(
+                        "tensor '{name}' has dtype {other:?}; expected F32, F16 or BF16"
+                    )))
+                }
             };
             let shape: Vec<usize> = info
                 .get("shape")
@@ -102,7 +111,10 @@ impl Weights {
                     "tensor '{name}' of shape {shape:?} has byte range {start}..{end}, which does not fit its size or the file"
                 )));
             }
-            entries.insert(name.clone(), Entry { dtype, shape, start: data_start + start, end: data_start + end });
+            entries.insert(
+                name.clone(),
+                Entry { dtype, shape, start: data_start + start, end: data_start + end },
+            );
         }
         Ok(Weights { synthetic: None, bytes, entries, used: BTreeSet::new() })
     }
@@ -121,7 +133,9 @@ impl Weights {
         }
         let fan_in: usize = shape[1..].iter().product::<usize>().max(1);
         let bound = 1.0 / (fan_in as f32).sqrt();
-        let mut state = name.bytes().fold(seed ^ 0x9E37_79B9_7F4A_7C15, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3));
+        let mut state = name
+            .bytes()
+            .fold(seed ^ 0x9E37_79B9_7F4A_7C15, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3));
         (0..n)
             .map(|_| {
                 state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -146,15 +160,28 @@ impl Weights {
         }
         let e = self.entries.get(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
         if e.shape != shape {
-            return Err(ModelError::WrongShape { name: name.to_string(), expected: shape.to_vec(), found: e.shape.clone() });
+            return Err(ModelError::WrongShape {
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                found: e.shape.clone(),
+            });
         }
         let raw = &self.bytes[e.start..e.end];
         let out = match e.dtype {
-            StorageType::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            StorageType::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            StorageType::BF16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            StorageType::F32 => {
+                raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            }
+            StorageType::F16 => {
+                raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
+            StorageType::BF16 => {
+                raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
             StorageType::I32 | StorageType::I64 => {
-                return Err(ModelError::Weights(format!("tensor '{name}' holds integers ({:?}), not weights", e.dtype)))
+                return Err(ModelError::Weights(format!(
+                    "tensor '{name}' holds integers ({:?}), not weights",
+                    e.dtype
+                )))
             }
         };
         self.used.insert(name.to_string());
@@ -171,9 +198,18 @@ impl Weights {
         let e = self.entries.get(name).ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
         let raw = &self.bytes[e.start..e.end];
         let out = match e.dtype {
-            StorageType::I32 => raw.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect(),
-            StorageType::I64 => raw.chunks_exact(8).map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])).collect(),
-            other => return Err(ModelError::Weights(format!("tensor '{name}' is {other:?}, not an integer tensor"))),
+            StorageType::I32 => {
+                raw.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect()
+            }
+            StorageType::I64 => raw
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+                .collect(),
+            other => {
+                return Err(ModelError::Weights(format!(
+                    "tensor '{name}' is {other:?}, not an integer tensor"
+                )))
+            }
         };
         self.used.insert(name.to_string());
         Ok(out)

@@ -73,8 +73,17 @@ pub static D32: Kernels = kernels(&SHADER_D32, 2);
 pub static ANY: Kernels = kernels(&SHADER_ANY, 1);
 
 pub const SHADERS: &[&Shader] = &[&SHADER_D64, &SHADER_D32, &SHADER_ANY];
-pub const KERNELS: &[&Kernel] =
-    &[&D64.separate, &D64.qkv, &D64.q_kv, &D32.separate, &D32.qkv, &D32.q_kv, &ANY.separate, &ANY.qkv, &ANY.q_kv];
+pub const KERNELS: &[&Kernel] = &[
+    &D64.separate,
+    &D64.qkv,
+    &D64.q_kv,
+    &D32.separate,
+    &D32.qkv,
+    &D32.q_kv,
+    &ANY.separate,
+    &ANY.qkv,
+    &ANY.q_kv,
+];
 /// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
 pub const UNIFORMS: &[UniformLayout] = &[
     Params::layout(&SHADER_D64, "Params"),
@@ -141,21 +150,35 @@ fn check_heads(op: &'static str, d: usize, heads: usize) -> Result<usize, GpuErr
     }
     let dh = d / heads;
     if dh % 4 != 0 || dh == 0 || dh > 64 {
-        return Err(GpuError::Unsupported { op, detail: format!("head dim {dh} (supported: multiples of 4 up to 64)") });
+        return Err(GpuError::Unsupported {
+            op,
+            detail: format!("head dim {dh} (supported: multiples of 4 up to 64)"),
+        });
     }
     Ok(dh)
 }
 
 /// `softmax(q kᵀ / sqrt(dh)) v` per head, for separate `q` `[batch, Lq, d]`, `k`, `v`
 /// `[batch, Lk, d]` with `d = heads·dh`. Returns `[batch, Lq, d]`.
-pub fn attention(frame: &mut Frame, q: &Tensor, k: &Tensor, v: &Tensor, heads: usize) -> Result<Tensor, GpuError> {
+pub fn attention(
+    frame: &mut Frame,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "attention";
     let (b, lq, d) = tokens(OP, "q", q)?;
     let (bk, lk, dk) = tokens(OP, "k", k)?;
     if (bk, dk) != (b, d) || v.shape() != k.shape() {
         return Err(GpuError::shape(
             OP,
-            format!("q {:?}, k {:?}, v {:?} disagree (want k = v = [{b}, Lk, {d}])", q.shape(), k.shape(), v.shape()),
+            format!(
+                "q {:?}, k {:?}, v {:?} disagree (want k = v = [{b}, Lk, {d}])",
+                q.shape(),
+                k.shape(),
+                v.shape()
+            ),
         ));
     }
     let dh = check_heads(OP, d, heads)?;
@@ -183,7 +206,18 @@ pub fn attention_qkv(frame: &mut Frame, qkv: &Tensor, heads: usize) -> Result<Te
     }
     let d = c / 3;
     let dh = check_heads(OP, d, heads)?;
-    run(frame, OP, Layout::Qkv, &[qkv], b, l, l, heads, dh, [Part { t: qkv, off: 0 }, Part { t: qkv, off: d }, Part { t: qkv, off: 2 * d }])
+    run(
+        frame,
+        OP,
+        Layout::Qkv,
+        &[qkv],
+        b,
+        l,
+        l,
+        heads,
+        dh,
+        [Part { t: qkv, off: 0 }, Part { t: qkv, off: d }, Part { t: qkv, off: 2 * d }],
+    )
 }
 
 /// Cross-attention with packed keys and values: `q` `[batch, Lq, d]`, `kv` `[batch, Lk, 2·d]`
@@ -193,10 +227,24 @@ pub fn attention_q_kv(frame: &mut Frame, q: &Tensor, kv: &Tensor, heads: usize) 
     let (b, lq, d) = tokens(OP, "q", q)?;
     let (bk, lk, c) = tokens(OP, "kv", kv)?;
     if bk != b || c != 2 * d {
-        return Err(GpuError::shape(OP, format!("kv must be [{b}, Lk, {}] for q {:?}, got {:?}", 2 * d, q.shape(), kv.shape())));
+        return Err(GpuError::shape(
+            OP,
+            format!("kv must be [{b}, Lk, {}] for q {:?}, got {:?}", 2 * d, q.shape(), kv.shape()),
+        ));
     }
     let dh = check_heads(OP, d, heads)?;
-    run(frame, OP, Layout::QKv, &[q, kv], b, lq, lk, heads, dh, [Part { t: q, off: 0 }, Part { t: kv, off: 0 }, Part { t: kv, off: d }])
+    run(
+        frame,
+        OP,
+        Layout::QKv,
+        &[q, kv],
+        b,
+        lq,
+        lk,
+        heads,
+        dh,
+        [Part { t: q, off: 0 }, Part { t: kv, off: 0 }, Part { t: kv, off: d }],
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -267,7 +315,16 @@ pub mod cpu {
     /// `[batch, lk, heads·dh]`; returns `[batch, lq, heads·dh]`. Plain loops, softmax with the
     /// maximum subtracted.
     #[allow(clippy::too_many_arguments)]
-    pub fn attention(q: &[f32], k: &[f32], v: &[f32], batch: usize, lq: usize, lk: usize, heads: usize, dh: usize) -> Vec<f32> {
+    pub fn attention(
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        batch: usize,
+        lq: usize,
+        lk: usize,
+        heads: usize,
+        dh: usize,
+    ) -> Vec<f32> {
         let d = heads * dh;
         let scale = 1.0 / (dh as f32).sqrt();
         let mut out = vec![0.0f32; batch * lq * d];
@@ -305,6 +362,8 @@ pub mod cpu {
     /// Splits a packed `[rows, parts·d]` tensor (e.g. `[q | k | v]`) into its parts.
     pub fn split_channels(packed: &[f32], parts: usize, d: usize) -> Vec<Vec<f32>> {
         let rows = packed.len() / (parts * d).max(1);
-        (0..parts).map(|p| (0..rows).flat_map(|r| packed[r * parts * d + p * d..][..d].iter().copied()).collect()).collect()
+        (0..parts)
+            .map(|p| (0..rows).flat_map(|r| packed[r * parts * d + p * d..][..d].iter().copied()).collect())
+            .collect()
     }
 }

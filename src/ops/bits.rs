@@ -13,24 +13,39 @@
 //! on the host in f64 and reaches the kernels as four f32 coefficients, as the training code does.
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
-use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 
 pub static SHADER: Shader = Shader { name: "bits", source: include_str!("../../shaders/bits.wgsl") };
 
-pub static IDS_TO_BITS: Kernel =
-    Kernel { shader: &SHADER, entry: "ids_to_bits", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static EXPECTED_BITS: Kernel = Kernel { shader: &SHADER, entry: "expected_bits", bindings: &[Access::Read, Access::ReadWrite] };
-pub static EXPECTED_BITS_DDIM: Kernel =
-    Kernel { shader: &SHADER, entry: "expected_bits_ddim", bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite] };
-pub static DDIM_STEP: Kernel = Kernel { shader: &SHADER, entry: "ddim_step", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
+pub static IDS_TO_BITS: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "ids_to_bits",
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
+pub static EXPECTED_BITS: Kernel =
+    Kernel { shader: &SHADER, entry: "expected_bits", bindings: &[Access::Read, Access::ReadWrite] };
+pub static EXPECTED_BITS_DDIM: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "expected_bits_ddim",
+    bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite],
+};
+pub static DDIM_STEP: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "ddim_step",
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
 pub static DDIM_STEP_IN_PLACE: Kernel =
     Kernel { shader: &SHADER, entry: "ddim_step_in_place", bindings: &[Access::Read, Access::ReadWrite] };
-pub static BITS_TO_IDS: Kernel =
-    Kernel { shader: &SHADER, entry: "bits_to_ids", bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite] };
+pub static BITS_TO_IDS: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "bits_to_ids",
+    bindings: &[Access::Read, Access::ReadWrite, Access::ReadWrite],
+};
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
-pub const KERNELS: &[&Kernel] = &[&IDS_TO_BITS, &EXPECTED_BITS, &EXPECTED_BITS_DDIM, &DDIM_STEP, &DDIM_STEP_IN_PLACE, &BITS_TO_IDS];
+pub const KERNELS: &[&Kernel] =
+    &[&IDS_TO_BITS, &EXPECTED_BITS, &EXPECTED_BITS_DDIM, &DDIM_STEP, &DDIM_STEP_IN_PLACE, &BITS_TO_IDS];
 /// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
 pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
@@ -63,7 +78,10 @@ impl BitSpec {
         if self.class_bits > MAX_GROUP_BITS || self.instance_bits > MAX_GROUP_BITS {
             return Err(GpuError::shape(
                 op,
-                format!("{} class and {} instance bits: at most {MAX_GROUP_BITS} per group", self.class_bits, self.instance_bits),
+                format!(
+                    "{} class and {} instance bits: at most {MAX_GROUP_BITS} per group",
+                    self.class_bits, self.instance_bits
+                ),
             ));
         }
         if self.n_bits() == 0 {
@@ -96,8 +114,16 @@ impl DdimCoefficients {
 
     fn check(&self, op: &'static str) -> Result<(), GpuError> {
         let ok = |v: f32| v.is_finite() && v >= 0.0;
-        if !(ok(self.c_now) && ok(self.c_next) && ok(self.s_next) && self.s_now.is_finite() && self.s_now > 0.0) {
-            return Err(GpuError::shape(op, format!("invalid DDIM coefficients {self:?} (γ_now must be < 1, both in [0, 1])")));
+        if !(ok(self.c_now)
+            && ok(self.c_next)
+            && ok(self.s_next)
+            && self.s_now.is_finite()
+            && self.s_now > 0.0)
+        {
+            return Err(GpuError::shape(
+                op,
+                format!("invalid DDIM coefficients {self:?} (γ_now must be < 1, both in [0, 1])"),
+            ));
         }
         Ok(())
     }
@@ -122,7 +148,13 @@ uniform! {
 }
 
 fn params(spec: &BitSpec, pixels: usize) -> Params {
-    Params { pixels: pixels as u32, class_bits: spec.class_bits, instance_bits: spec.instance_bits, b: spec.b_scale, ..Default::default() }
+    Params {
+        pixels: pixels as u32,
+        class_bits: spec.class_bits,
+        instance_bits: spec.instance_bits,
+        b: spec.b_scale,
+        ..Default::default()
+    }
 }
 
 fn with_coefficients(p: Params, k: &DdimCoefficients) -> Params {
@@ -140,16 +172,27 @@ fn check_index(op: &'static str, elements: usize) -> Result<(), GpuError> {
 fn pixels_of(op: &'static str, t: &Tensor, channels: usize, what: &str) -> Result<usize, GpuError> {
     match t.shape().last() {
         Some(&c) if c == channels && t.dtype() == DType::F32 => Ok(t.len() / channels.max(1)),
-        _ => Err(GpuError::shape(op, format!("{what} must be f32 [.., {channels}], got {:?} {:?}", t.shape(), t.dtype()))),
+        _ => Err(GpuError::shape(
+            op,
+            format!("{what} must be f32 [.., {channels}], got {:?} {:?}", t.shape(), t.dtype()),
+        )),
     }
 }
 
 /// Class and instance maps (u32, same shape `[N, H, W]`) → analog bits `[N, H, W, n_bits]`,
 /// `bit_k = (id >> k) & 1` mapped to ±b (ids wider than the group keep their low bits).
-pub fn ids_to_bits(frame: &mut Frame, class_map: &Tensor, instance_map: &Tensor, spec: &BitSpec) -> Result<Tensor, GpuError> {
+pub fn ids_to_bits(
+    frame: &mut Frame,
+    class_map: &Tensor,
+    instance_map: &Tensor,
+    spec: &BitSpec,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "ids_to_bits";
     spec.check(OP)?;
-    if class_map.shape() != instance_map.shape() || class_map.dtype() != DType::U32 || instance_map.dtype() != DType::U32 {
+    if class_map.shape() != instance_map.shape()
+        || class_map.dtype() != DType::U32
+        || instance_map.dtype() != DType::U32
+    {
         return Err(GpuError::shape(
             OP,
             format!(
@@ -208,28 +251,51 @@ pub fn expected_bits_ddim(
     check_index(OP, logits.len())?;
     let m_pixels = pixels_of(OP, m, spec.n_bits(), "m")?;
     if m_pixels != pixels || m.shape()[..m.shape().len() - 1] != logits.shape()[..logits.shape().len() - 1] {
-        return Err(GpuError::shape(OP, format!("m {:?} and logits {:?} differ in their pixels", m.shape(), logits.shape())));
+        return Err(GpuError::shape(
+            OP,
+            format!("m {:?} and logits {:?} differ in their pixels", m.shape(), logits.shape()),
+        ));
     }
     let out = frame.gpu().tensor(m.shape(), DType::F32)?;
     if pixels == 0 {
         return Ok(out);
     }
     let groups = frame.gpu().fold_workgroups(pixels.div_ceil(EXPECTED_PIXELS_PER_GROUP) as u32);
-    frame.dispatch(&EXPECTED_BITS_DDIM, &with_coefficients(params(spec, pixels), k), &[logits, &out, m], groups);
+    frame.dispatch(
+        &EXPECTED_BITS_DDIM,
+        &with_coefficients(params(spec, pixels), k),
+        &[logits, &out, m],
+        groups,
+    );
     Ok(out)
 }
 
-fn ddim_params(op: &'static str, m: &Tensor, x0: &Tensor, b_scale: f32, k: &DdimCoefficients) -> Result<Params, GpuError> {
+fn ddim_params(
+    op: &'static str,
+    m: &Tensor,
+    x0: &Tensor,
+    b_scale: f32,
+    k: &DdimCoefficients,
+) -> Result<Params, GpuError> {
     k.check(op)?;
     if m.shape() != x0.shape() || m.dtype() != DType::F32 || x0.dtype() != DType::F32 {
-        return Err(GpuError::shape(op, format!("m {:?} and x0 {:?} must be f32 of one shape", m.shape(), x0.shape())));
+        return Err(GpuError::shape(
+            op,
+            format!("m {:?} and x0 {:?} must be f32 of one shape", m.shape(), x0.shape()),
+        ));
     }
     check_index(op, m.len())?;
     Ok(with_coefficients(Params { len: m.len() as u32, b: b_scale, ..Default::default() }, k))
 }
 
 /// DDIM (η = 0): `x̂0 ← clip(x̂0, −b, b)`, `ε̂ = (m − c_now·x̂0)/s_now`, returns `c_next·x̂0 + s_next·ε̂`.
-pub fn ddim_step(frame: &mut Frame, m: &Tensor, x0: &Tensor, b_scale: f32, k: &DdimCoefficients) -> Result<Tensor, GpuError> {
+pub fn ddim_step(
+    frame: &mut Frame,
+    m: &Tensor,
+    x0: &Tensor,
+    b_scale: f32,
+    k: &DdimCoefficients,
+) -> Result<Tensor, GpuError> {
     let p = ddim_params("ddim_step", m, x0, b_scale, k)?;
     let out = frame.gpu().tensor(m.shape(), DType::F32)?;
     if m.is_empty() {
@@ -241,7 +307,13 @@ pub fn ddim_step(frame: &mut Frame, m: &Tensor, x0: &Tensor, b_scale: f32, k: &D
 }
 
 /// [`ddim_step`] writing the new state over `m`.
-pub fn ddim_step_in_place(frame: &mut Frame, m: &Tensor, x0: &Tensor, b_scale: f32, k: &DdimCoefficients) -> Result<(), GpuError> {
+pub fn ddim_step_in_place(
+    frame: &mut Frame,
+    m: &Tensor,
+    x0: &Tensor,
+    b_scale: f32,
+    k: &DdimCoefficients,
+) -> Result<(), GpuError> {
     let p = ddim_params("ddim_step_in_place", m, x0, b_scale, k)?;
     if m.is_empty() {
         return Ok(());
@@ -308,7 +380,8 @@ pub mod cpu {
                 let e: Vec<f32> = group.iter().map(|x| (x - max).exp()).collect();
                 let sum: f32 = e.iter().sum();
                 for k in 0..bits {
-                    let q: f32 = e.iter().enumerate().filter(|(v, _)| (v >> k) & 1 == 1).map(|(_, p)| p / sum).sum();
+                    let q: f32 =
+                        e.iter().enumerate().filter(|(v, _)| (v >> k) & 1 == 1).map(|(_, p)| p / sum).sum();
                     out.push((q * 2.0 - 1.0) * spec.b_scale);
                 }
             }
@@ -329,9 +402,17 @@ pub mod cpu {
     }
 
     /// `[pixels, n_bits]` → (class, instance) `[pixels]`: threshold > 0, LSB first, clamp.
-    pub fn bits_to_ids(x: &[f32], spec: &BitSpec, num_classes: u32, max_instances: u32) -> (Vec<u32>, Vec<u32>) {
-        let to_int = |bits: &[f32]| bits.iter().enumerate().fold(0u32, |acc, (k, &v)| acc | (((v > 0.0) as u32) << k));
+    pub fn bits_to_ids(
+        x: &[f32],
+        spec: &BitSpec,
+        num_classes: u32,
+        max_instances: u32,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let to_int =
+            |bits: &[f32]| bits.iter().enumerate().fold(0u32, |acc, (k, &v)| acc | (((v > 0.0) as u32) << k));
         let cb = spec.class_bits as usize;
-        x.chunks_exact(spec.n_bits()).map(|px| (to_int(&px[..cb]).min(num_classes - 1), to_int(&px[cb..]).min(max_instances - 1))).unzip()
+        x.chunks_exact(spec.n_bits())
+            .map(|px| (to_int(&px[..cb]).min(num_classes - 1), to_int(&px[cb..]).min(max_instances - 1)))
+            .unzip()
     }
 }

@@ -25,11 +25,12 @@
 //! [`Geometry::valid`] is no padding. There is no dilation.
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
-use crate::ops::{groups_for, Activation};
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::{groups_for, Activation};
 
 pub static SHADER: Shader = Shader { name: "conv", source: include_str!("../../shaders/conv.wgsl") };
-pub static DEPTHWISE_SHADER: Shader = Shader { name: "conv_depthwise", source: include_str!("../../shaders/conv_depthwise.wgsl") };
+pub static DEPTHWISE_SHADER: Shader =
+    Shader { name: "conv_depthwise", source: include_str!("../../shaders/conv_depthwise.wgsl") };
 
 const CONV_BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite];
 const DEPTHWISE_BINDINGS: &[Access] = &[Access::Read, Access::Read, Access::Read, Access::ReadWrite];
@@ -40,17 +41,30 @@ pub static CONV2D_VEC4: Kernel = Kernel { shader: &SHADER, entry: "conv2d_vec4",
 /// conv2d, Cout % 4 == 0 and any Cin (the RGB stem): scalar gathers of x, vec4 for the rest.
 pub static CONV2D_VEC4W: Kernel = Kernel { shader: &SHADER, entry: "conv2d_vec4w", bindings: CONV_BINDINGS };
 /// conv2d, any shape.
-pub static CONV2D_SCALAR: Kernel = Kernel { shader: &SHADER, entry: "conv2d_scalar", bindings: CONV_BINDINGS };
-pub static DEPTHWISE_VEC4: Kernel = Kernel { shader: &DEPTHWISE_SHADER, entry: "depthwise_vec4", bindings: DEPTHWISE_BINDINGS };
-pub static DEPTHWISE_SCALAR: Kernel = Kernel { shader: &DEPTHWISE_SHADER, entry: "depthwise_scalar", bindings: DEPTHWISE_BINDINGS };
-pub static MAX_POOL_VEC4: Kernel = Kernel { shader: &DEPTHWISE_SHADER, entry: "max_pool_vec4", bindings: POOL_BINDINGS };
-pub static MAX_POOL_SCALAR: Kernel = Kernel { shader: &DEPTHWISE_SHADER, entry: "max_pool_scalar", bindings: POOL_BINDINGS };
+pub static CONV2D_SCALAR: Kernel =
+    Kernel { shader: &SHADER, entry: "conv2d_scalar", bindings: CONV_BINDINGS };
+pub static DEPTHWISE_VEC4: Kernel =
+    Kernel { shader: &DEPTHWISE_SHADER, entry: "depthwise_vec4", bindings: DEPTHWISE_BINDINGS };
+pub static DEPTHWISE_SCALAR: Kernel =
+    Kernel { shader: &DEPTHWISE_SHADER, entry: "depthwise_scalar", bindings: DEPTHWISE_BINDINGS };
+pub static MAX_POOL_VEC4: Kernel =
+    Kernel { shader: &DEPTHWISE_SHADER, entry: "max_pool_vec4", bindings: POOL_BINDINGS };
+pub static MAX_POOL_SCALAR: Kernel =
+    Kernel { shader: &DEPTHWISE_SHADER, entry: "max_pool_scalar", bindings: POOL_BINDINGS };
 
 pub const SHADERS: &[&Shader] = &[&SHADER, &DEPTHWISE_SHADER];
-pub const KERNELS: &[&Kernel] =
-    &[&CONV2D_VEC4, &CONV2D_VEC4W, &CONV2D_SCALAR, &DEPTHWISE_VEC4, &DEPTHWISE_SCALAR, &MAX_POOL_VEC4, &MAX_POOL_SCALAR];
+pub const KERNELS: &[&Kernel] = &[
+    &CONV2D_VEC4,
+    &CONV2D_VEC4W,
+    &CONV2D_SCALAR,
+    &DEPTHWISE_VEC4,
+    &DEPTHWISE_SCALAR,
+    &MAX_POOL_VEC4,
+    &MAX_POOL_SCALAR,
+];
 /// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
-pub const UNIFORMS: &[UniformLayout] = &[ConvParams::layout(&SHADER, "Params"), WindowParams::layout(&DEPTHWISE_SHADER, "Params")];
+pub const UNIFORMS: &[UniformLayout] =
+    &[ConvParams::layout(&SHADER, "Params"), WindowParams::layout(&DEPTHWISE_SHADER, "Params")];
 
 /// Output tile of one conv2d workgroup: 128 pixels x 64 output channels (see `shaders/conv.wgsl`).
 const TILE_M: usize = 128;
@@ -76,7 +90,14 @@ pub struct Geometry {
 impl Geometry {
     /// PyTorch's `stride=s, padding=p`: `p` cells on every side.
     pub fn symmetric(stride: usize, pad: usize) -> Geometry {
-        Geometry { stride_h: stride, stride_w: stride, pad_top: pad, pad_left: pad, pad_bottom: pad, pad_right: pad }
+        Geometry {
+            stride_h: stride,
+            stride_w: stride,
+            pad_top: pad,
+            pad_left: pad,
+            pad_bottom: pad,
+            pad_right: pad,
+        }
     }
 
     /// No padding.
@@ -87,9 +108,18 @@ impl Geometry {
     /// TensorFlow's `"SAME"` for an `h x w` input and a `kh x kw` window: output `ceil(h / s)`,
     /// total padding `max((out - 1) * s + k - in, 0)` with the odd cell at the bottom / right.
     pub fn same(stride: usize, (kh, kw): (usize, usize), (h, w): (usize, usize)) -> Geometry {
-        let total = |size: usize, k: usize| ((size.div_ceil(stride.max(1)).max(1) - 1) * stride + k).saturating_sub(size);
+        let total = |size: usize, k: usize| {
+            ((size.div_ceil(stride.max(1)).max(1) - 1) * stride + k).saturating_sub(size)
+        };
         let (th, tw) = (total(h, kh), total(w, kw));
-        Geometry { stride_h: stride, stride_w: stride, pad_top: th / 2, pad_left: tw / 2, pad_bottom: th - th / 2, pad_right: tw - tw / 2 }
+        Geometry {
+            stride_h: stride,
+            stride_w: stride,
+            pad_top: th / 2,
+            pad_left: tw / 2,
+            pad_bottom: th - th / 2,
+            pad_right: tw - tw / 2,
+        }
     }
 
     /// `(OH, OW)` for an `h x w` input and a `kh x kw` window, or `None` when the padded input is
@@ -202,7 +232,10 @@ fn check_nhwc(op: &'static str, x: &Tensor) -> Result<[usize; 4], GpuError> {
     check_f32(op, "input", x)?;
     match *x.shape() {
         [n, h, w, c] if n * h * w * c > 0 => Ok([n, h, w, c]),
-        _ => Err(GpuError::shape(op, format!("input must be a non-empty [N, H, W, C] tensor, got {:?}", x.shape()))),
+        _ => Err(GpuError::shape(
+            op,
+            format!("input must be a non-empty [N, H, W, C] tensor, got {:?}", x.shape()),
+        )),
     }
 }
 
@@ -217,7 +250,10 @@ fn distinct(op: &'static str, tensors: &[(&str, &Tensor)]) -> Result<(), GpuErro
     for (i, (na, a)) in tensors.iter().enumerate() {
         for (nb, b) in &tensors[i + 1..] {
             if a.same_storage(b) {
-                return Err(GpuError::shape(op, format!("{na} and {nb} share one buffer; a dispatch cannot bind a buffer twice")));
+                return Err(GpuError::shape(
+                    op,
+                    format!("{na} and {nb} share one buffer; a dispatch cannot bind a buffer twice"),
+                ));
             }
         }
     }
@@ -226,20 +262,34 @@ fn distinct(op: &'static str, tensors: &[(&str, &Tensor)]) -> Result<(), GpuErro
 
 /// conv2d over `x [N, H, W, Cin]` with HWIO weights `w [KH, KW, Cin, Cout]`, giving
 /// `[N, OH, OW, Cout]` = `act((conv + bias + residual) * scale)` (see [`Epilogue`]).
-pub fn conv2d(frame: &mut Frame, x: &Tensor, w: &Tensor, geom: &Geometry, epi: &Epilogue) -> Result<Tensor, GpuError> {
+pub fn conv2d(
+    frame: &mut Frame,
+    x: &Tensor,
+    w: &Tensor,
+    geom: &Geometry,
+    epi: &Epilogue,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "conv2d";
     let [n, h, wd, cin] = check_nhwc(OP, x)?;
     check_f32(OP, "weight", w)?;
     let [kh, kw, wcin, cout] = match *w.shape() {
         [a, b, c, d] if a * b * c * d > 0 => [a, b, c, d],
-        _ => return Err(GpuError::shape(OP, format!("weight must be a non-empty HWIO [KH, KW, Cin, Cout] tensor, got {:?}", w.shape()))),
+        _ => {
+            return Err(GpuError::shape(
+                OP,
+                format!("weight must be a non-empty HWIO [KH, KW, Cin, Cout] tensor, got {:?}", w.shape()),
+            ))
+        }
     };
     if wcin != cin {
-        return Err(GpuError::shape(OP, format!("weight {:?} expects Cin = {wcin} but the input {:?} has {cin}", w.shape(), x.shape())));
+        return Err(GpuError::shape(
+            OP,
+            format!("weight {:?} expects Cin = {wcin} but the input {:?} has {cin}", w.shape(), x.shape()),
+        ));
     }
-    let (oh, ow) = geom
-        .output_size((h, wd), (kh, kw))
-        .ok_or_else(|| GpuError::shape(OP, format!("window {kh}x{kw} with {geom:?} gives no output for a {h}x{wd} input")))?;
+    let (oh, ow) = geom.output_size((h, wd), (kh, kw)).ok_or_else(|| {
+        GpuError::shape(OP, format!("window {kh}x{kw} with {geom:?} gives no output for a {h}x{wd} input"))
+    })?;
     let out_shape = [n, oh, ow, cout];
     let mut bound = vec![("input", x), ("weight", w)];
     if let Some(b) = epi.bias {
@@ -252,16 +302,23 @@ pub fn conv2d(frame: &mut Frame, x: &Tensor, w: &Tensor, geom: &Geometry, epi: &
     if let Some(r) = epi.residual {
         check_f32(OP, "residual", r)?;
         if r.shape() != out_shape {
-            return Err(GpuError::shape(OP, format!("residual must have the output's shape {out_shape:?}, got {:?}", r.shape())));
+            return Err(GpuError::shape(
+                OP,
+                format!("residual must have the output's shape {out_shape:?}, got {:?}", r.shape()),
+            ));
         }
         bound.push(("residual", r));
     }
     distinct(OP, &bound)?;
     let m = n * oh * ow;
     let k = kh * kw * cin;
-    for (what, v) in
-        [("input elements", x.len()), ("weight elements", w.len()), ("output elements", m * cout), ("N*OH*OW", m), ("KH*KW*Cin", k)]
-    {
+    for (what, v) in [
+        ("input elements", x.len()),
+        ("weight elements", w.len()),
+        ("output elements", m * cout),
+        ("N*OH*OW", m),
+        ("KH*KW*Cin", k),
+    ] {
         check_u32(OP, what, v)?;
     }
     let gpu = frame.gpu();
@@ -301,7 +358,8 @@ pub fn conv2d(frame: &mut Frame, x: &Tensor, w: &Tensor, geom: &Geometry, epi: &
         m: m as u32,
         k: k as u32,
         act: epi.act.code(),
-        flags: if epi.bias.is_some() { FLAG_BIAS } else { 0 } | if epi.residual.is_some() { FLAG_RESIDUAL } else { 0 },
+        flags: if epi.bias.is_some() { FLAG_BIAS } else { 0 }
+            | if epi.residual.is_some() { FLAG_RESIDUAL } else { 0 },
         tiles_n: tiles_n as u32,
         tiles: check_u32(OP, "workgroups", tiles)?,
         scale: epi.scale,
@@ -326,16 +384,19 @@ fn window_params(
     flags: u32,
 ) -> Result<(WindowParams, [usize; 4], bool), GpuError> {
     let [n, h, w, c] = xs;
-    let (oh, ow) = geom
-        .output_size((h, w), (kh, kw))
-        .ok_or_else(|| GpuError::shape(op, format!("window {kh}x{kw} with {geom:?} gives no output for a {h}x{w} input")))?;
+    let (oh, ow) = geom.output_size((h, w), (kh, kw)).ok_or_else(|| {
+        GpuError::shape(op, format!("window {kh}x{kw} with {geom:?} gives no output for a {h}x{w} input"))
+    })?;
     let vec4 = c % 4 == 0;
     let groups = if vec4 { c / 4 } else { c };
     let ow_blocks = ow.div_ceil(WINDOW_PIXELS_PER_THREAD);
     let threads = n * oh * ow_blocks * groups;
-    for (what, v) in
-        [("input elements", n * h * w * c), ("output elements", n * oh * ow * c), ("threads", threads), ("window", kh * kw * c)]
-    {
+    for (what, v) in [
+        ("input elements", n * h * w * c),
+        ("output elements", n * oh * ow * c),
+        ("threads", threads),
+        ("window", kh * kw * c),
+    ] {
         check_u32(op, what, v)?;
     }
     let p = WindowParams {
@@ -376,7 +437,12 @@ pub fn depthwise_conv2d(
     check_f32(OP, "weight", w)?;
     let (kh, kw) = match *w.shape() {
         [kh, kw, wc] if kh * kw > 0 && wc == c => (kh, kw),
-        _ => return Err(GpuError::shape(OP, format!("weight must be [KH, KW, {c}] for the input {:?}, got {:?}", x.shape(), w.shape()))),
+        _ => {
+            return Err(GpuError::shape(
+                OP,
+                format!("weight must be [KH, KW, {c}] for the input {:?}, got {:?}", x.shape(), w.shape()),
+            ))
+        }
     };
     let mut bound = vec![("input", x), ("weight", w)];
     if let Some(b) = bias {
@@ -387,7 +453,8 @@ pub fn depthwise_conv2d(
         bound.push(("bias", b));
     }
     distinct(OP, &bound)?;
-    let (params, out_shape, vec4) = window_params(OP, xs, (kh, kw), geom, act, if bias.is_some() { FLAG_BIAS } else { 0 })?;
+    let (params, out_shape, vec4) =
+        window_params(OP, xs, (kh, kw), geom, act, if bias.is_some() { FLAG_BIAS } else { 0 })?;
     let gpu = frame.gpu();
     let y = gpu.tensor(&out_shape, DType::F32)?;
     let bias_dummy;
@@ -407,11 +474,19 @@ pub fn depthwise_conv2d(
 /// Max-pool with a `kh x kw` window over `x [N, H, W, C]`; padded cells are ignored (never win),
 /// as in PyTorch. Each padding must be smaller than the window on its axis, so that every window
 /// holds at least one input cell (PyTorch asks for at most half the window).
-pub fn max_pool2d(frame: &mut Frame, x: &Tensor, (kh, kw): (usize, usize), geom: &Geometry) -> Result<Tensor, GpuError> {
+pub fn max_pool2d(
+    frame: &mut Frame,
+    x: &Tensor,
+    (kh, kw): (usize, usize),
+    geom: &Geometry,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "max_pool2d";
     let xs = check_nhwc(OP, x)?;
     if geom.pad_top.max(geom.pad_bottom) >= kh || geom.pad_left.max(geom.pad_right) >= kw {
-        return Err(GpuError::shape(OP, format!("padding {geom:?} must be smaller than the {kh}x{kw} window")));
+        return Err(GpuError::shape(
+            OP,
+            format!("padding {geom:?} must be smaller than the {kh}x{kw} window"),
+        ));
     }
     let (params, out_shape, vec4) = window_params(OP, xs, (kh, kw), geom, Activation::None, 0)?;
     let gpu = frame.gpu();
@@ -425,7 +500,10 @@ pub fn max_pool2d(frame: &mut Frame, x: &Tensor, (kh, kw): (usize, usize), geom:
 /// PyTorch conv weights `[Cout, Cin, KH, KW]` (OIHW) to this module's `[KH, KW, Cin, Cout]`.
 pub fn oihw_to_hwio(w: &[f32], [o, i, kh, kw]: [usize; 4]) -> Result<Vec<f32>, GpuError> {
     if w.len() != o * i * kh * kw {
-        return Err(GpuError::shape("oihw_to_hwio", format!("{} values for shape [{o}, {i}, {kh}, {kw}]", w.len())));
+        return Err(GpuError::shape(
+            "oihw_to_hwio",
+            format!("{} values for shape [{o}, {i}, {kh}, {kw}]", w.len()),
+        ));
     }
     let mut out = vec![0.0; w.len()];
     for oc in 0..o {
@@ -477,7 +555,8 @@ pub fn fold_batch_norm(
     eps: f32,
 ) -> Result<(Vec<f32>, Vec<f32>), GpuError> {
     let o = gamma.len();
-    let lens_ok = o > 0 && beta.len() == o && mean.len() == o && var.len() == o && bias.is_none_or(|b| b.len() == o);
+    let lens_ok =
+        o > 0 && beta.len() == o && mean.len() == o && var.len() == o && bias.is_none_or(|b| b.len() == o);
     if !lens_ok || weight_oihw.len() % o != 0 {
         return Err(GpuError::shape(
             "fold_batch_norm",
@@ -583,7 +662,8 @@ pub mod cpu {
     ) -> Vec<f32> {
         assert_eq!(x.len(), n * h * wd * c, "depthwise_conv2d: input length");
         assert_eq!(w.len(), kh * kw * c, "depthwise_conv2d: weight length");
-        let (oh, ow) = geom.output_size((h, wd), (kh, kw)).expect("depthwise_conv2d: no output for this geometry");
+        let (oh, ow) =
+            geom.output_size((h, wd), (kh, kw)).expect("depthwise_conv2d: no output for this geometry");
         let mut y = vec![0.0f32; n * oh * ow * c];
         for b in 0..n {
             for oy in 0..oh {
@@ -611,7 +691,12 @@ pub mod cpu {
 
     /// Max-pool over `x [N, H, W, C]`; padded cells are ignored. A window with no input cell
     /// (impossible when each padding is smaller than the window) gives -inf.
-    pub fn max_pool2d(x: &[f32], [n, h, wd, c]: [usize; 4], (kh, kw): (usize, usize), geom: &Geometry) -> Vec<f32> {
+    pub fn max_pool2d(
+        x: &[f32],
+        [n, h, wd, c]: [usize; 4],
+        (kh, kw): (usize, usize),
+        geom: &Geometry,
+    ) -> Vec<f32> {
         assert_eq!(x.len(), n * h * wd * c, "max_pool2d: input length");
         let (oh, ow) = geom.output_size((h, wd), (kh, kw)).expect("max_pool2d: no output for this geometry");
         let mut y = vec![f32::NEG_INFINITY; n * oh * ow * c];

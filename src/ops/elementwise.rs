@@ -1,14 +1,18 @@
 //! Element-wise kernels: residual add with scale and activation, affine + activation, FiLM.
 
 use crate::gpu::{Access, Frame, GpuError, Kernel, Shader, Tensor};
-use crate::ops::{groups_for, Activation, ELEMENTWISE_WORKGROUP};
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::{groups_for, Activation, ELEMENTWISE_WORKGROUP};
 
-pub static SHADER: Shader = Shader { name: "elementwise", source: include_str!("../../shaders/elementwise.wgsl") };
+pub static SHADER: Shader =
+    Shader { name: "elementwise", source: include_str!("../../shaders/elementwise.wgsl") };
 
-pub static ADD: Kernel = Kernel { shader: &SHADER, entry: "add", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static FILM: Kernel = Kernel { shader: &SHADER, entry: "film", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static UNARY: Kernel = Kernel { shader: &SHADER, entry: "unary", bindings: &[Access::Read, Access::ReadWrite] };
+pub static ADD: Kernel =
+    Kernel { shader: &SHADER, entry: "add", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
+pub static FILM: Kernel =
+    Kernel { shader: &SHADER, entry: "film", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
+pub static UNARY: Kernel =
+    Kernel { shader: &SHADER, entry: "unary", bindings: &[Access::Read, Access::ReadWrite] };
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&ADD, &FILM, &UNARY];
@@ -28,11 +32,24 @@ uniform! {
 }
 
 fn params(len: usize, act: Activation) -> Params {
-    Params { len: len as u32, channels: 1, per_batch: len.max(1) as u32, act: act.code(), alpha: 1.0, beta: 0.0 }
+    Params {
+        len: len as u32,
+        channels: 1,
+        per_batch: len.max(1) as u32,
+        act: act.code(),
+        alpha: 1.0,
+        beta: 0.0,
+    }
 }
 
 /// `act((a + b) * alpha)`; `alpha = 1/√2` gives the ResBlock's `(h + skip) / √2`.
-pub fn add(frame: &mut Frame, a: &Tensor, b: &Tensor, alpha: f32, act: Activation) -> Result<Tensor, GpuError> {
+pub fn add(
+    frame: &mut Frame,
+    a: &Tensor,
+    b: &Tensor,
+    alpha: f32,
+    act: Activation,
+) -> Result<Tensor, GpuError> {
     if a.shape() != b.shape() {
         return Err(GpuError::shape("add", format!("operands differ: {:?} vs {:?}", a.shape(), b.shape())));
     }
@@ -44,7 +61,13 @@ pub fn add(frame: &mut Frame, a: &Tensor, b: &Tensor, alpha: f32, act: Activatio
 }
 
 /// `act(x * alpha + beta)`.
-pub fn affine(frame: &mut Frame, x: &Tensor, alpha: f32, beta: f32, act: Activation) -> Result<Tensor, GpuError> {
+pub fn affine(
+    frame: &mut Frame,
+    x: &Tensor,
+    alpha: f32,
+    beta: f32,
+    act: Activation,
+) -> Result<Tensor, GpuError> {
     let y = frame.gpu().tensor(x.shape(), x.dtype())?;
     let p = Params { alpha, beta, ..params(x.len(), act) };
     let groups = frame.gpu().fold_workgroups(groups_for(x.len(), ELEMENTWISE_WORKGROUP));
@@ -54,11 +77,19 @@ pub fn affine(frame: &mut Frame, x: &Tensor, alpha: f32, beta: f32, act: Activat
 
 /// FiLM: `act(x * (1 + scale) + shift)` with x `[N, ..., C]` channels-last and `scale_shift`
 /// `[N, 2C]` (scale first, then shift).
-pub fn film(frame: &mut Frame, x: &Tensor, scale_shift: &Tensor, act: Activation) -> Result<Tensor, GpuError> {
+pub fn film(
+    frame: &mut Frame,
+    x: &Tensor,
+    scale_shift: &Tensor,
+    act: Activation,
+) -> Result<Tensor, GpuError> {
     let shape = x.shape();
     let (n, c) = (shape[0], *shape.last().unwrap_or(&0));
     if shape.len() < 2 || scale_shift.shape() != [n, 2 * c] {
-        return Err(GpuError::shape("film", format!("x {:?} needs scale_shift [{n}, {}], got {:?}", shape, 2 * c, scale_shift.shape())));
+        return Err(GpuError::shape(
+            "film",
+            format!("x {:?} needs scale_shift [{n}, {}], got {:?}", shape, 2 * c, scale_shift.shape()),
+        ));
     }
     let y = frame.gpu().tensor(shape, x.dtype())?;
     let p = Params { channels: c as u32, per_batch: (x.len() / n.max(1)) as u32, ..params(x.len(), act) };

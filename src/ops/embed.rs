@@ -13,17 +13,20 @@
 //! agree with the CPU to ~1e-4 absolute; position codes (angles ≤ 2π) to ~1e-6.
 
 use crate::gpu::{Access, Frame, GpuError, Kernel, Shader, Tensor};
-use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 
 pub static SHADER: Shader = Shader { name: "embed", source: include_str!("../../shaders/embed.wgsl") };
 
 /// `[N, D]`: every row the code of the uniform scalar `value·scale`.
-pub static SCALAR_UNIFORM: Kernel = Kernel { shader: &SHADER, entry: "scalar_uniform", bindings: &[Access::ReadWrite] };
+pub static SCALAR_UNIFORM: Kernel =
+    Kernel { shader: &SHADER, entry: "scalar_uniform", bindings: &[Access::ReadWrite] };
 /// `[N, D]`: row n the code of `x[n]·scale`.
-pub static SCALAR_TENSOR: Kernel = Kernel { shader: &SHADER, entry: "scalar_tensor", bindings: &[Access::Read, Access::ReadWrite] };
+pub static SCALAR_TENSOR: Kernel =
+    Kernel { shader: &SHADER, entry: "scalar_tensor", bindings: &[Access::Read, Access::ReadWrite] };
 /// `[H·W, D]`: the 2-D position code.
-pub static POSITION_2D: Kernel = Kernel { shader: &SHADER, entry: "position_2d", bindings: &[Access::ReadWrite] };
+pub static POSITION_2D: Kernel =
+    Kernel { shader: &SHADER, entry: "position_2d", bindings: &[Access::ReadWrite] };
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&SCALAR_UNIFORM, &SCALAR_TENSOR, &POSITION_2D];
@@ -62,7 +65,13 @@ fn check(op: &'static str, rows: usize, dim: usize) -> Result<(), GpuError> {
 /// The 1-D code of the scalar `value·scale` (both f32, multiplied in f32 as the training code
 /// does: `sincos(γ·time_scaling, dim)`), repeated over `n` rows: `[n, dim]`. The scalar travels in
 /// the uniforms, so the sampler needs no upload per step.
-pub fn scalar_embedding(frame: &mut Frame, value: f32, scale: f32, n: usize, dim: usize) -> Result<Tensor, GpuError> {
+pub fn scalar_embedding(
+    frame: &mut Frame,
+    value: f32,
+    scale: f32,
+    n: usize,
+    dim: usize,
+) -> Result<Tensor, GpuError> {
     check("scalar_embedding", n, dim)?;
     let out = frame.gpu().tensor(&[n, dim], crate::gpu::DType::F32)?;
     let p = Params { rows: n as u32, dim: dim as u32, height: 0, width: 0, value, scale, _pad0: 0, _pad1: 0 };
@@ -72,17 +81,34 @@ pub fn scalar_embedding(frame: &mut Frame, value: f32, scale: f32, n: usize, dim
 }
 
 /// The 1-D code of each `x[n]·scale` for `x` of shape `[N]` (or `[N, 1]`): `[N, dim]`.
-pub fn scalar_embedding_tensor(frame: &mut Frame, x: &Tensor, scale: f32, dim: usize) -> Result<Tensor, GpuError> {
+pub fn scalar_embedding_tensor(
+    frame: &mut Frame,
+    x: &Tensor,
+    scale: f32,
+    dim: usize,
+) -> Result<Tensor, GpuError> {
     let n = x.len();
     if x.shape().len() > 2 || (x.shape().len() == 2 && x.shape()[1] != 1) {
-        return Err(GpuError::shape("scalar_embedding_tensor", format!("x must be [N] or [N, 1], got {:?}", x.shape())));
+        return Err(GpuError::shape(
+            "scalar_embedding_tensor",
+            format!("x must be [N] or [N, 1], got {:?}", x.shape()),
+        ));
     }
     check("scalar_embedding_tensor", n, dim)?;
     let out = frame.gpu().tensor(&[n, dim], crate::gpu::DType::F32)?;
     if n == 0 {
         return Ok(out);
     }
-    let p = Params { rows: n as u32, dim: dim as u32, height: 0, width: 0, value: 0.0, scale, _pad0: 0, _pad1: 0 };
+    let p = Params {
+        rows: n as u32,
+        dim: dim as u32,
+        height: 0,
+        width: 0,
+        value: 0.0,
+        scale,
+        _pad0: 0,
+        _pad1: 0,
+    };
     let groups = frame.gpu().fold_workgroups(groups_for(n * dim, ELEMENTWISE_WORKGROUP));
     frame.dispatch(&SCALAR_TENSOR, &p, &[x, &out], groups);
     Ok(out)
@@ -90,11 +116,19 @@ pub fn scalar_embedding_tensor(frame: &mut Frame, x: &Tensor, scale: f32, dim: u
 
 /// The 2-D sin-cos position code of an `height × width` grid: `[height·width, dim]`, pixels in
 /// row-major order (add it to tokens `[N, H·W, dim]` with a broadcast over N).
-pub fn position_code_2d(frame: &mut Frame, height: usize, width: usize, dim: usize) -> Result<Tensor, GpuError> {
+pub fn position_code_2d(
+    frame: &mut Frame,
+    height: usize,
+    width: usize,
+    dim: usize,
+) -> Result<Tensor, GpuError> {
     let rows = height * width;
     check("position_code_2d", rows, dim)?;
     if height > 1 && width > 1 && dim % 4 != 0 {
-        return Err(GpuError::shape("position_code_2d", format!("dim {dim} must be a multiple of 4 (two 1-D codes of dim/2)")));
+        return Err(GpuError::shape(
+            "position_code_2d",
+            format!("dim {dim} must be a multiple of 4 (two 1-D codes of dim/2)"),
+        ));
     }
     if rows == 0 {
         return Err(GpuError::shape("position_code_2d", format!("empty grid {height}x{width}")));

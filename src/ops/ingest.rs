@@ -16,12 +16,13 @@
 
 use crate::geometry::Letterbox;
 use crate::gpu::{Access, DType, Frame, Gpu, GpuError, Kernel, Shader, Tensor};
-use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 
 pub static SHADER: Shader = Shader { name: "ingest", source: include_str!("../../shaders/ingest.wgsl") };
 
-pub static INGEST: Kernel = Kernel { shader: &SHADER, entry: "ingest", bindings: &[Access::Read, Access::ReadWrite] };
+pub static INGEST: Kernel =
+    Kernel { shader: &SHADER, entry: "ingest", bindings: &[Access::Read, Access::ReadWrite] };
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
 pub const KERNELS: &[&Kernel] = &[&INGEST];
@@ -36,7 +37,10 @@ pub const PAD_VALUE: f32 = 0.3;
 pub fn upload_rgba8(gpu: &Gpu, width: usize, height: usize, rgba: &[u8]) -> Result<Tensor, GpuError> {
     let want = width.checked_mul(height).and_then(|n| n.checked_mul(4));
     if want != Some(rgba.len()) {
-        return Err(GpuError::shape("upload_rgba8", format!("a {width}x{height} RGBA8 image needs {want:?} bytes, got {}", rgba.len())));
+        return Err(GpuError::shape(
+            "upload_rgba8",
+            format!("a {width}x{height} RGBA8 image needs {want:?} bytes, got {}", rgba.len()),
+        ));
     }
     match bytemuck::try_cast_slice::<u8, u32>(rgba) {
         Ok(words) => gpu.upload_u32(&[height, width], words),
@@ -71,7 +75,10 @@ uniform! {
 /// The kernel's integer tent arithmetic, `(2o + 1)·src ± (2j + 1)·dst ± 2·max`, must fit in i32.
 fn check_axis(op: &'static str, src: usize, dst: usize) -> Result<(), GpuError> {
     if 4 * (src as u64 + 1) * (dst as u64 + 1) > i32::MAX as u64 {
-        return Err(GpuError::shape(op, format!("resizing {src} to {dst} pixels exceeds the kernel's 32-bit arithmetic")));
+        return Err(GpuError::shape(
+            op,
+            format!("resizing {src} to {dst} pixels exceeds the kernel's 32-bit arithmetic"),
+        ));
     }
     Ok(())
 }
@@ -79,13 +86,25 @@ fn check_axis(op: &'static str, src: usize, dst: usize) -> Result<(), GpuError> 
 /// Letterboxes and normalises `image` (`[orig_h, orig_w]` u32 packed RGBA8, see [`upload_rgba8`])
 /// into a new `[1, canvas_h, canvas_w, 3]` f32 tensor: the bilinear-resized image in [0, 1] inside
 /// the content window, [`PAD_VALUE`] outside, every value then `v · alpha + beta`.
-pub fn ingest(frame: &mut Frame, image: &Tensor, lb: &Letterbox, alpha: f32, beta: f32) -> Result<Tensor, GpuError> {
+pub fn ingest(
+    frame: &mut Frame,
+    image: &Tensor,
+    lb: &Letterbox,
+    alpha: f32,
+    beta: f32,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "ingest";
     lb.validate().map_err(|e| GpuError::shape(OP, e.to_string()))?;
     if image.dtype() != DType::U32 || image.shape() != [lb.orig_h, lb.orig_w] {
         return Err(GpuError::shape(
             OP,
-            format!("image must be u32 packed RGBA8 [{}, {}], got {:?} {:?}", lb.orig_h, lb.orig_w, image.shape(), image.dtype()),
+            format!(
+                "image must be u32 packed RGBA8 [{}, {}], got {:?} {:?}",
+                lb.orig_h,
+                lb.orig_w,
+                image.shape(),
+                image.dtype()
+            ),
         ));
     }
     if !alpha.is_finite() || !beta.is_finite() {
@@ -151,7 +170,13 @@ pub mod cpu {
     /// ([`Letterbox::validate`]); the GPU dispatcher returns errors for both instead.
     pub fn ingest(rgba: &[u8], lb: &Letterbox, alpha: f32, beta: f32) -> Vec<f32> {
         assert!(lb.validate().is_ok(), "invalid letterbox {lb:?}");
-        assert!(rgba.len() >= lb.orig_h * lb.orig_w * 4, "ingest: {} bytes for a {}x{} RGBA8 image", rgba.len(), lb.orig_w, lb.orig_h);
+        assert!(
+            rgba.len() >= lb.orig_h * lb.orig_w * 4,
+            "ingest: {} bytes for a {}x{} RGBA8 image",
+            rgba.len(),
+            lb.orig_w,
+            lb.orig_h
+        );
         let mut out = Vec::with_capacity(lb.canvas_h * lb.canvas_w * 3);
         for y in 0..lb.canvas_h {
             for x in 0..lb.canvas_w {

@@ -6,25 +6,45 @@
 //! involved is a multiple of 4 the `*_vec4` entry points move 16 bytes per thread.
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
-use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 
 pub static SHADER: Shader = Shader { name: "layout", source: include_str!("../../shaders/layout.wgsl") };
 
-pub static COPY_WINDOW: Kernel = Kernel { shader: &SHADER, entry: "copy_window", bindings: &[Access::Read, Access::ReadWrite] };
-pub static COPY_WINDOW_VEC4: Kernel = Kernel { shader: &SHADER, entry: "copy_window_vec4", bindings: &[Access::Read, Access::ReadWrite] };
-pub static UPSAMPLE: Kernel = Kernel { shader: &SHADER, entry: "upsample", bindings: &[Access::Read, Access::ReadWrite] };
-pub static UPSAMPLE_VEC4: Kernel = Kernel { shader: &SHADER, entry: "upsample_vec4", bindings: &[Access::Read, Access::ReadWrite] };
-pub static UPSAMPLE_ADD: Kernel =
-    Kernel { shader: &SHADER, entry: "upsample_add", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static UPSAMPLE_ADD_VEC4: Kernel =
-    Kernel { shader: &SHADER, entry: "upsample_add_vec4", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static TOKENS_POS_APPEND: Kernel =
-    Kernel { shader: &SHADER, entry: "tokens_pos_append", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
+pub static COPY_WINDOW: Kernel =
+    Kernel { shader: &SHADER, entry: "copy_window", bindings: &[Access::Read, Access::ReadWrite] };
+pub static COPY_WINDOW_VEC4: Kernel =
+    Kernel { shader: &SHADER, entry: "copy_window_vec4", bindings: &[Access::Read, Access::ReadWrite] };
+pub static UPSAMPLE: Kernel =
+    Kernel { shader: &SHADER, entry: "upsample", bindings: &[Access::Read, Access::ReadWrite] };
+pub static UPSAMPLE_VEC4: Kernel =
+    Kernel { shader: &SHADER, entry: "upsample_vec4", bindings: &[Access::Read, Access::ReadWrite] };
+pub static UPSAMPLE_ADD: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "upsample_add",
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
+pub static UPSAMPLE_ADD_VEC4: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "upsample_add_vec4",
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
+pub static TOKENS_POS_APPEND: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "tokens_pos_append",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
-pub const KERNELS: &[&Kernel] =
-    &[&COPY_WINDOW, &COPY_WINDOW_VEC4, &UPSAMPLE, &UPSAMPLE_VEC4, &UPSAMPLE_ADD, &UPSAMPLE_ADD_VEC4, &TOKENS_POS_APPEND];
+pub const KERNELS: &[&Kernel] = &[
+    &COPY_WINDOW,
+    &COPY_WINDOW_VEC4,
+    &UPSAMPLE,
+    &UPSAMPLE_VEC4,
+    &UPSAMPLE_ADD,
+    &UPSAMPLE_ADD_VEC4,
+    &TOKENS_POS_APPEND,
+];
 /// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
 pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
@@ -55,7 +75,10 @@ fn check_len(op: &'static str, elements: usize) -> Result<(), GpuError> {
 
 fn check_f32(op: &'static str, t: &Tensor) -> Result<(), GpuError> {
     if t.dtype() != DType::F32 || t.shape().is_empty() {
-        return Err(GpuError::shape(op, format!("needs an f32 tensor with a channel axis, got {:?} {:?}", t.shape(), t.dtype())));
+        return Err(GpuError::shape(
+            op,
+            format!("needs an f32 tensor with a channel axis, got {:?} {:?}", t.shape(), t.dtype()),
+        ));
     }
     Ok(())
 }
@@ -111,7 +134,10 @@ pub fn copy_channels(
     let (ss, ds) = (src.shape(), dst.shape());
     let (cs, cd) = (ss[ss.len() - 1], ds[ds.len() - 1]);
     if ss[..ss.len() - 1] != ds[..ds.len() - 1] || src_offset + width > cs || dst_offset + width > cd {
-        return Err(GpuError::shape(OP, format!("channels [{src_offset}, +{width}) of {ss:?} into [{dst_offset}, +{width}) of {ds:?}")));
+        return Err(GpuError::shape(
+            OP,
+            format!("channels [{src_offset}, +{width}) of {ss:?} into [{dst_offset}, +{width}) of {ds:?}"),
+        ));
     }
     if src.same_storage(dst) {
         return Err(GpuError::shape(OP, "src and dst share storage"));
@@ -132,7 +158,10 @@ pub fn concat_channels(frame: &mut Frame, parts: &[&Tensor]) -> Result<Tensor, G
     for t in parts {
         check_f32(OP, t)?;
         if &t.shape()[..t.shape().len() - 1] != lead {
-            return Err(GpuError::shape(OP, format!("leading dims differ: {:?} vs {:?}", first.shape(), t.shape())));
+            return Err(GpuError::shape(
+                OP,
+                format!("leading dims differ: {:?} vs {:?}", first.shape(), t.shape()),
+            ));
         }
         total += t.shape()[t.shape().len() - 1];
     }
@@ -166,7 +195,14 @@ pub fn slice_channels(frame: &mut Frame, x: &Tensor, start: usize, len: usize) -
     Ok(out)
 }
 
-fn upsample_impl(frame: &mut Frame, op: &'static str, x: &Tensor, fy: usize, fx: usize, skip: Option<&Tensor>) -> Result<Tensor, GpuError> {
+fn upsample_impl(
+    frame: &mut Frame,
+    op: &'static str,
+    x: &Tensor,
+    fy: usize,
+    fx: usize,
+    skip: Option<&Tensor>,
+) -> Result<Tensor, GpuError> {
     check_f32(op, x)?;
     let &[n, h, w, c] = x.shape() else {
         return Err(GpuError::shape(op, format!("x must be [N, H, W, C], got {:?}", x.shape())));
@@ -188,8 +224,15 @@ fn upsample_impl(frame: &mut Frame, op: &'static str, x: &Tensor, fy: usize, fx:
     }
     let unit = if c % 4 == 0 { 4 } else { 1 };
     let len = elements / unit;
-    let p =
-        Params { len: len as u32, width: (c / unit) as u32, h: h as u32, w: w as u32, fy: fy as u32, fx: fx as u32, ..Default::default() };
+    let p = Params {
+        len: len as u32,
+        width: (c / unit) as u32,
+        h: h as u32,
+        w: w as u32,
+        fy: fy as u32,
+        fx: fx as u32,
+        ..Default::default()
+    };
     let groups = frame.gpu().fold_workgroups(groups_for(len, ELEMENTWISE_WORKGROUP));
     match (skip, unit) {
         (None, 4) => frame.dispatch(&UPSAMPLE_VEC4, &p, &[x, &out], groups),
@@ -206,14 +249,25 @@ pub fn upsample_nearest(frame: &mut Frame, x: &Tensor, fy: usize, fx: usize) -> 
 }
 
 /// `skip + upsample_nearest(x, fy, fx)` in one pass (the fusion block's `x_hr + Upsample(y)`).
-pub fn upsample_nearest_add(frame: &mut Frame, x: &Tensor, fy: usize, fx: usize, skip: &Tensor) -> Result<Tensor, GpuError> {
+pub fn upsample_nearest_add(
+    frame: &mut Frame,
+    x: &Tensor,
+    fy: usize,
+    fx: usize,
+    skip: &Tensor,
+) -> Result<Tensor, GpuError> {
     upsample_impl(frame, "upsample_nearest_add", x, fy, fx, Some(skip))
 }
 
 /// Appends one token per batch item: `x` `[N, L, C]`, `token` `[N, C]` → `[N, L + 1, C]` with the
 /// token last. With `pos` `[L, C]` the first L tokens become `x + pos` in the same pass (the
 /// bottleneck's position code).
-pub fn append_token(frame: &mut Frame, x: &Tensor, token: &Tensor, pos: Option<&Tensor>) -> Result<Tensor, GpuError> {
+pub fn append_token(
+    frame: &mut Frame,
+    x: &Tensor,
+    token: &Tensor,
+    pos: Option<&Tensor>,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "append_token";
     check_f32(OP, x)?;
     check_f32(OP, token)?;
@@ -258,7 +312,10 @@ pub fn slice_tokens(frame: &mut Frame, x: &Tensor, start: usize, len: usize) -> 
         return Err(GpuError::shape(OP, format!("x must be [N, L, C], got {:?}", x.shape())));
     };
     if start + len > l {
-        return Err(GpuError::shape(OP, format!("tokens [{start}, {}) are outside the {l} of {:?}", start + len, x.shape())));
+        return Err(GpuError::shape(
+            OP,
+            format!("tokens [{start}, {}) are outside the {l} of {:?}", start + len, x.shape()),
+        ));
     }
     check_len(OP, x.len())?;
     let out = frame.gpu().tensor(&[n, len, c], DType::F32)?;
@@ -286,7 +343,16 @@ pub mod cpu {
 
     /// `[N, H, W, C]` → `[N, H·fy, W·fx, C]`, optionally `+ skip`.
     #[allow(clippy::too_many_arguments)]
-    pub fn upsample_nearest(x: &[f32], n: usize, h: usize, w: usize, c: usize, fy: usize, fx: usize, skip: Option<&[f32]>) -> Vec<f32> {
+    pub fn upsample_nearest(
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        c: usize,
+        fy: usize,
+        fx: usize,
+        skip: Option<&[f32]>,
+    ) -> Vec<f32> {
         let (ho, wo) = (h * fy, w * fx);
         let mut out = Vec::with_capacity(n * ho * wo * c);
         for b in 0..n {
@@ -304,7 +370,14 @@ pub mod cpu {
     }
 
     /// `[N, L, C]` + `[N, C]` (+ pos `[L, C]` on the first L) → `[N, L + 1, C]`.
-    pub fn append_token(x: &[f32], token: &[f32], pos: Option<&[f32]>, n: usize, l: usize, c: usize) -> Vec<f32> {
+    pub fn append_token(
+        x: &[f32],
+        token: &[f32],
+        pos: Option<&[f32]>,
+        n: usize,
+        l: usize,
+        c: usize,
+    ) -> Vec<f32> {
         let mut out = Vec::with_capacity(n * (l + 1) * c);
         for b in 0..n {
             for t in 0..l {

@@ -17,8 +17,8 @@
 //! path (any shape, every element bounds-checked) otherwise.
 
 use crate::gpu::{Access, Frame, GpuError, Kernel, Shader, Tensor};
-use crate::ops::Activation;
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::Activation;
 
 pub static SHADER: Shader = Shader { name: "matmul", source: include_str!("../../shaders/matmul.wgsl") };
 
@@ -90,7 +90,10 @@ pub fn matmul(frame: &mut Frame, a: &Tensor, b: &Tensor, epi: Epilogue) -> Resul
         [kb, n] if *kb == k => (*n, true),
         [bb, kb, n] if *kb == k && *bb == batch => (*n, false),
         s => {
-            return Err(GpuError::shape("matmul", format!("b must be [{k}, N] or [{batch}, {k}, N] for a {:?}, got {s:?}", a.shape())));
+            return Err(GpuError::shape(
+                "matmul",
+                format!("b must be [{k}, N] or [{batch}, {k}, N] for a {:?}, got {s:?}", a.shape()),
+            ));
         }
     };
     let mut out_shape = out_shape;
@@ -110,7 +113,10 @@ pub fn linear(frame: &mut Frame, x: &Tensor, w: &Tensor, epi: Epilogue) -> Resul
         return Err(GpuError::shape("linear", format!("w must be [in, out], got {:?}", w.shape())));
     };
     if kw != k {
-        return Err(GpuError::shape("linear", format!("x {:?} has {k} features but w {:?} expects {kw}", shape, w.shape())));
+        return Err(GpuError::shape(
+            "linear",
+            format!("x {:?} has {k} features but w {:?} expects {kw}", shape, w.shape()),
+        ));
     }
     let m: usize = lead.iter().product();
     let mut out_shape = lead.to_vec();
@@ -139,7 +145,10 @@ fn gemm(
     }
     if let Some(res) = epi.residual {
         if res.shape() != out_shape {
-            return Err(GpuError::shape(op, format!("residual must be {out_shape:?} (the output's shape), got {:?}", res.shape())));
+            return Err(GpuError::shape(
+                op,
+                format!("residual must be {out_shape:?} (the output's shape), got {:?}", res.shape()),
+            ));
         }
     }
     let tiles_m = m.div_ceil(TILE_M);
@@ -182,7 +191,12 @@ fn gemm(
 
 /// PyTorch's `nn.Linear.weight` `[out, in]` (row-major) to this module's `[in, out]`.
 pub fn linear_weight_from_torch(w: &[f32], out_features: usize, in_features: usize) -> Vec<f32> {
-    assert_eq!(w.len(), out_features * in_features, "linear weight: {} values for [{out_features}, {in_features}]", w.len());
+    assert_eq!(
+        w.len(),
+        out_features * in_features,
+        "linear weight: {} values for [{out_features}, {in_features}]",
+        w.len()
+    );
     let mut t = vec![0.0; w.len()];
     for o in 0..out_features {
         for i in 0..in_features {
@@ -233,7 +247,14 @@ pub mod cpu {
     }
 
     /// A linear layer on rows of `x` `[rows, k]` with `w` `[k, n]` (this module's layout).
-    pub fn linear(x: &[f32], w: &[f32], bias: Option<&[f32]>, act: Activation, k: usize, n: usize) -> Vec<f32> {
+    pub fn linear(
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        act: Activation,
+        k: usize,
+        n: usize,
+    ) -> Vec<f32> {
         matmul(x, w, bias, None, act, 1, x.len() / k.max(1), k, n, true)
     }
 }

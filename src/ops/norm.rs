@@ -11,32 +11,57 @@
 //! (scale first, then shift: the split of the ResBlock's Dense(emb → 2C), as `elementwise::film`).
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
-use crate::ops::{groups_for, Activation, ELEMENTWISE_WORKGROUP};
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::{groups_for, Activation, ELEMENTWISE_WORKGROUP};
 
 pub static SHADER: Shader = Shader { name: "norm", source: include_str!("../../shaders/norm.wgsl") };
 
-pub static GN_STATS: Kernel = Kernel { shader: &SHADER, entry: "gn_stats", bindings: &[Access::Read, Access::ReadWrite] };
-pub static GN_STATS_PIVOT: Kernel =
-    Kernel { shader: &SHADER, entry: "gn_stats_pivot", bindings: &[Access::Read, Access::ReadWrite, Access::Read] };
-pub static GN_FINALIZE: Kernel =
-    Kernel { shader: &SHADER, entry: "gn_finalize", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
+pub static GN_STATS: Kernel =
+    Kernel { shader: &SHADER, entry: "gn_stats", bindings: &[Access::Read, Access::ReadWrite] };
+pub static GN_STATS_PIVOT: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "gn_stats_pivot",
+    bindings: &[Access::Read, Access::ReadWrite, Access::Read],
+};
+pub static GN_FINALIZE: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "gn_finalize",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
 pub static GN_FINALIZE_FILM: Kernel = Kernel {
     shader: &SHADER,
     entry: "gn_finalize_film",
     bindings: &[Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite],
 };
-pub static GN_APPLY: Kernel = Kernel { shader: &SHADER, entry: "gn_apply", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static GN_APPLY_VEC4: Kernel =
-    Kernel { shader: &SHADER, entry: "gn_apply_vec4", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
-pub static LAYER_NORM: Kernel =
-    Kernel { shader: &SHADER, entry: "layer_norm", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
-pub static LAYER_NORM_VEC4: Kernel =
-    Kernel { shader: &SHADER, entry: "layer_norm_vec4", bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite] };
+pub static GN_APPLY: Kernel =
+    Kernel { shader: &SHADER, entry: "gn_apply", bindings: &[Access::Read, Access::Read, Access::ReadWrite] };
+pub static GN_APPLY_VEC4: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "gn_apply_vec4",
+    bindings: &[Access::Read, Access::Read, Access::ReadWrite],
+};
+pub static LAYER_NORM: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "layer_norm",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
+pub static LAYER_NORM_VEC4: Kernel = Kernel {
+    shader: &SHADER,
+    entry: "layer_norm_vec4",
+    bindings: &[Access::Read, Access::Read, Access::Read, Access::ReadWrite],
+};
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
-pub const KERNELS: &[&Kernel] =
-    &[&GN_STATS, &GN_STATS_PIVOT, &GN_FINALIZE, &GN_FINALIZE_FILM, &GN_APPLY, &GN_APPLY_VEC4, &LAYER_NORM, &LAYER_NORM_VEC4];
+pub const KERNELS: &[&Kernel] = &[
+    &GN_STATS,
+    &GN_STATS_PIVOT,
+    &GN_FINALIZE,
+    &GN_FINALIZE_FILM,
+    &GN_APPLY,
+    &GN_APPLY_VEC4,
+    &LAYER_NORM,
+    &LAYER_NORM_VEC4,
+];
 /// The uniform structs of this family (checked against the shaders in tests/engine/shaders.rs).
 pub const UNIFORMS: &[UniformLayout] = &[Params::layout(&SHADER, "Params")];
 
@@ -74,7 +99,10 @@ pub fn default_groups(channels: usize) -> usize {
 
 fn vector_of(op: &'static str, t: &Tensor, len: usize, what: &str) -> Result<(), GpuError> {
     if t.len() != len || t.dtype() != DType::F32 {
-        return Err(GpuError::shape(op, format!("{what} must be f32 with {len} elements, got {:?} {:?}", t.shape(), t.dtype())));
+        return Err(GpuError::shape(
+            op,
+            format!("{what} must be f32 with {len} elements, got {:?} {:?}", t.shape(), t.dtype()),
+        ));
     }
     Ok(())
 }
@@ -103,7 +131,10 @@ fn group_norm_impl(
     vector_of(op, beta, c, "beta")?;
     if let Some(f) = film {
         if f.shape() != [n, 2 * c] || f.dtype() != DType::F32 {
-            return Err(GpuError::shape(op, format!("scale_shift must be f32 [{n}, {}], got {:?}", 2 * c, f.shape())));
+            return Err(GpuError::shape(
+                op,
+                format!("scale_shift must be f32 [{n}, {}], got {:?}", 2 * c, f.shape()),
+            ));
         }
     }
     if x.len() as u64 > u32::MAX as u64 {
@@ -132,7 +163,15 @@ fn stats_chunk_rows(c: usize) -> usize {
     (256 / c.clamp(1, 256)) * ROWS_PER_THREAD
 }
 
-fn stats_params(n: usize, rows: usize, c: usize, groups: usize, eps: f32, act: Activation, chunk_rows: usize) -> Params {
+fn stats_params(
+    n: usize,
+    rows: usize,
+    c: usize,
+    groups: usize,
+    eps: f32,
+    act: Activation,
+    chunk_rows: usize,
+) -> Params {
     let cblock = c.min(256);
     Params {
         n: n as u32,
@@ -175,7 +214,12 @@ fn apply(frame: &mut Frame, p: &Params, x: &Tensor, coef: &Tensor, y: &Tensor) {
     let (kernel, unit) = if c % 4 == 0 { (&GN_APPLY_VEC4, 4) } else { (&GN_APPLY, 1) };
     let len = x.len() / unit;
     let pa = Params { len: len as u32, c: (c / unit) as u32, ..*p };
-    frame.dispatch(kernel, &pa, &[x, coef, y], frame.gpu().fold_workgroups(groups_for(len, ELEMENTWISE_WORKGROUP)));
+    frame.dispatch(
+        kernel,
+        &pa,
+        &[x, coef, y],
+        frame.gpu().fold_workgroups(groups_for(len, ELEMENTWISE_WORKGROUP)),
+    );
 }
 
 /// GroupNorm of a `[1, H, W, C]` tensor too large to bind, fed row band by row band
@@ -189,7 +233,13 @@ pub struct BandedStats {
 }
 
 impl BandedStats {
-    pub fn new(frame: &mut Frame, shape: &[usize], groups: usize, eps: f32, act: Activation) -> Result<BandedStats, GpuError> {
+    pub fn new(
+        frame: &mut Frame,
+        shape: &[usize],
+        groups: usize,
+        eps: f32,
+        act: Activation,
+    ) -> Result<BandedStats, GpuError> {
         const OP: &str = "group_norm";
         let &[1, h, w, c] = shape else {
             return Err(GpuError::shape(OP, format!("banded GroupNorm takes [1, H, W, C], got {shape:?}")));
@@ -209,10 +259,18 @@ impl BandedStats {
         let chunk_rows = self.p.chunk_rows as usize;
         let rows = xb.len() / c;
         if first_row % chunk_rows != 0 || xb.shape().last() != Some(&c) {
-            return Err(GpuError::shape("group_norm", format!("band at pixel row {first_row} is not on a {chunk_rows}-row chunk")));
+            return Err(GpuError::shape(
+                "group_norm",
+                format!("band at pixel row {first_row} is not on a {chunk_rows}-row chunk"),
+            ));
         }
         let groups = self.p.groups as usize;
-        let bp = Params { rows: rows as u32, chunks: rows.div_ceil(chunk_rows) as u32, len: (self.p.chunks as usize * c) as u32, ..self.p };
+        let bp = Params {
+            rows: rows as u32,
+            chunks: rows.div_ceil(chunk_rows) as u32,
+            len: (self.p.chunks as usize * c) as u32,
+            ..self.p
+        };
         let gpu = frame.gpu();
         let band = gpu.tensor(&[bp.chunks as usize * c + groups, 2], DType::F32)?;
         let workgroups = gpu.fold_workgroups(bp.chunks * bp.cblocks);
@@ -221,7 +279,13 @@ impl BandedStats {
         if first_row == 0 {
             frame.dispatch(&GN_STATS, &bp, &[xb, &band], workgroups);
             // its pivots become everyone's
-            frame.copy_bytes(&band, part_bytes, &self.partials, self.p.chunks as u64 * c as u64 * 8, groups as u64 * 8)?;
+            frame.copy_bytes(
+                &band,
+                part_bytes,
+                &self.partials,
+                self.p.chunks as u64 * c as u64 * 8,
+                groups as u64 * 8,
+            )?;
         } else {
             frame.dispatch(&GN_STATS_PIVOT, &bp, &[xb, &band, &self.partials], workgroups);
         }
@@ -229,13 +293,22 @@ impl BandedStats {
     }
 
     /// Coefficients `[1, 3, C]` from all bands' statistics.
-    pub fn finalize(&self, frame: &mut Frame, gamma: &Tensor, beta: &Tensor, film: Option<&Tensor>) -> Result<Tensor, GpuError> {
+    pub fn finalize(
+        &self,
+        frame: &mut Frame,
+        gamma: &Tensor,
+        beta: &Tensor,
+        film: Option<&Tensor>,
+    ) -> Result<Tensor, GpuError> {
         let c = self.p.c as usize;
         vector_of("group_norm", gamma, c, "gamma")?;
         vector_of("group_norm", beta, c, "beta")?;
         if let Some(f) = film {
             if f.shape() != [1, 2 * c] || f.dtype() != DType::F32 {
-                return Err(GpuError::shape("group_norm", format!("scale_shift must be f32 [1, {}], got {:?}", 2 * c, f.shape())));
+                return Err(GpuError::shape(
+                    "group_norm",
+                    format!("scale_shift must be f32 [1, {}], got {:?}", 2 * c, f.shape()),
+                ));
             }
         }
         finalize(frame, &self.p, &self.partials, gamma, beta, film)
@@ -282,7 +355,14 @@ pub fn group_norm_film(
 
 /// `act(LayerNorm(x))` over the last axis of x `[.., d]`, γ, β `[d]` (the model uses eps 1e-6 and
 /// `Activation::None`).
-pub fn layer_norm(frame: &mut Frame, x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f32, act: Activation) -> Result<Tensor, GpuError> {
+pub fn layer_norm(
+    frame: &mut Frame,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f32,
+    act: Activation,
+) -> Result<Tensor, GpuError> {
     const OP: &str = "layer_norm";
     let shape = x.shape();
     let d = *shape.last().unwrap_or(&0);
@@ -300,7 +380,14 @@ pub fn layer_norm(frame: &mut Frame, x: &Tensor, gamma: &Tensor, beta: &Tensor, 
         return Ok(y);
     }
     let (kernel, unit) = if d % 4 == 0 { (&LAYER_NORM_VEC4, 4) } else { (&LAYER_NORM, 1) };
-    let p = Params { n: rows as u32, c: (d / unit) as u32, d_real: d as u32, eps, act: act.code(), ..Default::default() };
+    let p = Params {
+        n: rows as u32,
+        c: (d / unit) as u32,
+        d_real: d as u32,
+        eps,
+        act: act.code(),
+        ..Default::default()
+    };
     let groups = frame.gpu().fold_workgroups(rows.div_ceil(LN_ROWS_PER_GROUP) as u32);
     frame.dispatch(kernel, &p, &[x, gamma, beta, &y], groups);
     Ok(y)
@@ -358,13 +445,24 @@ pub mod cpu {
     }
 
     /// x `[rows, d]` flattened.
-    pub fn layer_norm(x: &[f32], d: usize, gamma: &[f32], beta: &[f32], eps: f32, act: Activation) -> Vec<f32> {
+    pub fn layer_norm(
+        x: &[f32],
+        d: usize,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+        act: Activation,
+    ) -> Vec<f32> {
         let mut y = Vec::with_capacity(x.len());
         for row in x.chunks_exact(d) {
             let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
             let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / d as f64;
             let rstd = 1.0 / (var + eps as f64).sqrt();
-            y.extend(row.iter().enumerate().map(|(j, &v)| act.apply(((v as f64 - mean) * rstd) as f32 * gamma[j] + beta[j])));
+            y.extend(
+                row.iter()
+                    .enumerate()
+                    .map(|(j, &v)| act.apply(((v as f64 - mean) * rstd) as f32 * gamma[j] + beta[j])),
+            );
         }
         y
     }

@@ -34,11 +34,11 @@
 
 use std::ops::Range;
 
+use crate::geometry::Letterbox;
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::bits::{BitSpec, MAX_GROUP_BITS};
-use crate::geometry::Letterbox;
-use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 
 pub static SHADER: Shader = Shader { name: "readout", source: include_str!("../../shaders/readout.wgsl") };
 
@@ -50,7 +50,15 @@ pub static CELL_IDS: Kernel = Kernel {
 pub static READOUT: Kernel = Kernel {
     shader: &SHADER,
     entry: "readout",
-    bindings: &[Access::Read, Access::Read, Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::ReadWrite],
+    bindings: &[
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::Read,
+        Access::ReadWrite,
+        Access::ReadWrite,
+    ],
 };
 
 pub const SHADERS: &[&Shader] = &[&SHADER];
@@ -107,7 +115,10 @@ impl IdSpace {
         if self.class_bits > MAX_GROUP_BITS || self.instance_bits > MAX_GROUP_BITS {
             return Err(GpuError::shape(
                 op,
-                format!("{} class and {} instance bits: at most {MAX_GROUP_BITS}", self.class_bits, self.instance_bits),
+                format!(
+                    "{} class and {} instance bits: at most {MAX_GROUP_BITS}",
+                    self.class_bits, self.instance_bits
+                ),
             ));
         }
         if self.class_count() == 0 || self.instance_count() == 0 {
@@ -132,13 +143,23 @@ pub struct Resample {
 impl Resample {
     /// The output `out_h × out_w` covering `lb`'s content, read from a mask of `mask_h × mask_w`
     /// cells spanning `lb`'s canvas.
-    pub fn new(lb: &Letterbox, mask_h: usize, mask_w: usize, out_h: usize, out_w: usize) -> Result<Resample, GpuError> {
+    pub fn new(
+        lb: &Letterbox,
+        mask_h: usize,
+        mask_w: usize,
+        out_h: usize,
+        out_w: usize,
+    ) -> Result<Resample, GpuError> {
         lb.validate().map_err(|e| GpuError::shape("readout", e.to_string()))?;
         if mask_h == 0 || mask_w == 0 || out_h == 0 || out_w == 0 {
-            return Err(GpuError::shape("readout", format!("mask {mask_h}x{mask_w} and output {out_h}x{out_w} must be non-empty")));
+            return Err(GpuError::shape(
+                "readout",
+                format!("mask {mask_h}x{mask_w} and output {out_h}x{out_w} must be non-empty"),
+            ));
         }
-        let scale =
-            |content: usize, mask: usize, out: usize, canvas: usize| ((content as f64 * mask as f64) / (out as f64 * canvas as f64)) as f32;
+        let scale = |content: usize, mask: usize, out: usize, canvas: usize| {
+            ((content as f64 * mask as f64) / (out as f64 * canvas as f64)) as f32
+        };
         Ok(Resample {
             mask_h,
             mask_w,
@@ -161,10 +182,14 @@ impl Resample {
         if self.out_h.max(self.out_w) >= 1 << 24 || pixels > u32::MAX as u64 || cells > u32::MAX as u64 {
             return Err(GpuError::shape(
                 op,
-                format!("output {}x{} or mask {}x{} exceeds the kernel's indexing", self.out_h, self.out_w, self.mask_h, self.mask_w),
+                format!(
+                    "output {}x{} or mask {}x{} exceeds the kernel's indexing",
+                    self.out_h, self.out_w, self.mask_h, self.mask_w
+                ),
             ));
         }
-        if !(self.scale_y.is_finite() && self.scale_x.is_finite() && self.scale_y > 0.0 && self.scale_x > 0.0) {
+        if !(self.scale_y.is_finite() && self.scale_x.is_finite() && self.scale_y > 0.0 && self.scale_x > 0.0)
+        {
             return Err(GpuError::shape(op, format!("invalid scales {} and {}", self.scale_y, self.scale_x)));
         }
         Ok(())
@@ -217,19 +242,33 @@ fn params(ids: &IdSpace, r: &Resample) -> Params {
 pub fn logits_grid(op: &'static str, shape: &[usize], ids: &IdSpace) -> Result<(usize, usize), GpuError> {
     match *shape {
         [h, w, l] | [1, h, w, l] if l == ids.cell_logits() && h > 0 && w > 0 => Ok((h, w)),
-        _ => Err(GpuError::shape(op, format!("logits must be [1, H, W, {}] with H, W ≥ 1, got {shape:?}", ids.cell_logits()))),
+        _ => Err(GpuError::shape(
+            op,
+            format!("logits must be [1, H, W, {}] with H, W ≥ 1, got {shape:?}", ids.cell_logits()),
+        )),
     }
 }
 
 /// `(mask_h, mask_w)` of the last step's logits `[1, H, W, L]` and x̂0 `[1, H, W, n_bits]`.
-fn check_last(op: &'static str, logits: &Tensor, x0: &Tensor, ids: &IdSpace) -> Result<(usize, usize), GpuError> {
+fn check_last(
+    op: &'static str,
+    logits: &Tensor,
+    x0: &Tensor,
+    ids: &IdSpace,
+) -> Result<(usize, usize), GpuError> {
     ids.check(op)?;
     if logits.dtype() != DType::F32 || x0.dtype() != DType::F32 {
-        return Err(GpuError::shape(op, format!("logits and x̂0 must be f32, got {:?} and {:?}", logits.dtype(), x0.dtype())));
+        return Err(GpuError::shape(
+            op,
+            format!("logits and x̂0 must be f32, got {:?} and {:?}", logits.dtype(), x0.dtype()),
+        ));
     }
     let grid = logits_grid(op, logits.shape(), ids)?;
     if x0.shape() != [1, grid.0, grid.1, ids.n_bits()] {
-        return Err(GpuError::shape(op, format!("x̂0 must be [1, {}, {}, {}], got {:?}", grid.0, grid.1, ids.n_bits(), x0.shape())));
+        return Err(GpuError::shape(
+            op,
+            format!("x̂0 must be [1, {}, {}, {}], got {:?}", grid.0, grid.1, ids.n_bits(), x0.shape()),
+        ));
     }
     if logits.len() as u64 > u32::MAX as u64 {
         return Err(GpuError::shape(op, "logits exceed the 32-bit index"));
@@ -248,7 +287,12 @@ pub struct Cells<T> {
 
 /// Step 1: the last step's logits `[1, Hm, Wm, L]` and x̂0 `[1, Hm, Wm, n_bits]` → the cells'
 /// ids and void probabilities.
-pub fn cells(frame: &mut Frame, logits: &Tensor, x0: &Tensor, ids: &IdSpace) -> Result<Cells<Tensor>, GpuError> {
+pub fn cells(
+    frame: &mut Frame,
+    logits: &Tensor,
+    x0: &Tensor,
+    ids: &IdSpace,
+) -> Result<Cells<Tensor>, GpuError> {
     const OP: &str = "cell_ids";
     let (h, w) = check_last(OP, logits, x0, ids)?;
     let class = frame.gpu().tensor(&[1, h, w], DType::U32)?;
@@ -275,20 +319,34 @@ pub fn readout(
 }
 
 /// The shape checks of [`readout`] (also for its row bands).
-pub(crate) fn check_readout(logits: &Tensor, x0: &Tensor, cells: &Cells<Tensor>, ids: &IdSpace, r: &Resample) -> Result<(), GpuError> {
+pub(crate) fn check_readout(
+    logits: &Tensor,
+    x0: &Tensor,
+    cells: &Cells<Tensor>,
+    ids: &IdSpace,
+    r: &Resample,
+) -> Result<(), GpuError> {
     const OP: &str = "readout";
     let grid = check_last(OP, logits, x0, ids)?;
     r.check(OP)?;
     if grid != (r.mask_h, r.mask_w) {
         return Err(GpuError::shape(
             OP,
-            format!("logits are {}x{} cells, the resampling expects {}x{}", grid.0, grid.1, r.mask_h, r.mask_w),
+            format!(
+                "logits are {}x{} cells, the resampling expects {}x{}",
+                grid.0, grid.1, r.mask_h, r.mask_w
+            ),
         ));
     }
     let n = r.mask_h * r.mask_w;
-    for (t, dtype) in [(&cells.class, DType::U32), (&cells.instance, DType::U32), (&cells.class_void, DType::F32)] {
+    for (t, dtype) in
+        [(&cells.class, DType::U32), (&cells.instance, DType::U32), (&cells.class_void, DType::F32)]
+    {
         if t.dtype() != dtype || t.len() != n {
-            return Err(GpuError::shape(OP, format!("cell maps must be {dtype:?} with {n} cells, got {:?} {:?}", t.shape(), t.dtype())));
+            return Err(GpuError::shape(
+                OP,
+                format!("cell maps must be {dtype:?} with {n} cells, got {:?} {:?}", t.shape(), t.dtype()),
+            ));
         }
     }
     Ok(())
@@ -319,7 +377,12 @@ pub(crate) fn readout_rows(
 ) -> Result<(Tensor, Tensor), GpuError> {
     let class = frame.gpu().tensor(&[rows.len(), r.out_w], DType::U32)?;
     let instance = frame.gpu().tensor(&[rows.len(), r.out_w], DType::U32)?;
-    let p = Params { out_h: rows.len() as u32, out_row0: rows.start as u32, cell_row0: cell_row0 as u32, ..params(ids, r) };
+    let p = Params {
+        out_h: rows.len() as u32,
+        out_row0: rows.start as u32,
+        cell_row0: cell_row0 as u32,
+        ..params(ids, r)
+    };
     let groups = frame.gpu().fold_workgroups(groups_for(rows.len() * r.out_w, ELEMENTWISE_WORKGROUP));
     let bound = [logits, x0, &cells.class, &cells.instance, &cells.class_void, &class, &instance];
     frame.dispatch(&READOUT, &p, &bound, groups);
@@ -392,9 +455,14 @@ pub mod cpu {
     /// Step 1 of the definition: logits `[cells, L]` and x̂0 `[cells, n_bits]` → ids and class
     /// void probabilities.
     pub fn cells(logits: &[f32], x0: &[f32], ids: &IdSpace) -> CellMaps {
-        let (classes, instances, class_bits) = (ids.class_count(), ids.instance_count(), ids.class_bits as usize);
+        let (classes, instances, class_bits) =
+            (ids.class_count(), ids.instance_count(), ids.class_bits as usize);
         let n = logits.len() / ids.cell_logits();
-        let mut out = CellMaps { class: Vec::with_capacity(n), instance: Vec::with_capacity(n), class_void: Vec::with_capacity(n) };
+        let mut out = CellMaps {
+            class: Vec::with_capacity(n),
+            instance: Vec::with_capacity(n),
+            class_void: Vec::with_capacity(n),
+        };
         for (cell, bits) in logits.chunks_exact(ids.cell_logits()).zip(x0.chunks_exact(ids.n_bits())) {
             let class_logits = &cell[..classes];
             let p0 = void_probability(class_logits);
@@ -420,22 +488,34 @@ pub mod cpu {
 
     /// The readout: logits `[Hm·Wm, L]`, x̂0 `[Hm·Wm, n_bits]` and their [`cells`] → (class,
     /// instance) `[out_h·out_w]`.
-    pub fn readout(logits: &[f32], x0: &[f32], cells: CellSlices<'_>, ids: &IdSpace, r: &Resample) -> (Vec<u32>, Vec<u32>) {
+    pub fn readout(
+        logits: &[f32],
+        x0: &[f32],
+        cells: CellSlices<'_>,
+        ids: &IdSpace,
+        r: &Resample,
+    ) -> (Vec<u32>, Vec<u32>) {
         let (l, nb) = (ids.cell_logits(), ids.n_bits());
-        let (classes, instances, class_bits) = (ids.class_count(), ids.instance_count(), ids.class_bits as usize);
+        let (classes, instances, class_bits) =
+            (ids.class_count(), ids.instance_count(), ids.class_bits as usize);
         let rows = axis(r.out_h, r.scale_y, r.mask_h);
         let cols = axis(r.out_w, r.scale_x, r.mask_w);
-        let (mut class, mut instance) = (Vec::with_capacity(r.out_h * r.out_w), Vec::with_capacity(r.out_h * r.out_w));
+        let (mut class, mut instance) =
+            (Vec::with_capacity(r.out_h * r.out_w), Vec::with_capacity(r.out_h * r.out_w));
         let agreed = |map: &[u32], c: &[usize; 4]| c[1..].iter().all(|&k| map[k] == map[c[0]]);
         for &(y0, y1, ty) in &rows {
             for &(x0c, x1c, tx) in &cols {
                 let c = [y0 * r.mask_w + x0c, y0 * r.mask_w + x1c, y1 * r.mask_w + x0c, y1 * r.mask_w + x1c];
                 let w = [(1.0 - ty) * (1.0 - tx), (1.0 - ty) * tx, ty * (1.0 - tx), ty * tx];
-                let mix = |x: &dyn Fn(usize) -> f32| ((w[0] * x(c[0]) + w[1] * x(c[1])) + w[2] * x(c[2])) + w[3] * x(c[3]);
+                let mix = |x: &dyn Fn(usize) -> f32| {
+                    ((w[0] * x(c[0]) + w[1] * x(c[1])) + w[2] * x(c[2])) + w[3] * x(c[3])
+                };
                 class.push(if agreed(cells.class, &c) {
                     cells.class[c[0]]
                 } else {
-                    class_id(mix(&|cell| cells.class_void[cell]), classes, |v| mix(&|cell| logits[cell * l + v]))
+                    class_id(mix(&|cell| cells.class_void[cell]), classes, |v| {
+                        mix(&|cell| logits[cell * l + v])
+                    })
                 });
                 instance.push(if agreed(cells.instance, &c) {
                     cells.instance[c[0]]

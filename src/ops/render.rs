@@ -17,10 +17,10 @@
 //! is white. Class ids past the palette use its last entry, as `colorize` clips them. Output alpha
 //! is 255.
 
-use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::geometry::Letterbox;
-use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
+use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 
 pub static SHADER: Shader = Shader { name: "render", source: include_str!("../../shaders/render.wgsl") };
 
@@ -80,7 +80,10 @@ uniform! {
 /// Nearest index arithmetic `(2i + 1)·dst` with `i < src` must fit in u32.
 fn check_nearest(op: &'static str, src: usize, dst: usize) -> Result<(), GpuError> {
     if 2 * src as u64 * dst as u64 > u32::MAX as u64 {
-        return Err(GpuError::shape(op, format!("mapping {src} to {dst} pixels exceeds the kernel's 32-bit arithmetic")));
+        return Err(GpuError::shape(
+            op,
+            format!("mapping {src} to {dst} pixels exceeds the kernel's 32-bit arithmetic"),
+        ));
     }
     Ok(())
 }
@@ -107,15 +110,31 @@ pub fn overlay(
     if image.dtype() != DType::U32 || image.shape() != [lb.orig_h, lb.orig_w] {
         return Err(GpuError::shape(
             OP,
-            format!("image must be u32 packed RGBA8 [{}, {}], got {:?} {:?}", lb.orig_h, lb.orig_w, image.shape(), image.dtype()),
+            format!(
+                "image must be u32 packed RGBA8 [{}, {}], got {:?} {:?}",
+                lb.orig_h,
+                lb.orig_w,
+                image.shape(),
+                image.dtype()
+            ),
         ));
     }
     // The sampler's maps carry a batch of one: [1, H, W].
     let (map_h, map_w) = match *class.shape() {
         [h, w] | [1, h, w] => (h, w),
-        _ => return Err(GpuError::shape(OP, format!("class map must be [H, W] or [1, H, W], got {:?}", class.shape()))),
+        _ => {
+            return Err(GpuError::shape(
+                OP,
+                format!("class map must be [H, W] or [1, H, W], got {:?}", class.shape()),
+            ))
+        }
     };
-    if class.dtype() != DType::U32 || instance.dtype() != DType::U32 || instance.shape() != class.shape() || map_h == 0 || map_w == 0 {
+    if class.dtype() != DType::U32
+        || instance.dtype() != DType::U32
+        || instance.shape() != class.shape()
+        || map_h == 0
+        || map_w == 0
+    {
         return Err(GpuError::shape(
             OP,
             format!(
@@ -136,7 +155,11 @@ pub fn overlay(
     {
         return Err(GpuError::shape(
             OP,
-            format!("palette and isthing must be u32 [classes ≥ 1], got {:?} and {:?}", palette.shape(), isthing.shape()),
+            format!(
+                "palette and isthing must be u32 [classes ≥ 1], got {:?} and {:?}",
+                palette.shape(),
+                isthing.shape()
+            ),
         ));
     }
     if !(0.0..=1.0).contains(&opacity) {
@@ -186,9 +209,19 @@ pub mod cpu {
 
     /// The labels at the original resolution (`unletterbox`): `class` / `instance` `[map_h, map_w]`
     /// → `[orig_h, orig_w]` each.
-    pub fn unletterbox(class: &[u32], instance: &[u32], map_h: usize, map_w: usize, lb: &Letterbox) -> (Vec<u32>, Vec<u32>) {
-        let rows: Vec<usize> = (0..lb.orig_h).map(|y| nearest(nearest(y, lb.orig_h, lb.content_h), lb.canvas_h, map_h)).collect();
-        let cols: Vec<usize> = (0..lb.orig_w).map(|x| nearest(nearest(x, lb.orig_w, lb.content_w), lb.canvas_w, map_w)).collect();
+    pub fn unletterbox(
+        class: &[u32],
+        instance: &[u32],
+        map_h: usize,
+        map_w: usize,
+        lb: &Letterbox,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let rows: Vec<usize> = (0..lb.orig_h)
+            .map(|y| nearest(nearest(y, lb.orig_h, lb.content_h), lb.canvas_h, map_h))
+            .collect();
+        let cols: Vec<usize> = (0..lb.orig_w)
+            .map(|x| nearest(nearest(x, lb.orig_w, lb.content_w), lb.canvas_w, map_w))
+            .collect();
         let index = || rows.iter().flat_map(|&r| cols.iter().map(move |&c| r * map_w + c));
         (index().map(|m| class[m]).collect(), index().map(|m| instance[m]).collect())
     }
@@ -228,10 +261,17 @@ pub mod cpu {
         opacity: f32,
         outline: bool,
     ) -> Vec<u32> {
-        assert!(lb.validate().is_ok() && map_h > 0 && map_w > 0, "overlay: invalid letterbox {lb:?} or map {map_h}x{map_w}");
-        assert!(!palette.is_empty() && isthing.len() >= palette.len(), "overlay: palette and isthing need ≥ 1 entry each");
+        assert!(
+            lb.validate().is_ok() && map_h > 0 && map_w > 0,
+            "overlay: invalid letterbox {lb:?} or map {map_h}x{map_w}"
+        );
+        assert!(
+            !palette.is_empty() && isthing.len() >= palette.len(),
+            "overlay: palette and isthing need ≥ 1 entry each"
+        );
         let (cls, inst) = unletterbox(class, instance, map_h, map_w, lb);
-        let edges = if outline { outlines(&cls, &inst, lb.orig_h, lb.orig_w) } else { vec![false; cls.len()] };
+        let edges =
+            if outline { outlines(&cls, &inst, lb.orig_h, lb.orig_w) } else { vec![false; cls.len()] };
         (0..lb.orig_h * lb.orig_w)
             .map(|i| {
                 let (c, id, px) = (cls[i], inst[i], image[i]);
@@ -244,7 +284,8 @@ pub mod cpu {
                 let k = (c as usize).min(palette.len() - 1);
                 let mut color = rgb(palette[k]);
                 if isthing[k] != 0 {
-                    let frac = (id.wrapping_mul(0x9E37_79B9) >> 8) as f32 * (1.0 / 16_777_216.0) + id as f32 * PHI_REST;
+                    let frac = (id.wrapping_mul(0x9E37_79B9) >> 8) as f32 * (1.0 / 16_777_216.0)
+                        + id as f32 * PHI_REST;
                     let frac = frac - frac.floor();
                     let shade = 0.7 + 0.6 * frac;
                     color = color.map(|v| (v * shade).clamp(0.0, 255.0));

@@ -9,13 +9,14 @@
 //! lavapipe).
 
 use crate::gpu::{Access, DType, Frame, GpuError, Kernel, Shader, Tensor};
-use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 use crate::ops::uniform::{uniform, UniformLayout};
+use crate::ops::{groups_for, ELEMENTWISE_WORKGROUP};
 
 pub static SHADER: Shader = Shader { name: "rng", source: include_str!("../../shaders/rng.wgsl") };
 
 /// `out[i] = normal(seed, offset + i)`, f32.
-pub static NORMAL_FILL: Kernel = Kernel { shader: &SHADER, entry: "normal_fill", bindings: &[Access::ReadWrite] };
+pub static NORMAL_FILL: Kernel =
+    Kernel { shader: &SHADER, entry: "normal_fill", bindings: &[Access::ReadWrite] };
 /// `out[i] = random_u32(seed, offset + i)`, u32 (for tests and parity checks).
 pub static U32_FILL: Kernel = Kernel { shader: &SHADER, entry: "u32_fill", bindings: &[Access::ReadWrite] };
 

@@ -33,7 +33,12 @@ pub fn id2rgb(id: u32) -> [u8; 3] {
 }
 
 /// Write a row-major segment-id map as a COCO panoptic PNG (8-bit RGB).
-pub fn write_panoptic_png(path: &Path, seg_ids: &[u32], height: usize, width: usize) -> Result<(), PanopticError> {
+pub fn write_panoptic_png(
+    path: &Path,
+    seg_ids: &[u32],
+    height: usize,
+    width: usize,
+) -> Result<(), PanopticError> {
     let png_error = |message: String| PanopticError::Png { path: path.to_path_buf(), message };
     if height.checked_mul(width) != Some(seg_ids.len()) {
         return Err(PanopticError::Shape(format!(
@@ -44,11 +49,17 @@ pub fn write_panoptic_png(path: &Path, seg_ids: &[u32], height: usize, width: us
         )));
     }
     if let Some(&bad) = seg_ids.iter().find(|&&id| id > MAX_SEGMENT_ID) {
-        return Err(png_error(format!("segment id {bad} does not fit in 24 bits (at most {MAX_SEGMENT_ID})")));
+        return Err(png_error(format!(
+            "segment id {bad} does not fit in 24 bits (at most {MAX_SEGMENT_ID})"
+        )));
     }
     let (w, h) = match (u32::try_from(width), u32::try_from(height)) {
         (Ok(w), Ok(h)) if w > 0 && h > 0 => (w, h),
-        _ => return Err(png_error(format!("cannot encode a {height}x{width} image: PNG sizes are 1 to 2^31 - 1"))),
+        _ => {
+            return Err(png_error(format!(
+                "cannot encode a {height}x{width} image: PNG sizes are 1 to 2^31 - 1"
+            )))
+        }
     };
     let file = File::create(path).map_err(|e| PanopticError::io("create", path, e))?;
     let mut encoder = png::Encoder::new(BufWriter::new(file), w, h);
@@ -76,7 +87,9 @@ pub fn read_panoptic_png(path: &Path) -> Result<(usize, usize, Vec<u32>), Panopt
     let channels = match info.color_type {
         png::ColorType::Rgb => 3,
         png::ColorType::Rgba => 4,
-        other => return Err(png_error(format!("it is {other:?}; COCO panoptic PNGs encode segment ids as RGB"))),
+        other => {
+            return Err(png_error(format!("it is {other:?}; COCO panoptic PNGs encode segment ids as RGB")))
+        }
     };
     let (h, w) = (info.height as usize, info.width as usize);
     let mut ids = Vec::with_capacity(h * w);
@@ -225,7 +238,8 @@ pub struct PanopticJson {
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, PanopticError> {
     let file = File::open(path).map_err(|e| PanopticError::io("open", path, e))?;
-    serde_json::from_reader(BufReader::new(file)).map_err(|source| PanopticError::Json { path: path.to_path_buf(), source })
+    serde_json::from_reader(BufReader::new(file))
+        .map_err(|source| PanopticError::Json { path: path.to_path_buf(), source })
 }
 
 /// Read a COCO panoptic JSON file.
@@ -250,7 +264,8 @@ pub fn load_categories_json(path: &Path) -> Result<Vec<Category>, PanopticError>
 pub fn save_panoptic_json(path: &Path, json: &PanopticJson) -> Result<(), PanopticError> {
     let file = File::create(path).map_err(|e| PanopticError::io("create", path, e))?;
     let mut out = BufWriter::new(file);
-    serde_json::to_writer(&mut out, json).map_err(|source| PanopticError::Json { path: path.to_path_buf(), source })?;
+    serde_json::to_writer(&mut out, json)
+        .map_err(|source| PanopticError::Json { path: path.to_path_buf(), source })?;
     out.flush().map_err(|e| PanopticError::io("write", path, e))
 }
 
@@ -259,16 +274,32 @@ pub fn save_panoptic_json(path: &Path, json: &PanopticJson) -> Result<(), Panopt
 /// Segments are numbered 1..n in `(class, instance)` order ([`segments`]); void pixels are 0.
 /// `category_ids[c - 1]` is the COCO category id of model class `c`; a class without one is an
 /// error naming it.
-pub fn to_coco_panoptic(map: &PanopticMap, category_ids: &[u32]) -> Result<(Vec<u32>, Vec<SegmentInfo>), PanopticError> {
+pub fn to_coco_panoptic(
+    map: &PanopticMap,
+    category_ids: &[u32],
+) -> Result<(Vec<u32>, Vec<SegmentInfo>), PanopticError> {
     let (ids, list) = segments(map);
     let infos = list
         .iter()
         .map(|s| {
-            let category_id = category_ids.get(s.class as usize - 1).copied().ok_or_else(|| PanopticError::UnknownCategory {
-                context: format!("class {} of segment {} (only {} category ids given)", s.class, s.id, category_ids.len()),
-                category: u64::from(s.class),
+            let category_id = category_ids.get(s.class as usize - 1).copied().ok_or_else(|| {
+                PanopticError::UnknownCategory {
+                    context: format!(
+                        "class {} of segment {} (only {} category ids given)",
+                        s.class,
+                        s.id,
+                        category_ids.len()
+                    ),
+                    category: u64::from(s.class),
+                }
             })?;
-            Ok(SegmentInfo { id: s.id, category_id, iscrowd: false, area: Some(s.area), bbox: Some(s.bbox.map(f64::from)) })
+            Ok(SegmentInfo {
+                id: s.id,
+                category_id,
+                iscrowd: false,
+                area: Some(s.area),
+                bbox: Some(s.bbox.map(f64::from)),
+            })
         })
         .collect::<Result<Vec<_>, PanopticError>>()?;
     Ok((ids, infos))
@@ -290,14 +321,23 @@ impl PanopticJsonWriter {
 
     /// A writer into `dir` (which must exist) for predictions over `categories`.
     pub fn new(dir: impl Into<PathBuf>, categories: Vec<Category>) -> Self {
-        PanopticJsonWriter { dir: dir.into(), json: PanopticJson { categories, ..Default::default() }, names: HashSet::new() }
+        PanopticJsonWriter {
+            dir: dir.into(),
+            json: PanopticJson { categories, ..Default::default() },
+            names: HashSet::new(),
+        }
     }
 
     /// Write `NAME_panoptic.png` for image `name` (usually the input file's stem) and record it.
     ///
     /// The image id is the name read as a number when it is one (COCO names files by their
     /// zero-padded id, `000000139.jpg`), else the name itself as a string id.
-    pub fn add(&mut self, name: &str, map: &PanopticMap, category_ids: &[u32]) -> Result<&Annotation, PanopticError> {
+    pub fn add(
+        &mut self,
+        name: &str,
+        map: &PanopticMap,
+        category_ids: &[u32],
+    ) -> Result<&Annotation, PanopticError> {
         let id = name.parse::<u64>().map(ImageId::Int).unwrap_or_else(|_| ImageId::Str(name.to_string()));
         let image = ImageInfo {
             id,
@@ -318,7 +358,10 @@ impl PanopticJsonWriter {
         category_ids: &[u32],
     ) -> Result<&Annotation, PanopticError> {
         if !self.names.insert(name.to_string()) {
-            return Err(PanopticError::Invalid(format!("image {name:?} was already written to {}", self.dir.display())));
+            return Err(PanopticError::Invalid(format!(
+                "image {name:?} was already written to {}",
+                self.dir.display()
+            )));
         }
         if self.json.images.iter().any(|i| i.id == image.id) {
             return Err(PanopticError::Invalid(format!("image id {} of {name:?} is already used", image.id)));

@@ -40,7 +40,12 @@ pub struct PqSegment {
 impl PqSegment {
     /// From a `segments_info` entry; `use_area` keeps its stated area (ground truth).
     pub fn from_info(info: &SegmentInfo, use_area: bool) -> Self {
-        PqSegment { id: info.id, category_id: info.category_id, iscrowd: info.iscrowd, area: if use_area { info.area } else { None } }
+        PqSegment {
+            id: info.id,
+            category_id: info.category_id,
+            iscrowd: info.iscrowd,
+            area: if use_area { info.area } else { None },
+        }
     }
 }
 
@@ -101,7 +106,11 @@ pub fn pq_single_image(
     pred_segments: &[PqSegment],
 ) -> Result<BTreeMap<u32, PqCounts>, PanopticError> {
     if gt_ids.len() != pred_ids.len() {
-        return Err(PanopticError::Shape(format!("{image}: ground truth has {} pixels, prediction {}", gt_ids.len(), pred_ids.len())));
+        return Err(PanopticError::Shape(format!(
+            "{image}: ground truth has {} pixels, prediction {}",
+            gt_ids.len(),
+            pred_ids.len()
+        )));
     }
     let gt_segments = dict_order(gt_segments);
     let pred_segments = dict_order(pred_segments);
@@ -109,15 +118,21 @@ pub fn pq_single_image(
     let pred_by_id: HashMap<u32, &PqSegment> = pred_segments.iter().map(|s| (s.id, s)).collect();
 
     let pred_area = areas(pred_ids);
-    let mut in_png: Vec<u32> = pred_area.keys().copied().filter(|&l| l != VOID && !pred_by_id.contains_key(&l)).collect();
+    let mut in_png: Vec<u32> =
+        pred_area.keys().copied().filter(|&l| l != VOID && !pred_by_id.contains_key(&l)).collect();
     in_png.sort_unstable();
     if let Some(label) = in_png.first() {
-        return Err(PanopticError::Segments(format!("{image}: segment {label} is in the prediction PNG but not in its segments_info")));
+        return Err(PanopticError::Segments(format!(
+            "{image}: segment {label} is in the prediction PNG but not in its segments_info"
+        )));
     }
-    let mut missing: Vec<u32> = pred_segments.iter().map(|s| s.id).filter(|id| !pred_area.contains_key(id)).collect();
+    let mut missing: Vec<u32> =
+        pred_segments.iter().map(|s| s.id).filter(|id| !pred_area.contains_key(id)).collect();
     if !missing.is_empty() {
         missing.sort_unstable();
-        return Err(PanopticError::Segments(format!("{image}: segments {missing:?} are in segments_info but not in the prediction PNG")));
+        return Err(PanopticError::Segments(format!(
+            "{image}: segments {missing:?} are in segments_info but not in the prediction PNG"
+        )));
     }
     let gt_area = areas(gt_ids);
     let gt_area_of = |s: &PqSegment| s.area.unwrap_or_else(|| gt_area.get(&s.id).copied().unwrap_or(0));
@@ -141,7 +156,9 @@ pub fn pq_single_image(
         if gt.iscrowd || gt.category_id != pred.category_id {
             continue;
         }
-        let union = pred_area[&pred_label] as i128 + gt_area_of(gt) as i128 - inter as i128 - on_void(pred_label) as i128;
+        let union = pred_area[&pred_label] as i128 + gt_area_of(gt) as i128
+            - inter as i128
+            - on_void(pred_label) as i128;
         if union == 0 {
             // Only a stated ground-truth area smaller than the pixels found can do this.
             return Err(PanopticError::Segments(format!(
@@ -254,7 +271,13 @@ impl PqStat {
     /// `PanopticEvaluator.for_classes` numbers them.
     pub fn for_classes(isthing: &[bool]) -> Self {
         let categories: Vec<Category> = (1..isthing.len())
-            .map(|c| Category { id: c as u32, name: c.to_string(), isthing: isthing[c], color: None, supercategory: None })
+            .map(|c| Category {
+                id: c as u32,
+                name: c.to_string(),
+                isthing: isthing[c],
+                color: None,
+                supercategory: None,
+            })
             .collect();
         PqStat::new(&categories)
     }
@@ -276,7 +299,11 @@ impl PqStat {
 
     /// Add one image given as label maps of the same size; class ids are the categories, and the
     /// ground truth has no crowd regions. Returns that image's counts.
-    pub fn add_maps(&mut self, gt: &PanopticMap, pred: &PanopticMap) -> Result<BTreeMap<u32, PqCounts>, PanopticError> {
+    pub fn add_maps(
+        &mut self,
+        gt: &PanopticMap,
+        pred: &PanopticMap,
+    ) -> Result<BTreeMap<u32, PqCounts>, PanopticError> {
         let image = format!("image {}", self.images + 1);
         if (gt.height, gt.width) != (pred.height, pred.width) {
             return Err(PanopticError::Shape(format!(
@@ -286,8 +313,10 @@ impl PqStat {
         }
         let from_map = |map: &PanopticMap| {
             let (ids, list) = segments(map);
-            let segs: Vec<PqSegment> =
-                list.iter().map(|s| PqSegment { id: s.id, category_id: s.class, iscrowd: false, area: None }).collect();
+            let segs: Vec<PqSegment> = list
+                .iter()
+                .map(|s| PqSegment { id: s.id, category_id: s.class, iscrowd: false, area: None })
+                .collect();
             (ids, segs)
         };
         let (gt_ids, gt_segments) = from_map(gt);
@@ -363,13 +392,24 @@ impl PqStat {
     /// The averages so far.
     pub fn result(&self) -> PqResult {
         let (all, per_class) = self.average(None);
-        PqResult { images: self.images, all, things: self.average(Some(true)).0, stuff: self.average(Some(false)).0, per_class }
+        PqResult {
+            images: self.images,
+            all,
+            things: self.average(Some(true)).0,
+            stuff: self.average(Some(false)).0,
+            per_class,
+        }
     }
 }
 
 /// `panopticapi.evaluation.pq_compute` on COCO panoptic files, over the ground truth's categories.
 /// Ground-truth areas come from its JSON; images are matched by `image_id`.
-pub fn pq_compute_coco(gt_json: &Path, gt_dir: &Path, pred_json: &Path, pred_dir: &Path) -> Result<PqResult, PanopticError> {
+pub fn pq_compute_coco(
+    gt_json: &Path,
+    gt_dir: &Path,
+    pred_json: &Path,
+    pred_dir: &Path,
+) -> Result<PqResult, PanopticError> {
     pq_compute_inner(gt_json, gt_dir, pred_json, pred_dir, None)
 }
 
@@ -397,10 +437,11 @@ fn pq_compute_inner(
     // A dict built from the list, as panopticapi does: the last annotation of an image wins.
     let pred_by_image: HashMap<&ImageId, _> = pred.annotations.iter().map(|a| (&a.image_id, a)).collect();
     for gt_ann in &gt.annotations {
-        let pred_ann = pred_by_image.get(&gt_ann.image_id).ok_or_else(|| PanopticError::MissingPrediction {
-            pred_json: pred_json.to_path_buf(),
-            image_id: gt_ann.image_id.to_string(),
-        })?;
+        let pred_ann =
+            pred_by_image.get(&gt_ann.image_id).ok_or_else(|| PanopticError::MissingPrediction {
+                pred_json: pred_json.to_path_buf(),
+                image_id: gt_ann.image_id.to_string(),
+            })?;
         let gt_png = gt_dir.join(&gt_ann.file_name);
         let pred_png = pred_dir.join(&pred_ann.file_name);
         let (gh, gw, gt_ids) = read_panoptic_png(&gt_png)?;
@@ -413,8 +454,10 @@ fn pq_compute_inner(
                 pred_png.display()
             )));
         }
-        let gt_segments: Vec<PqSegment> = gt_ann.segments_info.iter().map(|s| PqSegment::from_info(s, true)).collect();
-        let pred_segments: Vec<PqSegment> = pred_ann.segments_info.iter().map(|s| PqSegment::from_info(s, false)).collect();
+        let gt_segments: Vec<PqSegment> =
+            gt_ann.segments_info.iter().map(|s| PqSegment::from_info(s, true)).collect();
+        let pred_segments: Vec<PqSegment> =
+            pred_ann.segments_info.iter().map(|s| PqSegment::from_info(s, false)).collect();
         stat.add_segments(&gt_ann.file_name, &gt_ids, &gt_segments, &pred_ids, &pred_segments)?;
     }
     Ok(stat.result())
@@ -461,7 +504,11 @@ impl ConfusionMatrix {
     /// Add the pixels of one image (class ids, same length).
     pub fn update(&mut self, gt: &[u32], pred: &[u32]) -> Result<(), PanopticError> {
         if gt.len() != pred.len() {
-            return Err(PanopticError::Shape(format!("ground truth has {} pixels, prediction {}", gt.len(), pred.len())));
+            return Err(PanopticError::Shape(format!(
+                "ground truth has {} pixels, prediction {}",
+                gt.len(),
+                pred.len()
+            )));
         }
         let k = self.num_classes;
         for (&g, &p) in gt.iter().zip(pred) {
@@ -573,7 +620,10 @@ impl Mask {
 
 fn check_same(what: &str, a: &Mask, b: &Mask) -> Result<(), PanopticError> {
     if (a.height, a.width) != (b.height, b.width) {
-        return Err(PanopticError::Shape(format!("{what} is {}x{} but the annotation is {}x{}", b.height, b.width, a.height, a.width)));
+        return Err(PanopticError::Shape(format!(
+            "{what} is {}x{} but the annotation is {}x{}",
+            b.height, b.width, a.height, a.width
+        )));
     }
     Ok(())
 }
@@ -584,7 +634,11 @@ pub fn db_eval_iou(annotation: &Mask, segmentation: &Mask) -> Result<f64, Panopt
 }
 
 /// [`db_eval_iou`] counting only pixels outside `void`.
-pub fn db_eval_iou_with_void(annotation: &Mask, segmentation: &Mask, void: Option<&Mask>) -> Result<f64, PanopticError> {
+pub fn db_eval_iou_with_void(
+    annotation: &Mask,
+    segmentation: &Mask,
+    void: Option<&Mask>,
+) -> Result<f64, PanopticError> {
     check_same("segmentation", annotation, segmentation)?;
     if let Some(v) = void {
         check_same("void mask", annotation, v)?;
@@ -670,7 +724,11 @@ pub fn db_eval_boundary_with_void(
         check_same("void mask", annotation, v)?;
     }
     let keep = |m: &Mask| match void {
-        Some(v) => Mask { height: m.height, width: m.width, data: m.data.iter().zip(&v.data).map(|(&a, &x)| a && !x).collect() },
+        Some(v) => Mask {
+            height: m.height,
+            width: m.width,
+            data: m.data.iter().zip(&v.data).map(|(&a, &x)| a && !x).collect(),
+        },
         None => m.clone(),
     };
     let (gt, fg) = (keep(annotation), keep(segmentation));
@@ -686,7 +744,10 @@ pub fn db_eval_boundary_with_void(
         (_, 0) => (0.0, 1.0),
         _ => {
             let both = |a: &Mask, b: &Mask| a.data.iter().zip(&b.data).filter(|(&x, &y)| x && y).count();
-            (both(&fg_boundary, &gt_dil) as f64 / n_fg as f64, both(&gt_boundary, &fg_dil) as f64 / n_gt as f64)
+            (
+                both(&fg_boundary, &gt_dil) as f64 / n_fg as f64,
+                both(&gt_boundary, &fg_dil) as f64 / n_gt as f64,
+            )
         }
     };
     Ok(if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) })
@@ -723,7 +784,11 @@ pub fn db_statistics(values: &[f64]) -> DbStatistics {
         .collect();
     let first = nan_mean(&values[ids[0]..=ids[1]]);
     let last = nan_mean(&values[ids[3]..=ids[4]]);
-    DbStatistics { mean: nan_mean(values), recall: values.iter().filter(|&&v| v > 0.5).count() as f64 / n as f64, decay: first - last }
+    DbStatistics {
+        mean: nan_mean(values),
+        recall: values.iter().filter(|&&v| v > 0.5).count() as f64 / n as f64,
+        decay: first - last,
+    }
 }
 
 /// Mean J and F of one sequence.
@@ -784,7 +849,12 @@ impl DavisEvaluator {
     }
 
     /// Score one sequence (frames in order); adding a name again replaces its scores.
-    pub fn add_sequence(&mut self, name: &str, gt_masks: &[Mask], pred_masks: &[Mask]) -> Result<SequenceScore, PanopticError> {
+    pub fn add_sequence(
+        &mut self,
+        name: &str,
+        gt_masks: &[Mask],
+        pred_masks: &[Mask],
+    ) -> Result<SequenceScore, PanopticError> {
         if gt_masks.len() != pred_masks.len() {
             return Err(PanopticError::Shape(format!(
                 "{name}: {} ground-truth frames but {} predictions",
@@ -834,7 +904,11 @@ impl DavisEvaluator {
             jf: (j.mean + f.mean) / 2.0,
             j: Some(j),
             f: Some(f),
-            per_sequence: self.sequences.iter().map(|(n, jv, fv)| (n.clone(), SequenceScore { j: mean(jv), f: mean(fv) })).collect(),
+            per_sequence: self
+                .sequences
+                .iter()
+                .map(|(n, jv, fv)| (n.clone(), SequenceScore { j: mean(jv), f: mean(fv) }))
+                .collect(),
         }
     }
 }

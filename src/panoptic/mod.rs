@@ -19,17 +19,19 @@ pub mod metrics;
 pub mod postprocess;
 
 pub use coco::{
-    id2rgb, load_categories_json, load_panoptic_json, read_panoptic_png, rgb2id, save_panoptic_json, to_coco_panoptic, write_panoptic_png,
-    Annotation, Category, ImageId, ImageInfo, PanopticJson, PanopticJsonWriter, SegmentInfo,
+    id2rgb, load_categories_json, load_panoptic_json, read_panoptic_png, rgb2id, save_panoptic_json,
+    to_coco_panoptic, write_panoptic_png, Annotation, Category, ImageId, ImageInfo, PanopticJson,
+    PanopticJsonWriter, SegmentInfo,
 };
 pub use metrics::{
-    db_eval_boundary, db_eval_boundary_with_void, db_eval_iou, db_eval_iou_with_void, db_statistics, pq_compute_coco,
-    pq_compute_coco_with_categories, pq_single_image, seg2bmap, ClassPq, ConfusionMatrix, DavisEvaluator, DavisSummary, DbStatistics, Mask,
-    PqCounts, PqResult, PqSegment, PqStat, PqSummary, SequenceScore,
+    db_eval_boundary, db_eval_boundary_with_void, db_eval_iou, db_eval_iou_with_void, db_statistics,
+    pq_compute_coco, pq_compute_coco_with_categories, pq_single_image, seg2bmap, ClassPq, ConfusionMatrix,
+    DavisEvaluator, DavisSummary, DbStatistics, Mask, PqCounts, PqResult, PqSegment, PqStat, PqSummary,
+    SequenceScore,
 };
 pub use postprocess::{
-    majority_vote, merge_stuff, postprocess, postprocess_ids, resize_nearest, segments, thing_vote, unletterbox, Letterbox, Postprocess,
-    Segment,
+    majority_vote, merge_stuff, postprocess, postprocess_ids, resize_nearest, segments, thing_vote,
+    unletterbox, Letterbox, Postprocess, Segment,
 };
 
 /// The void class and the void segment / instance id.
@@ -93,15 +95,26 @@ pub struct PanopticMap {
 
 impl PanopticMap {
     /// A map from its two buffers, checking that both hold `height * width` values.
-    pub fn new(height: usize, width: usize, class: Vec<u32>, instance: Vec<u32>) -> Result<Self, PanopticError> {
-        let pixels = height
-            .checked_mul(width)
-            .ok_or_else(|| PanopticError::Shape(format!("a {height}x{width} map has more pixels than memory can address")))?;
+    pub fn new(
+        height: usize,
+        width: usize,
+        class: Vec<u32>,
+        instance: Vec<u32>,
+    ) -> Result<Self, PanopticError> {
+        let pixels = height.checked_mul(width).ok_or_else(|| {
+            PanopticError::Shape(format!("a {height}x{width} map has more pixels than memory can address"))
+        })?;
         if class.len() != pixels {
-            return Err(PanopticError::Shape(format!("class map has {} values, a {height}x{width} map needs {pixels}", class.len())));
+            return Err(PanopticError::Shape(format!(
+                "class map has {} values, a {height}x{width} map needs {pixels}",
+                class.len()
+            )));
         }
         if instance.len() != pixels {
-            return Err(PanopticError::Shape(format!("instance map has {} values, a {height}x{width} map needs {pixels}", instance.len())));
+            return Err(PanopticError::Shape(format!(
+                "instance map has {} values, a {height}x{width} map needs {pixels}",
+                instance.len()
+            )));
         }
         Ok(PanopticMap { height, width, class, instance })
     }

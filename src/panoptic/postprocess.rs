@@ -93,7 +93,8 @@ pub fn majority_vote(map: &PanopticMap, min_pixels: u64) -> PanopticMap {
         })
         .collect();
     let class: Vec<u32> = id_index.iter().map(|&i| majority[i as usize]).collect();
-    let instance = class.iter().zip(&map.instance).map(|(&c, &id)| if c == VOID { VOID } else { id }).collect();
+    let instance =
+        class.iter().zip(&map.instance).map(|(&c, &id)| if c == VOID { VOID } else { id }).collect();
     PanopticMap { height: map.height, width: map.width, class, instance }
 }
 
@@ -117,7 +118,9 @@ fn flood(start: usize, h: usize, w: usize, region: &mut Vec<usize>, mut claim: i
 /// The 4-connected neighbours of pixel `p` of an `h`×`w` grid.
 fn grid_neighbours(p: usize, h: usize, w: usize) -> impl Iterator<Item = usize> {
     let (r, c) = (p / w, p % w);
-    [(r > 0).then(|| p - w), (r + 1 < h).then(|| p + w), (c > 0).then(|| p - 1), (c + 1 < w).then(|| p + 1)].into_iter().flatten()
+    [(r > 0).then(|| p - w), (r + 1 < h).then(|| p + w), (c > 0).then(|| p - 1), (c + 1 < w).then(|| p + 1)]
+        .into_iter()
+        .flatten()
 }
 
 /// The `thing_vote` post-processing ([`Postprocess::ThingVote`]) on one map:
@@ -178,7 +181,8 @@ pub fn thing_vote(map: &PanopticMap, isthing: &[bool], min_pixels: u64) -> Panop
         *l |= is_thing(map.class[p]) && map.instance[p] == VOID;
     }
     // Kept fragments grow into loose pixels of their class.
-    let mut queue: std::collections::VecDeque<usize> = (0..map.len()).filter(|&p| instance[p] != VOID).collect();
+    let mut queue: std::collections::VecDeque<usize> =
+        (0..map.len()).filter(|&p| instance[p] != VOID).collect();
     while let Some(p) = queue.pop_front() {
         for q in grid_neighbours(p, h, w) {
             if loose[q] && map.class[q] == class[p] {
@@ -255,7 +259,12 @@ pub fn merge_stuff(map: &PanopticMap, isthing: &[bool]) -> PanopticMap {
             *best = (id, n);
         }
     }
-    let instance = map.class.iter().zip(&map.instance).map(|(&c, &id)| winner.get(&c).map_or(id, |&(merged, _)| merged)).collect();
+    let instance = map
+        .class
+        .iter()
+        .zip(&map.instance)
+        .map(|(&c, &id)| winner.get(&c).map_or(id, |&(merged, _)| merged))
+        .collect();
     PanopticMap { height: map.height, width: map.width, class: map.class.clone(), instance }
 }
 
@@ -312,13 +321,24 @@ pub fn unletterbox(map: &PanopticMap, letterbox: &Letterbox) -> PanopticMap {
 
 /// The previous readout's path: mask-resolution ids -> original resolution by nearest neighbour
 /// ([`unletterbox`]), then [`postprocess_ids`]. `eval` reports it beside the bilinear readout.
-pub fn postprocess(mask_map: &PanopticMap, letterbox: &Letterbox, isthing: &[bool], min_pixels: u64, mode: Postprocess) -> PanopticMap {
+pub fn postprocess(
+    mask_map: &PanopticMap,
+    letterbox: &Letterbox,
+    isthing: &[bool],
+    min_pixels: u64,
+    mode: Postprocess,
+) -> PanopticMap {
     postprocess_ids(&unletterbox(mask_map, letterbox), isthing, min_pixels, mode)
 }
 
 /// Ids at the output resolution (the readout's) -> segments by `mode`: majority vote with minimum
 /// area and stuff merged, or [`thing_vote`] (`evaluate.py` `postprocess_to_original`).
-pub fn postprocess_ids(map: &PanopticMap, isthing: &[bool], min_pixels: u64, mode: Postprocess) -> PanopticMap {
+pub fn postprocess_ids(
+    map: &PanopticMap,
+    isthing: &[bool],
+    min_pixels: u64,
+    mode: Postprocess,
+) -> PanopticMap {
     match mode {
         Postprocess::MajorityVote => merge_stuff(&majority_vote(map, min_pixels), isthing),
         Postprocess::ThingVote => thing_vote(map, isthing, min_pixels),
@@ -344,10 +364,12 @@ pub struct Segment {
 /// A pixel with a class but instance 0 still belongs to a segment `(class, 0)`, as in
 /// panoptic.py; after [`majority_vote`] there are none.
 pub fn segments(map: &PanopticMap) -> (Vec<u32>, Vec<Segment>) {
-    let mut pairs: Vec<(u32, u32)> = map.class.iter().zip(&map.instance).filter(|(&c, _)| c != VOID).map(|(&c, &i)| (c, i)).collect();
+    let mut pairs: Vec<(u32, u32)> =
+        map.class.iter().zip(&map.instance).filter(|(&c, _)| c != VOID).map(|(&c, &i)| (c, i)).collect();
     pairs.sort_unstable();
     pairs.dedup();
-    let id_of: HashMap<(u32, u32), u32> = pairs.iter().enumerate().map(|(k, &pair)| (pair, k as u32 + 1)).collect();
+    let id_of: HashMap<(u32, u32), u32> =
+        pairs.iter().enumerate().map(|(k, &pair)| (pair, k as u32 + 1)).collect();
     let mut list: Vec<Segment> = pairs
         .iter()
         .enumerate()

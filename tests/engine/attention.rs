@@ -23,7 +23,11 @@ struct Shape {
 /// Random q, k, v in [-amp, amp] (v in [-1, 1]).
 fn inputs(r: &mut Rand, s: &Shape, amp: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let d = s.heads * s.dh;
-    (r.vec(s.batch * s.lq * d, -amp, amp), r.vec(s.batch * s.lk * d, -amp, amp), r.vec(s.batch * s.lk * d, -1.0, 1.0))
+    (
+        r.vec(s.batch * s.lq * d, -amp, amp),
+        r.vec(s.batch * s.lk * d, -amp, amp),
+        r.vec(s.batch * s.lk * d, -1.0, 1.0),
+    )
 }
 
 fn separate(gpu: &Gpu, r: &mut Rand, s: &Shape, amp: f32) {
@@ -44,7 +48,9 @@ fn separate(gpu: &Gpu, r: &mut Rand, s: &Shape, amp: f32) {
 /// [rows, a] ++ [rows, b] ++ ... along the channels.
 fn concat_channels(parts: &[(&[f32], usize)]) -> Vec<f32> {
     let rows = parts[0].0.len() / parts[0].1;
-    (0..rows).flat_map(|r| parts.iter().flat_map(move |(p, c)| p[r * c..(r + 1) * c].iter().copied())).collect()
+    (0..rows)
+        .flat_map(|r| parts.iter().flat_map(move |(p, c)| p[r * c..(r + 1) * c].iter().copied()))
+        .collect()
 }
 
 #[test]
@@ -66,9 +72,15 @@ fn odd_lengths_and_head_dims() {
     // other than 32 and 64.
     let gpu = gpu();
     let mut r = Rand::new("attention-odd");
-    for (lq, lk, heads, dh) in
-        [(1, 1, 1, 4), (3, 5, 2, 8), (63, 33, 3, 16), (64, 31, 2, 64), (129, 97, 1, 32), (70, 200, 2, 48), (5, 65, 5, 20)]
-    {
+    for (lq, lk, heads, dh) in [
+        (1, 1, 1, 4),
+        (3, 5, 2, 8),
+        (63, 33, 3, 16),
+        (64, 31, 2, 64),
+        (129, 97, 1, 32),
+        (70, 200, 2, 48),
+        (5, 65, 5, 20),
+    ] {
         separate(&gpu, &mut r, &Shape { batch: 1 + lq % 2, lq, lk, heads, dh }, 1.0);
     }
 }
@@ -90,7 +102,10 @@ fn packed_self_attention() {
     // keep the CPU reference quick.
     let gpu = gpu();
     let mut r = Rand::new("attention-qkv");
-    for s in [Shape { batch: 2, lq: 65, lk: 65, heads: 16, dh: 32 }, Shape { batch: 1, lq: 4097, lk: 4097, heads: 1, dh: 32 }] {
+    for s in [
+        Shape { batch: 2, lq: 65, lk: 65, heads: 16, dh: 32 },
+        Shape { batch: 1, lq: 4097, lk: 4097, heads: 1, dh: 32 },
+    ] {
         let d = s.heads * s.dh;
         let (q, k, v) = inputs(&mut r, &s, 1.0);
         let qkv = concat_channels(&[(&q, d), (&k, d), (&v, d)]);
@@ -116,7 +131,10 @@ fn packed_cross_attention() {
     // Cross-attention with K/V of the context from one fused linear, [k | v] along the channels.
     let gpu = gpu();
     let mut r = Rand::new("attention-q-kv");
-    for s in [Shape { batch: 2, lq: 17, lk: 16, heads: 8, dh: 64 }, Shape { batch: 1, lq: 1025, lk: 1024, heads: 2, dh: 32 }] {
+    for s in [
+        Shape { batch: 2, lq: 17, lk: 16, heads: 8, dh: 64 },
+        Shape { batch: 1, lq: 1025, lk: 1024, heads: 2, dh: 32 },
+    ] {
         let d = s.heads * s.dh;
         let (q, k, v) = inputs(&mut r, &s, 1.0);
         let kv = concat_channels(&[(&k, d), (&v, d)]);

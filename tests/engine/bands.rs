@@ -10,11 +10,11 @@ use std::path::Path;
 use common::{assert_close, Rand};
 use pix2seqd::backend::{Backend, Epilogue, GpuBackend};
 use pix2seqd::cpu::{CpuBackend, CpuTensor};
-use pix2seqd::gpu::{Gpu, GpuOptions, Tensor};
 use pix2seqd::diffusion::ddim_coefficients;
+use pix2seqd::geometry::Letterbox;
+use pix2seqd::gpu::{Gpu, GpuOptions, Tensor};
 use pix2seqd::ops::bits::BitSpec;
 use pix2seqd::ops::conv::Geometry;
-use pix2seqd::geometry::Letterbox;
 use pix2seqd::ops::readout::{self, IdSpace, Resample};
 use pix2seqd::ops::Activation;
 use pix2seqd::{BackendKind, Image, Segmenter};
@@ -69,9 +69,12 @@ fn banded_convs_equal_the_cpu() {
     let gpu = small_binding_gpu(LIMIT);
     let mut rng = Rand::new("banded_convs");
     // (H, W, Cin, Cout, k, stride, pad): 3x3 s1, 1x1, 3x3 s2, 7x7 s2 p3, odd heights
-    for &(h, w, cin, cout, k, s, p) in
-        &[(37, 20, 8, 12, 3, 1, 1), (33, 16, 16, 8, 1, 1, 0), (31, 18, 8, 8, 3, 2, 1), (29, 24, 4, 8, 7, 2, 3)]
-    {
+    for &(h, w, cin, cout, k, s, p) in &[
+        (37, 20, 8, 12, 3, 1, 1),
+        (33, 16, 16, 8, 1, 1, 0),
+        (31, 18, 8, 8, 3, 2, 1),
+        (29, 24, 4, 8, 7, 2, 3),
+    ] {
         let geom = Geometry::symmetric(s, p);
         let x = random(&gpu, &mut rng, &[1, h, w, cin], -1.0, 1.0);
         let wt = random(&gpu, &mut rng, &[k, k, cin, cout], -0.3, 0.3);
@@ -89,7 +92,9 @@ fn banded_convs_equal_the_cpu() {
                     &x.gpu_t,
                     &wt.gpu_t,
                     &geom,
-                    Epilogue::new(Some(&bias.gpu_t), Activation::Silu).with_residual(&res.gpu_t).with_scale(0.7),
+                    Epilogue::new(Some(&bias.gpu_t), Activation::Silu)
+                        .with_residual(&res.gpu_t)
+                        .with_scale(0.7),
                 )
                 .unwrap()]
             },
@@ -98,7 +103,9 @@ fn banded_convs_equal_the_cpu() {
                     &x.cpu_t,
                     &wt.cpu_t,
                     &geom,
-                    Epilogue::new(Some(&bias.cpu_t), Activation::Silu).with_residual(&res.cpu_t).with_scale(0.7),
+                    Epilogue::new(Some(&bias.cpu_t), Activation::Silu)
+                        .with_residual(&res.cpu_t)
+                        .with_scale(0.7),
                 )
                 .unwrap()]
             },
@@ -123,8 +130,30 @@ fn banded_group_norms_equal_the_cpu() {
             &gpu,
             1e-4,
             1e-4,
-            |b| [b.group_norm(&x.gpu_t, &gamma.gpu_t, &beta.gpu_t, groups, 1e-5, film.then_some(&ss.gpu_t), Activation::Silu).unwrap()],
-            |b| [b.group_norm(&x.cpu_t, &gamma.cpu_t, &beta.cpu_t, groups, 1e-5, film.then_some(&ss.cpu_t), Activation::Silu).unwrap()],
+            |b| {
+                [b.group_norm(
+                    &x.gpu_t,
+                    &gamma.gpu_t,
+                    &beta.gpu_t,
+                    groups,
+                    1e-5,
+                    film.then_some(&ss.gpu_t),
+                    Activation::Silu,
+                )
+                .unwrap()]
+            },
+            |b| {
+                [b.group_norm(
+                    &x.cpu_t,
+                    &gamma.cpu_t,
+                    &beta.cpu_t,
+                    groups,
+                    1e-5,
+                    film.then_some(&ss.cpu_t),
+                    Activation::Silu,
+                )
+                .unwrap()]
+            },
         );
         assert!(passes > 1, "a tensor above the limit ran unbanded");
     }
@@ -155,7 +184,14 @@ fn banded_layout_and_sampler_ops_equal_the_cpu() {
         |b| [b.add(&a.gpu_t, &c.gpu_t, Activation::Relu).unwrap()],
         |b| [b.add(&a.cpu_t, &c.cpu_t, Activation::Relu).unwrap()],
     );
-    compare("affine", &gpu, 1e-6, 1e-6, |b| [b.affine(&a.gpu_t, 2.0, -0.5).unwrap()], |b| [b.affine(&a.cpu_t, 2.0, -0.5).unwrap()]);
+    compare(
+        "affine",
+        &gpu,
+        1e-6,
+        1e-6,
+        |b| [b.affine(&a.gpu_t, 2.0, -0.5).unwrap()],
+        |b| [b.affine(&a.cpu_t, 2.0, -0.5).unwrap()],
+    );
     let small = random(&gpu, &mut rng, &[1, 9, 5, 16], -1.0, 1.0);
     let skip = random(&gpu, &mut rng, &[1, 36, 20, 16], -1.0, 1.0);
     for with_skip in [false, true] {
@@ -197,7 +233,9 @@ fn an_op_that_cannot_be_banded_fails_naming_the_kernel_and_the_limit() {
     let x = random(&gpu, &mut rng, &[1, 40, 20, 8], -1.0, 1.0);
     let wt = random(&gpu, &mut rng, &[3, 3, 8], -1.0, 1.0);
     let mut frame = gpu.frame();
-    let y = GpuBackend::new(&mut frame).depthwise_conv2d(&x.gpu_t, &wt.gpu_t, None, &Geometry::symmetric(1, 1), Activation::None).unwrap();
+    let y = GpuBackend::new(&mut frame)
+        .depthwise_conv2d(&x.gpu_t, &wt.gpu_t, None, &Geometry::symmetric(1, 1), Activation::None)
+        .unwrap();
     let _ = frame.read(&y);
     frame.submit();
     let err = gpu.check().expect_err("a binding above the limit must be reported").to_string();
@@ -246,7 +284,11 @@ fn a_whole_model_with_banded_decoder_gives_the_unbanded_result() {
     // where such a difference may flip a bit. Anything more than a few such pixels is a bug.
     let same = common::identical_pixels(&a.raw.class, &a.raw.instance, &b.raw.class, &b.raw.instance);
     eprintln!("{same} of {} readout pixels identical", a.raw.class.len());
-    assert!(same * 200 >= a.raw.class.len() * 199, "banded and unbanded readouts differ in {} pixels", a.raw.class.len() - same);
+    assert!(
+        same * 200 >= a.raw.class.len() * 199,
+        "banded and unbanded readouts differ in {} pixels",
+        a.raw.class.len() - same
+    );
 }
 
 /// The readout's cells and its output rows in bands (logits and output above an 8 KiB limit):
@@ -279,6 +321,10 @@ fn banded_readout_equals_the_cpu() {
         let got_instance = pollster::block_on(ri.into_u32(&gpu)).unwrap();
         let same = common::identical_pixels(&got_class, &got_instance, &want_class, &want_instance);
         eprintln!("readout {mask:?} -> {out:?}: {same} of {} pixels identical", want_class.len());
-        assert!(same * 1000 >= want_class.len() * 999, "banded readout differs from the CPU twin in {} pixels", want_class.len() - same);
+        assert!(
+            same * 1000 >= want_class.len() * 999,
+            "banded readout differs from the CPU twin in {} pixels",
+            want_class.len() - same
+        );
     }
 }

@@ -57,7 +57,10 @@ fn bits_to_ids_thresholds_and_clamps() {
     let (c, i) = bits::bits_to_ids(&mut f, &tx, &spec, num_classes, max_instances).unwrap();
     f.submit();
     let (wc, wi) = cpu::bits_to_ids(&x, &spec, num_classes, max_instances);
-    assert!(wc.iter().any(|&v| v == num_classes - 1) && wi.iter().any(|&v| v == max_instances - 1), "clamp not exercised");
+    assert!(
+        wc.iter().any(|&v| v == num_classes - 1) && wi.iter().any(|&v| v == max_instances - 1),
+        "clamp not exercised"
+    );
     assert_eq!(wc[0], 2);
     assert_eq!(gpu.read_u32_blocking(&c).unwrap(), wc);
     assert_eq!(gpu.read_u32_blocking(&i).unwrap(), wi);
@@ -87,7 +90,13 @@ fn expected_bits_match_cpu() {
             assert_eq!(want[..2], [spec.b_scale, spec.b_scale]); // pixel 0's class is 3 = 0b11 with p ≈ 1
         }
         // Values lie in [-b, b]; sums of 256 exps in a different order: 1e-5·b absolute.
-        assert_close(&format!("expected bits {spec:?} {shape:?}"), &gpu.read_blocking(&x).unwrap(), &want, 0.0, 1e-5 * spec.b_scale);
+        assert_close(
+            &format!("expected bits {spec:?} {shape:?}"),
+            &gpu.read_blocking(&x).unwrap(),
+            &want,
+            0.0,
+            1e-5 * spec.b_scale,
+        );
     }
 }
 
@@ -141,7 +150,8 @@ fn ddim_step_matches_cpu_and_the_fused_kernel() {
         let name = format!("ddim t {t_now:.3} -> {t_next:.3}");
         assert_close(&name, &gpu.read_blocking(&out).unwrap(), &want, 1e-5, 1e-6);
         assert_close(&format!("{name} in place"), &gpu.read_blocking(&tm2).unwrap(), &want, 1e-5, 1e-6);
-        let want_x0: Vec<f32> = cpu::expected_bits(&logits, &spec).iter().map(|v| v.clamp(-spec.b_scale, spec.b_scale)).collect();
+        let want_x0: Vec<f32> =
+            cpu::expected_bits(&logits, &spec).iter().map(|v| v.clamp(-spec.b_scale, spec.b_scale)).collect();
         let got_x0 = gpu.read_blocking(&fused_x0).unwrap();
         assert_close(&format!("{name} fused x0"), &got_x0, &want_x0, 0.0, 1e-5 * spec.b_scale);
         // The fused state update from the GPU's own x̂0 (so the comparison isolates the step).

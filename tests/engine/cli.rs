@@ -57,12 +57,20 @@ fn segment_writes_overlay_and_a_valid_coco_panoptic_pair() {
     let Some(sample) = sample_dir() else { return };
     let image = sample.join("images/000000142238.jpg");
     let out_dir = temp_dir("segment");
-    let out = bin().args(["segment", image.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--json"]).output().unwrap();
+    let out = bin()
+        .args(["segment", image.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "segment failed: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
     // The default model is the shipped `objects`, which finds the rugby players as persons.
-    assert!(report["model"].as_str().unwrap_or("").ends_with("objects"), "the default model is `objects`: {report}");
-    let people = report["images"][0]["segments"].as_array().map_or(0, |a| a.iter().filter(|s| s["label"] == "person").count());
+    assert!(
+        report["model"].as_str().unwrap_or("").ends_with("objects"),
+        "the default model is `objects`: {report}"
+    );
+    let people = report["images"][0]["segments"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter(|s| s["label"] == "person").count());
     assert!(people >= 2, "objects should find several people in the rugby photo: {report}");
 
     let overlay = image::open(out_dir.join("000000142238.png")).expect("overlay PNG");
@@ -83,7 +91,11 @@ fn segment_writes_overlay_and_a_valid_coco_panoptic_pair() {
     for s in &ann.segments_info {
         let area = ids.iter().filter(|&&i| i == s.id).count() as u64;
         assert_eq!(s.area, Some(area), "segment {} area", s.id);
-        assert!(json.categories.iter().any(|c| c.id == s.category_id), "segment {} has an unknown category", s.id);
+        assert!(
+            json.categories.iter().any(|c| c.id == s.category_id),
+            "segment {} has an unknown category",
+            s.id
+        );
     }
     assert_eq!(report["images"][0]["segments"].as_array().map(|a| a.len()), Some(ann.segments_info.len()));
 
@@ -132,13 +144,18 @@ fn eval_pq_scores_the_coco_sample_against_itself() {
 #[test]
 fn bad_input_gives_one_clear_line_and_a_failure() {
     let out_dir = temp_dir("errors");
-    let missing = bin().args(["segment", "no/such/image.jpg", "--out", out_dir.to_str().unwrap()]).output().unwrap();
+    let missing =
+        bin().args(["segment", "no/such/image.jpg", "--out", out_dir.to_str().unwrap()]).output().unwrap();
     assert!(stderr_line(&missing).contains("no/such/image.jpg"));
 
-    let not_image = bin().args(["segment", "Cargo.toml", "--out", out_dir.to_str().unwrap()]).output().unwrap();
+    let not_image =
+        bin().args(["segment", "Cargo.toml", "--out", out_dir.to_str().unwrap()]).output().unwrap();
     assert!(stderr_line(&not_image).contains("Cargo.toml"));
 
-    let bad_model = bin().args(["segment", "Cargo.toml", "--model", "no/such/model", "--out", out_dir.to_str().unwrap()]).output().unwrap();
+    let bad_model = bin()
+        .args(["segment", "Cargo.toml", "--model", "no/such/model", "--out", out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(stderr_line(&bad_model).contains("no/such/model"));
 
     // A weights file that is not safetensors: the message names the file's problem.
@@ -146,13 +163,30 @@ fn bad_input_gives_one_clear_line_and_a_failure() {
     std::fs::create_dir_all(&out_dir).unwrap();
     std::fs::copy("tests/fixtures/tiny-efficientnet/model.json", fake.with_extension("json")).unwrap();
     std::fs::write(fake.with_extension("safetensors"), b"not a model at all, just text").unwrap();
-    let bad_weights =
-        bin().args(["segment", "Cargo.toml", "--model"]).arg(&fake).args(["--out", out_dir.to_str().unwrap()]).output().unwrap();
+    let bad_weights = bin()
+        .args(["segment", "Cargo.toml", "--model"])
+        .arg(&fake)
+        .args(["--out", out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
     let line = stderr_line(&bad_weights);
     assert!(line.contains("weights file") && line.contains("header"), "{line}");
 
-    let bad_pq =
-        bin().args(["eval", "pq", "--gt-json", "x.json", "--gt-dir", ".", "--pred-json", "y.json", "--pred-dir", "."]).output().unwrap();
+    let bad_pq = bin()
+        .args([
+            "eval",
+            "pq",
+            "--gt-json",
+            "x.json",
+            "--gt-dir",
+            ".",
+            "--pred-json",
+            "y.json",
+            "--pred-dir",
+            ".",
+        ])
+        .output()
+        .unwrap();
     assert!(stderr_line(&bad_pq).contains("x.json"));
     let _ = std::fs::remove_dir_all(&out_dir);
 }
@@ -166,7 +200,12 @@ fn eval_camvid_scores_the_shipped_street_model_at_each_step_count() {
         return;
     }
     let r = json_of(
-        &bin().args(["eval", "camvid", "--model", "street", "--limit", "4", "--steps", "1,2", "--cpu", "--json"]).output().unwrap(),
+        &bin()
+            .args([
+                "eval", "camvid", "--model", "street", "--limit", "4", "--steps", "1,2", "--cpu", "--json",
+            ])
+            .output()
+            .unwrap(),
     );
     assert!(r["model"].as_str().unwrap_or("").ends_with("assets/models/street"), "{r}");
     assert_eq!(r["images"].as_u64(), Some(4));
@@ -192,19 +231,38 @@ fn figure_camvid_draws_input_truth_and_prediction_per_image() {
     }
     let out_dir = temp_dir("figure");
     let png = out_dir.join("street.png");
-    let args =
-        ["figure", "camvid", "--model", "street", "--images", "0,1", "--steps", "1", "--panel-width", "120", "--cpu", "--json", "--out"];
+    let args = [
+        "figure",
+        "camvid",
+        "--model",
+        "street",
+        "--images",
+        "0,1",
+        "--steps",
+        "1",
+        "--panel-width",
+        "120",
+        "--cpu",
+        "--json",
+        "--out",
+    ];
     let r = json_of(&bin().args(args).arg(&png).output().unwrap());
     assert_eq!(r["images"].as_array().map(|a| a.len()), Some(2), "{r}");
     let img = image::open(&png).expect("the figure is a PNG").to_rgb8();
     // 3 panels of 120 px with two 6-px gaps; CamVid is 4:3, so rows of 90 px with one gap.
     assert_eq!((img.width(), img.height()), (372, 186));
     // The truth panel is the input with colours blended in: it differs from the input panel.
-    let differs =
-        (0..90).flat_map(|y| (0..120).map(move |x| (x, y))).filter(|&(x, y)| img.get_pixel(x, y) != img.get_pixel(x + 126, y)).count();
+    let differs = (0..90)
+        .flat_map(|y| (0..120).map(move |x| (x, y)))
+        .filter(|&(x, y)| img.get_pixel(x, y) != img.get_pixel(x + 126, y))
+        .count();
     assert!(differs > 120 * 90 / 2, "the ground-truth panel should be coloured: {differs} pixels differ");
 
-    let bad = bin().args(["figure", "camvid", "--model", "street", "--images", "9999", "--cpu", "--out"]).arg(&png).output().unwrap();
+    let bad = bin()
+        .args(["figure", "camvid", "--model", "street", "--images", "9999", "--cpu", "--out"])
+        .arg(&png)
+        .output()
+        .unwrap();
     assert!(stderr_line(&bad).contains("9999"));
     let _ = std::fs::remove_dir_all(&out_dir);
 }
@@ -255,8 +313,24 @@ fn figure_davis_streams_and_draws_the_frames_asked() {
     }
     let out_dir = temp_dir("figure-davis");
     let png = out_dir.join("video.png");
-    let args = ["figure", "davis", "--model", "tests/fixtures/tiny-video/model", "--sequence", "soapbox", "--frames", "0,2"];
-    let f = json_of(&bin().args(args).args(["--panel-width", "100", "--cpu", "--json", "--out"]).arg(&png).output().unwrap());
+    let args = [
+        "figure",
+        "davis",
+        "--model",
+        "tests/fixtures/tiny-video/model",
+        "--sequence",
+        "soapbox",
+        "--frames",
+        "0,2",
+    ];
+    let f = json_of(
+        &bin()
+            .args(args)
+            .args(["--panel-width", "100", "--cpu", "--json", "--out"])
+            .arg(&png)
+            .output()
+            .unwrap(),
+    );
     assert_eq!(f["dataset"].as_str(), Some("davis2016/soapbox"), "{f}");
     assert_eq!(f["images"].as_array().map(Vec::len), Some(2), "{f}");
     let img = image::open(&png).expect("the figure is a PNG");
@@ -275,18 +349,38 @@ fn eval_coco128_maps_coco_classes_into_the_model() {
     if data_dir("coco128-seg").is_none() {
         return;
     }
-    let r =
-        json_of(&bin().args(["eval", "coco128", "--model", "street", "--limit", "2", "--steps", "1", "--cpu", "--json"]).output().unwrap());
+    let r = json_of(
+        &bin()
+            .args(["eval", "coco128", "--model", "street", "--limit", "2", "--steps", "1", "--cpu", "--json"])
+            .output()
+            .unwrap(),
+    );
     assert_eq!((r["dataset"].as_str(), r["images"].as_u64()), (Some("coco128-seg/val"), Some(2)), "{r}");
     let pq = r["results"][0]["pq"]["things"]["pq"].as_f64().unwrap_or(-1.0);
     assert!((0.0..=1.0).contains(&pq), "{r}");
 
-    let video = bin().args(["eval", "coco128", "--model", "tests/fixtures/tiny-video/model", "--limit", "1", "--cpu"]).output().unwrap();
+    let video = bin()
+        .args(["eval", "coco128", "--model", "tests/fixtures/tiny-video/model", "--limit", "1", "--cpu"])
+        .output()
+        .unwrap();
     assert!(stderr_line(&video).contains("knows none of the COCO classes"));
     let out_dir = temp_dir("figure-coco");
     let png = out_dir.join("objects.png");
-    let args =
-        ["figure", "coco128", "--model", "street", "--images", "3", "--steps", "1", "--panel-width", "100", "--cpu", "--json", "--out"];
+    let args = [
+        "figure",
+        "coco128",
+        "--model",
+        "street",
+        "--images",
+        "3",
+        "--steps",
+        "1",
+        "--panel-width",
+        "100",
+        "--cpu",
+        "--json",
+        "--out",
+    ];
     let f = json_of(&bin().args(args).arg(&png).output().unwrap());
     assert_eq!(f["dataset"].as_str(), Some("coco128-seg/val"));
     assert_eq!(image::open(&png).expect("figure PNG").width(), 312);

@@ -10,16 +10,21 @@ use pix2seqd::gpu::{Gpu, GpuOptions};
 /// The GPU of this test thread. Every test fails (never skips) when no adapter exists: CI installs
 /// lavapipe, and a silent skip would hide a broken runtime.
 pub fn gpu() -> Gpu {
-    Gpu::new_blocking(GpuOptions::default()).unwrap_or_else(|e| panic!("GPU tests need an adapter (install mesa-vulkan-drivers): {e}"))
+    Gpu::new_blocking(GpuOptions::default())
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter (install mesa-vulkan-drivers): {e}"))
 }
 
 /// The run's base seed: PIX2SEQD_TEST_SEED if set, else derived from the clock; printed once.
 pub fn base_seed() -> u64 {
     static SEED: OnceLock<u64> = OnceLock::new();
     *SEED.get_or_init(|| {
-        let seed = std::env::var("PIX2SEQD_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-        });
+        let seed =
+            std::env::var("PIX2SEQD_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
         eprintln!("test seed: {seed} (replay with PIX2SEQD_TEST_SEED={seed})");
         seed
     })
@@ -84,10 +89,20 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32)
         }
     }
     eprintln!("{name}: {} values, max abs err {worst_abs:.3e}, max rel err {worst_rel:.3e} (rtol {rtol:.0e}, atol {atol:.0e})", got.len());
-    assert!(excess <= 0.0, "{name}: element {worst_i} is {} but want {} (rtol {rtol}, atol {atol})", got[worst_i], want[worst_i]);
+    assert!(
+        excess <= 0.0,
+        "{name}: element {worst_i} is {} but want {} (rtol {rtol}, atol {atol})",
+        got[worst_i],
+        want[worst_i]
+    );
 }
 
 /// Pixels where two (class, instance) map pairs agree.
 pub fn identical_pixels(class_a: &[u32], inst_a: &[u32], class_b: &[u32], inst_b: &[u32]) -> usize {
-    class_a.iter().zip(class_b).zip(inst_a.iter().zip(inst_b)).filter(|(c, i)| c.0 == c.1 && i.0 == i.1).count()
+    class_a
+        .iter()
+        .zip(class_b)
+        .zip(inst_a.iter().zip(inst_b))
+        .filter(|(c, i)| c.0 == c.1 && i.0 == i.1)
+        .count()
 }

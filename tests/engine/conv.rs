@@ -15,7 +15,8 @@ use pix2seqd::ops::Activation;
 
 const RTOL: f32 = 1e-4;
 const ATOL: f32 = 1e-5;
-const ACTS: [Activation; 5] = [Activation::None, Activation::Relu, Activation::Relu6, Activation::Silu, Activation::Gelu];
+const ACTS: [Activation; 5] =
+    [Activation::None, Activation::Relu, Activation::Relu6, Activation::Silu, Activation::Gelu];
 
 /// One conv2d case: GPU vs CPU, with bias, activation and optionally a residual and scale.
 struct Case {
@@ -34,7 +35,19 @@ struct Case {
 
 impl Case {
     fn new(n: usize, (h, w): (usize, usize), cin: usize, cout: usize, k: usize, geom: Geometry) -> Case {
-        Case { n, h, w, cin, cout, k: (k, k), geom, bias: true, act: Activation::Relu, residual: false, scale: 1.0 }
+        Case {
+            n,
+            h,
+            w,
+            cin,
+            cout,
+            k: (k, k),
+            geom,
+            bias: true,
+            act: Activation::Relu,
+            residual: false,
+            scale: 1.0,
+        }
     }
 
     fn run(&self, gpu: &Gpu, r: &mut Rand) {
@@ -52,7 +65,12 @@ impl Case {
         let tw = gpu.upload(&ws, &w).unwrap();
         let tb = gpu.upload(&[self.cout], &b).unwrap();
         let tr = gpu.upload(if self.residual { &ys[..] } else { &[4] }, &res).unwrap();
-        let epi = Epilogue { bias: self.bias.then_some(&tb), act: self.act, residual: self.residual.then_some(&tr), scale: self.scale };
+        let epi = Epilogue {
+            bias: self.bias.then_some(&tb),
+            act: self.act,
+            residual: self.residual.then_some(&tr),
+            scale: self.scale,
+        };
         let mut f = gpu.frame();
         let y = conv::conv2d(&mut f, &tx, &tw, &self.geom, &epi).unwrap();
         f.submit();
@@ -98,7 +116,14 @@ fn conv2d_kernel_sizes_strides_and_odd_channels() {
         Case::new(2, hw, 12, 8, 3, Geometry::valid(1)),
         Case {
             k: (3, 5),
-            ..Case::new(2, hw, 4, 9, 3, Geometry { stride_h: 1, stride_w: 2, pad_top: 0, pad_left: 2, pad_bottom: 2, pad_right: 1 })
+            ..Case::new(
+                2,
+                hw,
+                4,
+                9,
+                3,
+                Geometry { stride_h: 1, stride_w: 2, pad_top: 0, pad_left: 2, pad_bottom: 2, pad_right: 1 },
+            )
         },
         // no bias; tiny input (padded input exactly the window).
         Case { bias: false, act: Activation::None, ..Case::new(2, hw, 8, 8, 3, Geometry::symmetric(1, 1)) },
@@ -142,9 +167,15 @@ fn conv2d_fused_epilogues() {
     let hw = (13, 29);
     for act in ACTS {
         // vec4 and scalar paths with a residual and a scale (the ResBlock's (h + skip) / sqrt 2).
-        Case { act, residual: true, scale: std::f32::consts::FRAC_1_SQRT_2, ..Case::new(2, hw, 8, 16, 3, Geometry::symmetric(1, 1)) }
+        Case {
+            act,
+            residual: true,
+            scale: std::f32::consts::FRAC_1_SQRT_2,
+            ..Case::new(2, hw, 8, 16, 3, Geometry::symmetric(1, 1))
+        }
+        .run(&gpu, &mut r);
+        Case { act, residual: true, scale: 0.5, ..Case::new(2, hw, 5, 7, 1, Geometry::valid(1)) }
             .run(&gpu, &mut r);
-        Case { act, residual: true, scale: 0.5, ..Case::new(2, hw, 5, 7, 1, Geometry::valid(1)) }.run(&gpu, &mut r);
     }
     // ResNet's relu(conv + bias + identity), 3-input-channel gathers with vec4 outputs.
     Case { residual: true, ..Case::new(2, hw, 3, 4, 3, Geometry::symmetric(1, 1)) }.run(&gpu, &mut r);
@@ -155,7 +186,8 @@ fn conv2d_fused_epilogues() {
 fn conv2d_3x3_128_to_128_at_64x64() {
     let gpu = gpu();
     let mut r = Rand::new("conv2d_real");
-    Case { act: Activation::Silu, ..Case::new(1, (64, 64), 128, 128, 3, Geometry::symmetric(1, 1)) }.run(&gpu, &mut r);
+    Case { act: Activation::Silu, ..Case::new(1, (64, 64), 128, 128, 3, Geometry::symmetric(1, 1)) }
+        .run(&gpu, &mut r);
 }
 
 #[test]
@@ -204,8 +236,28 @@ fn depthwise_3x3_and_5x5_strides_and_channels() {
         for k in [3, 5] {
             for stride in [1, 2] {
                 // PyTorch padding k/2 and TensorFlow SAME (asymmetric at stride 2 on even sizes).
-                run_depthwise(&gpu, &mut r, 2, hw, c, k, Geometry::symmetric(stride, k / 2), true, Activation::Relu6);
-                run_depthwise(&gpu, &mut r, 2, (14, 30), c, k, Geometry::same(stride, (k, k), (14, 30)), true, Activation::Relu6);
+                run_depthwise(
+                    &gpu,
+                    &mut r,
+                    2,
+                    hw,
+                    c,
+                    k,
+                    Geometry::symmetric(stride, k / 2),
+                    true,
+                    Activation::Relu6,
+                );
+                run_depthwise(
+                    &gpu,
+                    &mut r,
+                    2,
+                    (14, 30),
+                    c,
+                    k,
+                    Geometry::same(stride, (k, k), (14, 30)),
+                    true,
+                    Activation::Relu6,
+                );
             }
         }
     }
@@ -269,7 +321,8 @@ fn torch_conv2d(
                                 let iy = (oy * stride + ky) as isize - pad as isize;
                                 let ix = (ox * stride + kx) as isize - pad as isize;
                                 if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                    s += x[((b * c + ic) * h + iy as usize) * w + ix as usize] * wt[((oc * c + ic) * kh + ky) * kw + kx];
+                                    s += x[((b * c + ic) * h + iy as usize) * w + ix as usize]
+                                        * wt[((oc * c + ic) * kh + ky) * kw + kx];
                                 }
                             }
                         }
@@ -308,8 +361,18 @@ fn oihw_relayout_matches_pytorch_layout_conv() {
     let w_hwio = conv::oihw_to_hwio(&w_oihw, [o, c, k, k]).unwrap();
     let epi = cpu::Epilogue { bias: Some(&b), ..Default::default() };
     let geom = Geometry::symmetric(stride, pad);
-    assert_close("cpu conv2d vs OIHW/NCHW conv", &cpu::conv2d(&x, [n, h, w, c], &w_hwio, [k, k, c, o], &geom, &epi), &want, RTOL, ATOL);
-    let (tx, tw, tb) = (gpu.upload(&[n, h, w, c], &x).unwrap(), gpu.upload(&[k, k, c, o], &w_hwio).unwrap(), gpu.upload(&[o], &b).unwrap());
+    assert_close(
+        "cpu conv2d vs OIHW/NCHW conv",
+        &cpu::conv2d(&x, [n, h, w, c], &w_hwio, [k, k, c, o], &geom, &epi),
+        &want,
+        RTOL,
+        ATOL,
+    );
+    let (tx, tw, tb) = (
+        gpu.upload(&[n, h, w, c], &x).unwrap(),
+        gpu.upload(&[k, k, c, o], &w_hwio).unwrap(),
+        gpu.upload(&[o], &b).unwrap(),
+    );
     let mut f = gpu.frame();
     let y = conv::conv2d(&mut f, &tx, &tw, &geom, &Epilogue::bias_act(Some(&tb), Activation::None)).unwrap();
     f.submit();
@@ -322,7 +385,8 @@ fn oihw_relayout_matches_pytorch_layout_conv() {
     let mut want_dw = Vec::new();
     for ch in 0..c {
         let xc: Vec<f32> = (0..n).flat_map(|b| x_nchw[(b * c + ch) * h * w..][..h * w].to_vec()).collect();
-        let (yc, ycs) = torch_conv2d(&xc, [n, 1, h, w], &wd[ch * k * k..][..k * k], [1, 1, k, k], None, stride, pad);
+        let (yc, ycs) =
+            torch_conv2d(&xc, [n, 1, h, w], &wd[ch * k * k..][..k * k], [1, 1, k, k], None, stride, pad);
         want_dw.push((yc, ycs));
     }
     let [_, _, oh, ow] = want_dw[0].1;
@@ -376,23 +440,46 @@ fn shape_errors_name_the_op() {
     let x = gpu.upload(&[1, 4, 4, 3], &[0.0; 48]).unwrap();
     let w = gpu.upload(&[3, 3, 4, 8], &[0.0; 288]).unwrap();
     let mut f = gpu.frame();
-    let err = conv::conv2d(&mut f, &x, &w, &Geometry::symmetric(1, 1), &Epilogue::default()).unwrap_err().to_string();
+    let err = conv::conv2d(&mut f, &x, &w, &Geometry::symmetric(1, 1), &Epilogue::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("conv2d:") && err.contains("Cin"), "{err}");
     // A residual that is the input itself cannot be bound twice.
     let x8 = gpu.upload(&[1, 4, 4, 4], &[0.0; 64]).unwrap();
     let w44 = gpu.upload(&[1, 1, 4, 4], &[0.0; 16]).unwrap();
-    let err = conv::conv2d(&mut f, &x8, &w44, &Geometry::valid(1), &Epilogue { residual: Some(&x8), ..Default::default() })
-        .unwrap_err()
-        .to_string();
+    let err = conv::conv2d(
+        &mut f,
+        &x8,
+        &w44,
+        &Geometry::valid(1),
+        &Epilogue { residual: Some(&x8), ..Default::default() },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("conv2d:") && err.contains("share"), "{err}");
-    let err =
-        conv::conv2d(&mut f, &x8, &w44, &Geometry::valid(1), &Epilogue { bias: Some(&x), ..Default::default() }).unwrap_err().to_string();
+    let err = conv::conv2d(
+        &mut f,
+        &x8,
+        &w44,
+        &Geometry::valid(1),
+        &Epilogue { bias: Some(&x), ..Default::default() },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("conv2d:") && err.contains("bias"), "{err}");
-    let err = conv::depthwise_conv2d(&mut f, &x8, &w, None, &Geometry::valid(1), Activation::None).unwrap_err().to_string();
-    assert!(err.starts_with("depthwise_conv2d:"), "{err}");
-    let err = conv::conv2d(&mut f, &x8, &gpu.upload(&[7, 7, 4, 4], &[0.0; 784]).unwrap(), &Geometry::valid(1), &Epilogue::default())
+    let err = conv::depthwise_conv2d(&mut f, &x8, &w, None, &Geometry::valid(1), Activation::None)
         .unwrap_err()
         .to_string();
+    assert!(err.starts_with("depthwise_conv2d:"), "{err}");
+    let err = conv::conv2d(
+        &mut f,
+        &x8,
+        &gpu.upload(&[7, 7, 4, 4], &[0.0; 784]).unwrap(),
+        &Geometry::valid(1),
+        &Epilogue::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.starts_with("conv2d:") && err.contains("no output"), "{err}");
     assert!(f.is_empty());
 }

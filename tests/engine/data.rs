@@ -18,7 +18,11 @@ fn shared(test: &str) -> Option<PathBuf> {
         Some(root)
     } else {
         // Straight to stderr, past the test harness's capture of eprintln!, so the skip shows.
-        let _ = writeln!(std::io::stderr(), "SKIPPING {test}: shared data folder {} not found (set PIX2SEQD_DATA)", root.display());
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPING {test}: shared data folder {} not found (set PIX2SEQD_DATA)",
+            root.display()
+        );
         None
     }
 }
@@ -70,18 +74,28 @@ fn save_gray(path: &Path, w: u32, h: u32, values: &[u8]) {
 #[test]
 fn camvid_classes_match_the_python_reader() {
     // Parse `ClassInfo("name", isthing, (r, g, b))` lines of camvid.py (the list camvid_web.json uses).
-    let py = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("train/pix2seqd_train/data/camvid.py")).unwrap();
+    let py = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("train/pix2seqd_train/data/camvid.py"),
+    )
+    .unwrap();
     let parsed: Vec<(String, bool, [u8; 3])> = py
         .lines()
         .filter_map(|l| l.trim().strip_prefix("ClassInfo(\""))
         .map(|rest| {
             let (name, rest) = rest.split_once('"').unwrap();
             let isthing = rest.contains("True");
-            let rgb: Vec<u8> = rest.split(['(', ')']).nth(1).unwrap().split(',').map(|v| v.trim().parse().unwrap()).collect();
+            let rgb: Vec<u8> = rest
+                .split(['(', ')'])
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .map(|v| v.trim().parse().unwrap())
+                .collect();
             (name.to_string(), isthing, [rgb[0], rgb[1], rgb[2]])
         })
         .collect();
-    let ours: Vec<(String, bool, [u8; 3])> = camvid::CLASSES.iter().map(|c| (c.name.to_string(), c.isthing, c.color)).collect();
+    let ours: Vec<(String, bool, [u8; 3])> =
+        camvid::CLASSES.iter().map(|c| (c.name.to_string(), c.isthing, c.color)).collect();
     assert_eq!(ours, parsed);
     let things: Vec<&str> = camvid::CLASSES.iter().filter(|c| c.isthing).map(|c| c.name).collect();
     assert_eq!(things, ["car", "pedestrian", "bicyclist"]);
@@ -127,14 +141,19 @@ fn camvid_ids_follow_scipy_label_semantics() {
         8, 3, 8, 3, 3,
         3, 8, 3, 3, 8,
     ];
-    let (_, instance) = camvid::labels_to_panoptic(&LabelMap { width: 5, height: 3, values }, Path::new("u.png")).unwrap();
+    let (_, instance) =
+        camvid::labels_to_panoptic(&LabelMap { width: 5, height: 3, values }, Path::new("u.png")).unwrap();
     #[rustfmt::skip]
     assert_eq!(instance, [
         2, 1, 2, 1, 3,
         2, 1, 2, 1, 1,
         1, 2, 1, 1, 4,
     ]);
-    let err = camvid::labels_to_panoptic(&LabelMap { width: 2, height: 1, values: vec![12, 255] }, Path::new("bad.png")).unwrap_err();
+    let err = camvid::labels_to_panoptic(
+        &LabelMap { width: 2, height: 1, values: vec![12, 255] },
+        Path::new("bad.png"),
+    )
+    .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("bad.png") && msg.contains("[12, 255]"), "{msg}");
 }
@@ -156,13 +175,69 @@ fn camvid_ids_follow_scipy_label_semantics() {
 /// Columns: index, name, segments, pixels per class id 0..=11, instance sum, class sum, max id.
 #[allow(clippy::type_complexity)]
 const CAMVID_TEST: [(usize, &str, usize, [u64; 12], u64, u64, u32); 7] = [
-    (0, "0001TP_008550", 18, [9872, 36078, 52889, 1001, 35990, 6027, 17410, 2030, 0, 8247, 1379, 1877], 2209149602, 2157125709, 18),
-    (1, "0001TP_008580", 20, [9776, 41880, 41091, 1330, 33770, 9135, 24132, 2506, 0, 5869, 1078, 2233], 2315131243, 2211728641, 20),
-    (34, "0001TP_009570", 75, [12503, 41419, 15103, 1167, 29337, 10593, 47175, 748, 210, 10587, 3530, 428], 3178062391, 2636623288, 75),
-    (100, "Seq05VD_f01140", 15, [404, 18322, 51101, 3628, 47238, 17583, 28467, 1461, 0, 274, 3285, 1037], 2534488944, 2502845867, 15),
-    (153, "Seq05VD_f02730", 41, [2219, 20526, 54317, 3462, 50121, 25822, 5812, 5722, 0, 4264, 333, 202], 2369205690, 2324163438, 41),
-    (228, "Seq05VD_f04980", 49, [9683, 38246, 44909, 2217, 51288, 16303, 3628, 3165, 1502, 920, 939, 0], 2025340823, 1949272625, 49),
-    (232, "Seq05VD_f05100", 16, [6308, 36294, 51157, 1260, 44686, 15528, 794, 2883, 0, 13876, 14, 0], 2132831627, 2176028571, 16),
+    (
+        0,
+        "0001TP_008550",
+        18,
+        [9872, 36078, 52889, 1001, 35990, 6027, 17410, 2030, 0, 8247, 1379, 1877],
+        2209149602,
+        2157125709,
+        18,
+    ),
+    (
+        1,
+        "0001TP_008580",
+        20,
+        [9776, 41880, 41091, 1330, 33770, 9135, 24132, 2506, 0, 5869, 1078, 2233],
+        2315131243,
+        2211728641,
+        20,
+    ),
+    (
+        34,
+        "0001TP_009570",
+        75,
+        [12503, 41419, 15103, 1167, 29337, 10593, 47175, 748, 210, 10587, 3530, 428],
+        3178062391,
+        2636623288,
+        75,
+    ),
+    (
+        100,
+        "Seq05VD_f01140",
+        15,
+        [404, 18322, 51101, 3628, 47238, 17583, 28467, 1461, 0, 274, 3285, 1037],
+        2534488944,
+        2502845867,
+        15,
+    ),
+    (
+        153,
+        "Seq05VD_f02730",
+        41,
+        [2219, 20526, 54317, 3462, 50121, 25822, 5812, 5722, 0, 4264, 333, 202],
+        2369205690,
+        2324163438,
+        41,
+    ),
+    (
+        228,
+        "Seq05VD_f04980",
+        49,
+        [9683, 38246, 44909, 2217, 51288, 16303, 3628, 3165, 1502, 920, 939, 0],
+        2025340823,
+        1949272625,
+        49,
+    ),
+    (
+        232,
+        "Seq05VD_f05100",
+        16,
+        [6308, 36294, 51157, 1260, 44686, 15528, 794, 2883, 0, 13876, 14, 0],
+        2132831627,
+        2176028571,
+        16,
+    ),
 ];
 
 #[test]
@@ -183,7 +258,10 @@ fn camvid_test_items_match_python() {
         assert_eq!(weighted_sum(&ex.class), class_sum, "{name}: class sum");
         assert_eq!(ex.instance.iter().max().copied(), Some(max_id), "{name}: max id");
         // Void class <=> void id.
-        assert!(ex.class.iter().zip(&ex.instance).all(|(&c, &i)| (c == 0) == (i == 0)), "{name}: void mismatch");
+        assert!(
+            ex.class.iter().zip(&ex.instance).all(|(&c, &i)| (c == 0) == (i == 0)),
+            "{name}: void mismatch"
+        );
     }
 }
 
@@ -206,7 +284,10 @@ fn camvid_test_split_totals_match_python() {
 #[test]
 fn camvid_splits_and_images() {
     let Some(root) = shared("camvid_splits_and_images") else { return };
-    let sizes: Vec<usize> = ["train", "val", "test"].iter().map(|s| CamVid::open(&root.join("camvid"), s).unwrap().len()).collect();
+    let sizes: Vec<usize> = ["train", "val", "test"]
+        .iter()
+        .map(|s| CamVid::open(&root.join("camvid"), s).unwrap().len())
+        .collect();
     assert_eq!(sizes, [367, 101, 233]);
     // JPEG decoding is not bit-identical to PIL's; compare the pixel sums PIL gives, loosely:
     // PYTHONPATH=train python3 -c "from pix2seqd_train.data.camvid import CamVid; ds = CamVid('test');
@@ -219,7 +300,10 @@ fn camvid_splits_and_images() {
         assert!(mean_diff < 0.5, "item {index}: sum {sum} vs PIL {pil_sum}");
         let rgba = image.to_rgba();
         assert_eq!(rgba.len(), image.width * image.height * 4);
-        assert_eq!(&rgba[..8], &[image.rgb[0], image.rgb[1], image.rgb[2], 255, image.rgb[3], image.rgb[4], image.rgb[5], 255]);
+        assert_eq!(
+            &rgba[..8],
+            &[image.rgb[0], image.rgb[1], image.rgb[2], 255, image.rgb[3], image.rgb[4], image.rgb[5], 255]
+        );
     }
 }
 
@@ -229,7 +313,13 @@ fn camvid_errors_name_what_is_wrong() {
     let err = CamVid::open(&root.join("camvid"), "validation").unwrap_err();
     assert!(matches!(err, DataError::BadSplit { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("\"validation\"") && msg.contains("train") && msg.contains("val") && msg.contains("test"), "{msg}");
+    assert!(
+        msg.contains("\"validation\"")
+            && msg.contains("train")
+            && msg.contains("val")
+            && msg.contains("test"),
+        "{msg}"
+    );
 
     let missing = root.join("no-such-camvid");
     let msg = CamVid::open(&missing, "test").unwrap_err().to_string();
@@ -248,7 +338,10 @@ fn camvid_bad_files_are_reported() {
     std::fs::create_dir_all(dir.join("images")).unwrap();
     std::fs::create_dir_all(dir.join("labels")).unwrap();
     let msg = CamVid::open(&scratch.0, "train").unwrap_err().to_string();
-    assert!(msg.contains("no .jpg images") && msg.contains(&dir.join("images").display().to_string()), "{msg}");
+    assert!(
+        msg.contains("no .jpg images") && msg.contains(&dir.join("images").display().to_string()),
+        "{msg}"
+    );
 
     // a: fine; b: label 3x2 for a 4x3 image; c: RGB label; d: no label; e: not an image; f: value 12.
     for name in ["a", "b", "c", "d", "f"] {
@@ -329,7 +422,10 @@ fn davis_frames_match_python() {
     let ds = Davis::open(&root.join("davis2016")).unwrap();
     let listed: Vec<(&str, usize)> = ds.sequences().iter().map(|s| (s.as_str(), ds.frames(s))).collect();
     assert_eq!(listed, DAVIS_SEQUENCES);
-    assert_eq!(ds.split("val").unwrap(), ["motocross-jump", "paragliding-launch", "scooter-black", "soapbox"]);
+    assert_eq!(
+        ds.split("val").unwrap(),
+        ["motocross-jump", "paragliding-launch", "scooter-black", "soapbox"]
+    );
     assert_eq!(ds.split("train").unwrap().len(), 12);
     assert_eq!(ds.split("all").unwrap().len(), 16);
     for &(seq, t, name, counts, sum) in &DAVIS_FRAMES {
@@ -371,8 +467,12 @@ fn davis_errors_name_what_is_wrong() {
     std::fs::create_dir_all(seq.join("images")).unwrap();
     std::fs::create_dir_all(seq.join("masks")).unwrap();
     std::fs::create_dir_all(scratch.0.join("stray")).unwrap(); // no images/: not a sequence
-    image::RgbImage::new(4, 3).save_with_format(seq.join("images/00000.jpg"), image::ImageFormat::Jpeg).unwrap();
-    image::RgbImage::new(4, 3).save_with_format(seq.join("images/00001.jpg"), image::ImageFormat::Jpeg).unwrap();
+    image::RgbImage::new(4, 3)
+        .save_with_format(seq.join("images/00000.jpg"), image::ImageFormat::Jpeg)
+        .unwrap();
+    image::RgbImage::new(4, 3)
+        .save_with_format(seq.join("images/00001.jpg"), image::ImageFormat::Jpeg)
+        .unwrap();
     // Frame 0: an 8-bit 0/255 mask (DAVIS's own are 1-bit, see label_pngs_read_like_pil); frame 1: wrong size.
     save_gray(&seq.join("masks/00000.png"), 4, 3, &[0, 255, 255, 0, 0, 0, 0, 255, 255, 255, 0, 0]);
     save_gray(&seq.join("masks/00001.png"), 3, 3, &[0; 9]);
@@ -385,7 +485,10 @@ fn davis_errors_name_what_is_wrong() {
     assert_eq!(ex.name, "seq/00000");
     assert_eq!(ex.class, [0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0]);
     let msg = ds.load("seq", 1).unwrap_err().to_string();
-    assert!(msg.contains(&seq.join("masks/00001.png").display().to_string()) && msg.contains("size 3x3"), "{msg}");
+    assert!(
+        msg.contains(&seq.join("masks/00001.png").display().to_string()) && msg.contains("size 3x3"),
+        "{msg}"
+    );
     let msg = ds.load("seq", 2).unwrap_err().to_string();
     assert!(msg.contains("index 2") && msg.contains("seq"), "{msg}");
     let msg = ds.load("other", 0).unwrap_err().to_string();
@@ -404,7 +507,10 @@ fn label_pngs_read_like_pil() {
 
     let scratch = Scratch::new("png");
     let path = scratch.0.join("wide.png");
-    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_raw(3, 1, vec![0, 300, 65535]).unwrap().save(&path).unwrap();
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_raw(3, 1, vec![0, 300, 65535])
+        .unwrap()
+        .save(&path)
+        .unwrap();
     assert_eq!(read_label_png(&path).unwrap().values, [0, 300, 65535]);
     let path = scratch.0.join("rgba.png");
     image::RgbaImage::new(2, 2).save(&path).unwrap();
@@ -443,8 +549,11 @@ fn coco128_held_out_images_match_the_python_rasterisation() {
     use pix2seqd::data::coco128::{Coco128, COCO80};
     let Some(root) = shared("coco128_held_out_images_match_the_python_rasterisation") else { return };
     let dir = root.join("coco128-seg");
-    let (train, val, all) =
-        (Coco128::open(&dir, "train").unwrap(), Coco128::open(&dir, "val").unwrap(), Coco128::open(&dir, "all").unwrap());
+    let (train, val, all) = (
+        Coco128::open(&dir, "train").unwrap(),
+        Coco128::open(&dir, "val").unwrap(),
+        Coco128::open(&dir, "all").unwrap(),
+    );
     assert_eq!((train.len(), val.len(), all.len()), (112, 16, 128));
     assert_eq!(val.names(), &all.names()[112..]);
     let mut differing = 0u64;
@@ -455,12 +564,19 @@ fn coco128_held_out_images_match_the_python_rasterisation() {
         let object_pixels = ex.instance.iter().filter(|&&v| v != 0).count() as u64;
         differing += object_pixels.abs_diff(pixels);
         total += pixels;
-        assert!(object_pixels.abs_diff(pixels) * 50 <= pixels, "{name}: {object_pixels} object pixels, PIL {pixels}");
+        assert!(
+            object_pixels.abs_diff(pixels) * 50 <= pixels,
+            "{name}: {object_pixels} object pixels, PIL {pixels}"
+        );
         let mut ids: Vec<u32> = ex.instance.iter().copied().filter(|&v| v != 0).collect();
         ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), instances, "{name}: visible instances");
-        assert!(ex.class.iter().zip(&ex.instance).all(|(&c, &i)| (c == 0) == (i == 0) && c as usize <= COCO80.len()));
+        assert!(ex
+            .class
+            .iter()
+            .zip(&ex.instance)
+            .all(|(&c, &i)| (c == 0) == (i == 0) && c as usize <= COCO80.len()));
     }
     assert!(differing * 200 <= total, "object pixels differ from PIL's by {differing} of {total}");
     assert!(matches!(Coco128::open(&dir, "test"), Err(DataError::BadSplit { .. })));
@@ -473,7 +589,9 @@ fn coco128_held_out_images_match_the_python_rasterisation() {
 #[test]
 fn coco128_background_images_and_orphan_labels_are_handled_explicitly() {
     use pix2seqd::data::coco128::{Coco128, BACKGROUND_IMAGES};
-    let Some(root) = shared("coco128_background_images_and_orphan_labels_are_handled_explicitly") else { return };
+    let Some(root) = shared("coco128_background_images_and_orphan_labels_are_handled_explicitly") else {
+        return;
+    };
     let dir = root.join("coco128-seg");
     let all = Coco128::open(&dir, "all").unwrap();
     assert_eq!(all.orphan_labels().unwrap(), ["000000000656", "000000000659"]);
@@ -481,14 +599,21 @@ fn coco128_background_images_and_orphan_labels_are_handled_explicitly() {
     for name in BACKGROUND_IMAGES {
         let i = all.names().iter().position(|n| n == name).expect("a background image is in the split");
         let ex = all.load(i).unwrap();
-        assert!(ex.class.iter().all(|&c| c == 0) && ex.instance.iter().all(|&v| v == 0), "{name} is not all void");
+        assert!(
+            ex.class.iter().all(|&c| c == 0) && ex.instance.iter().all(|&v| v == 0),
+            "{name} is not all void"
+        );
     }
     // A copy with one labelled image whose label file is gone.
     let tmp = std::env::temp_dir().join(format!("pix2seqd-coco128-{}", std::process::id()));
     std::fs::create_dir_all(tmp.join("images")).unwrap();
     std::fs::create_dir_all(tmp.join("labels")).unwrap();
     for name in all.names().iter().take(VAL_PLUS_ONE) {
-        std::fs::copy(dir.join("images").join(format!("{name}.jpg")), tmp.join("images").join(format!("{name}.jpg"))).unwrap();
+        std::fs::copy(
+            dir.join("images").join(format!("{name}.jpg")),
+            tmp.join("images").join(format!("{name}.jpg")),
+        )
+        .unwrap();
     }
     let copy = Coco128::open(&tmp, "all").unwrap();
     let err = copy.load(0).unwrap_err().to_string();

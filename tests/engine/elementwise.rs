@@ -3,7 +3,8 @@ use crate::common;
 use common::{assert_close, gpu, Rand};
 use pix2seqd::ops::{elementwise, Activation};
 
-const ACTS: [Activation; 5] = [Activation::None, Activation::Relu, Activation::Relu6, Activation::Silu, Activation::Gelu];
+const ACTS: [Activation; 5] =
+    [Activation::None, Activation::Relu, Activation::Relu6, Activation::Silu, Activation::Gelu];
 
 #[test]
 fn add_with_scale_and_every_activation() {

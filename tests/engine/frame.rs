@@ -46,7 +46,11 @@ fn a_frame_of_200_dispatches_is_one_pass_one_submit_and_creates_nothing_after_wa
     assert_eq!(after.submits - warm.submits, 1, "one submit per frame");
     assert_eq!(after.compute_passes - warm.compute_passes, 1, "one compute pass per frame");
     assert_eq!(after.dispatches - warm.dispatches, 200);
-    assert_eq!(after.objects_created_since(&warm), 0, "a warmed-up frame created objects: {warm:?} -> {after:?}");
+    assert_eq!(
+        after.objects_created_since(&warm),
+        0,
+        "a warmed-up frame created objects: {warm:?} -> {after:?}"
+    );
     // The chain holds at most two live intermediates, so the pool recycles instead of growing.
     assert!(warm.buffers < 12, "the pool grew with the frame length: {} buffers", warm.buffers);
 }
@@ -60,7 +64,10 @@ fn pipelines_are_created_once_up_front() {
     assert_eq!(s.pipelines as usize, kernels.len(), "one pipeline per kernel");
     assert_eq!(
         s.shader_modules as usize,
-        pix2seqd::ops::all_shaders().iter().filter(|sh| kernels.iter().any(|k| std::ptr::eq(k.shader, **sh))).count()
+        pix2seqd::ops::all_shaders()
+            .iter()
+            .filter(|sh| kernels.iter().any(|k| std::ptr::eq(k.shader, **sh)))
+            .count()
     );
     gpu.preload(&kernels);
     assert_eq!(gpu.stats().pipelines, s.pipelines, "preloading twice creates nothing");
@@ -86,8 +93,11 @@ fn oversized_tensors_are_refused_with_a_clear_error() {
     let err = gpu.tensor(&[elements], pix2seqd::gpu::DType::F32).unwrap_err().to_string();
     assert!(err.contains("allows at most"), "{err}");
     // Larger than a binding but not than a buffer: allowed (ops bind it in row bands).
-    let small =
-        pix2seqd::gpu::Gpu::new_blocking(pix2seqd::gpu::GpuOptions { max_binding_bytes: Some(1024), ..Default::default() }).unwrap();
+    let small = pix2seqd::gpu::Gpu::new_blocking(pix2seqd::gpu::GpuOptions {
+        max_binding_bytes: Some(1024),
+        ..Default::default()
+    })
+    .unwrap();
     assert_eq!(small.binding_limit(), 1024);
     assert!(small.tensor(&[1024], pix2seqd::gpu::DType::F32).is_ok());
 }
@@ -95,7 +105,10 @@ fn oversized_tensors_are_refused_with_a_clear_error() {
 #[test]
 fn a_profiled_frame_times_every_dispatch_and_computes_the_same() {
     let gpu = gpu();
-    assert!(gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY), "lavapipe and real GPUs report timestamp queries");
+    assert!(
+        gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+        "lavapipe and real GPUs report timestamp queries"
+    );
     let mut r = Rand::new("profile");
     let n = 1 << 16;
     let x = gpu.upload(&[n], &r.vec(n, -1.0, 1.0)).unwrap();
@@ -129,11 +142,14 @@ fn uploads_mid_frame_never_land_in_a_buffer_the_frame_already_used() {
     let gpu = common::gpu();
     let ones = gpu.upload(&[64], &[1.0; 64]).unwrap();
     let mut f = gpu.frame();
-    let scratch = pix2seqd::ops::elementwise::affine(&mut f, &ones, 2.0, 0.0, pix2seqd::ops::Activation::None).unwrap();
+    let scratch =
+        pix2seqd::ops::elementwise::affine(&mut f, &ones, 2.0, 0.0, pix2seqd::ops::Activation::None).unwrap();
     drop(scratch); // back to the pool, still written by the recorded dispatch
     let data: Vec<f32> = (0..64).map(|i| i as f32).collect();
     let uploaded = f.upload(&[64], &data).unwrap();
-    let copy = pix2seqd::ops::elementwise::affine(&mut f, &uploaded, 1.0, 0.0, pix2seqd::ops::Activation::None).unwrap();
+    let copy =
+        pix2seqd::ops::elementwise::affine(&mut f, &uploaded, 1.0, 0.0, pix2seqd::ops::Activation::None)
+            .unwrap();
     f.submit();
     assert_eq!(gpu.read_blocking(&copy).unwrap(), data);
 }

@@ -69,7 +69,8 @@ fn cpu_resize_matches_pil_bilinear_within_one_step() {
         244, 74, 165, 160, 85, 176, 11,
     ];
     let c: Vec<u8> = (0..3 * 11 * 3u32).map(|i| (i * 53 % 256) as u8).collect();
-    let pil_c: [u8; 18] = [113, 120, 115, 139, 135, 110, 128, 123, 130, 123, 99, 145, 135, 138, 133, 111, 133, 109];
+    let pil_c: [u8; 18] =
+        [113, 120, 115, 139, 135, 110, 128, 123, 130, 123, 99, 145, 135, 138, 133, 111, 133, 109];
     assert_eq!(a.to_vec(), (0..60u32).map(|i| (i * 37 % 256) as u8).collect::<Vec<_>>());
     assert_eq!(b.to_vec(), (0..18u32).map(|i| (i * 91 % 256) as u8).collect::<Vec<_>>());
 
@@ -81,7 +82,14 @@ fn cpu_resize_matches_pil_bilinear_within_one_step() {
         ("3x11 -> 3x2", &c[..], (3, 11), (3, 2), &pil_c[..]),
     ] {
         // Content = the PIL size; one extra canvas row and column must be padding.
-        let lb = Letterbox { orig_h: h, orig_w: w, canvas_h: oh + 1, canvas_w: ow + 1, content_h: oh, content_w: ow };
+        let lb = Letterbox {
+            orig_h: h,
+            orig_w: w,
+            canvas_h: oh + 1,
+            canvas_w: ow + 1,
+            content_h: oh,
+            content_w: ow,
+        };
         let got = cpu::ingest(&rgba(rgb), &lb, 1.0, 0.0);
         for y in 0..oh + 1 {
             for x in 0..ow + 1 {
@@ -89,7 +97,12 @@ fn cpu_resize_matches_pil_bilinear_within_one_step() {
                     let g = got[(y * (ow + 1) + x) * 3 + ch];
                     if y < oh && x < ow {
                         let err = (g * 255.0 - pil[(y * ow + x) * 3 + ch] as f32).abs();
-                        assert!(err <= 1.001, "{name}: ({y}, {x}, {ch}) = {} vs PIL {}", g * 255.0, pil[(y * ow + x) * 3 + ch]);
+                        assert!(
+                            err <= 1.001,
+                            "{name}: ({y}, {x}, {ch}) = {} vs PIL {}",
+                            g * 255.0,
+                            pil[(y * ow + x) * 3 + ch]
+                        );
                         worst = worst.max(err);
                     } else {
                         assert_eq!(g, PAD_VALUE, "{name}: padding at ({y}, {x})");
@@ -129,7 +142,10 @@ fn ingest_matches_cpu_on_resizes_and_paddings() {
         assert_eq!(x.shape(), [1, lb.canvas_h, lb.canvas_w, 3]);
         let got = gpu.read_blocking(&x).unwrap();
         let want = cpu::ingest(&rgba, lb, alpha, beta);
-        let name = format!("{}x{} -> {}x{} in {}x{}", lb.orig_h, lb.orig_w, lb.content_h, lb.content_w, lb.canvas_h, lb.canvas_w);
+        let name = format!(
+            "{}x{} -> {}x{} in {}x{}",
+            lb.orig_h, lb.orig_w, lb.content_h, lb.content_w, lb.canvas_h, lb.canvas_w
+        );
         let err = worst_abs(&name, &got, &want);
         assert!(err <= 1e-5, "{name}: max abs err {err}");
         worst = worst.max(err);
@@ -190,7 +206,8 @@ fn bad_inputs_are_errors_naming_the_op() {
     let floats = gpu.upload(&[2, 3], &[0.0; 6]).unwrap();
     let err = ingest::ingest(&mut f, &floats, &Letterbox::identity(2, 3), 1.0, 0.0).unwrap_err().to_string();
     assert!(err.starts_with("ingest:"), "{err}");
-    let err = ingest::ingest(&mut f, &image, &Letterbox::identity(2, 3), f32::NAN, 0.0).unwrap_err().to_string();
+    let err =
+        ingest::ingest(&mut f, &image, &Letterbox::identity(2, 3), f32::NAN, 0.0).unwrap_err().to_string();
     assert!(err.starts_with("ingest:"), "{err}");
     assert!(f.is_empty());
 }

@@ -21,7 +21,8 @@ fn concat_and_slice_channels() {
     for (n, h, w, chans) in cases {
         let px = n * h * w;
         let data: Vec<Vec<f32>> = chans.iter().map(|&c| r.vec(px * c, -1.0, 1.0)).collect();
-        let ts: Vec<_> = data.iter().zip(&chans).map(|(d, &c)| gpu.upload(&[n, h, w, c], d).unwrap()).collect();
+        let ts: Vec<_> =
+            data.iter().zip(&chans).map(|(d, &c)| gpu.upload(&[n, h, w, c], d).unwrap()).collect();
         let total: usize = chans.iter().sum();
         let (start, len) = (chans[0] / 2, total - chans[0] / 2 - 1);
         let mut f = gpu.frame();
@@ -33,7 +34,11 @@ fn concat_and_slice_channels() {
         let want = cpu::concat_channels(&parts);
         assert_eq!(gpu.read_blocking(&cat).unwrap(), want, "concat {chans:?}");
         assert_eq!(sl.shape(), [n, h, w, len]);
-        assert_eq!(gpu.read_blocking(&sl).unwrap(), cpu::slice_channels(&want, total, start, len), "slice {start}+{len} of {chans:?}");
+        assert_eq!(
+            gpu.read_blocking(&sl).unwrap(),
+            cpu::slice_channels(&want, total, start, len),
+            "slice {start}+{len} of {chans:?}"
+        );
     }
 }
 
@@ -60,8 +65,16 @@ fn nearest_upsample_with_and_without_skip() {
         f.submit();
         assert_eq!(up.shape(), [n, h * fy, w * fx, c]);
         let name = format!("{n}x{h}x{w}x{c} by {fy}x{fx}");
-        assert_eq!(gpu.read_blocking(&up).unwrap(), cpu::upsample_nearest(&x, n, h, w, c, fy, fx, None), "upsample {name}");
-        assert_eq!(gpu.read_blocking(&upa).unwrap(), cpu::upsample_nearest(&x, n, h, w, c, fy, fx, Some(&skip)), "upsample+skip {name}");
+        assert_eq!(
+            gpu.read_blocking(&up).unwrap(),
+            cpu::upsample_nearest(&x, n, h, w, c, fy, fx, None),
+            "upsample {name}"
+        );
+        assert_eq!(
+            gpu.read_blocking(&upa).unwrap(),
+            cpu::upsample_nearest(&x, n, h, w, c, fy, fx, Some(&skip)),
+            "upsample+skip {name}"
+        );
     }
 }
 
@@ -91,7 +104,11 @@ fn time_token_append_and_drop() {
         let x = r.vec(n * l * c, -1.0, 1.0);
         let tok = r.vec(n * c, -1.0, 1.0);
         let pos = r.vec(l * c, -1.0, 1.0);
-        let (tx, tt, tp) = (gpu.upload(&[n, l, c], &x).unwrap(), gpu.upload(&[n, c], &tok).unwrap(), gpu.upload(&[l, c], &pos).unwrap());
+        let (tx, tt, tp) = (
+            gpu.upload(&[n, l, c], &x).unwrap(),
+            gpu.upload(&[n, c], &tok).unwrap(),
+            gpu.upload(&[l, c], &pos).unwrap(),
+        );
         let mut f = gpu.frame();
         let plain = layout::append_token(&mut f, &tx, &tt, None).unwrap();
         let with_pos = layout::append_token(&mut f, &tx, &tt, Some(&tp)).unwrap();
@@ -99,7 +116,11 @@ fn time_token_append_and_drop() {
         let last = layout::slice_tokens(&mut f, &with_pos, l, 1).unwrap();
         f.submit();
         assert_eq!(plain.shape(), [n, l + 1, c]);
-        assert_eq!(gpu.read_blocking(&plain).unwrap(), cpu::append_token(&x, &tok, None, n, l, c), "append {n}x{l}x{c}");
+        assert_eq!(
+            gpu.read_blocking(&plain).unwrap(),
+            cpu::append_token(&x, &tok, None, n, l, c),
+            "append {n}x{l}x{c}"
+        );
         let want_pos = cpu::append_token(&x, &tok, Some(&pos), n, l, c);
         assert_eq!(gpu.read_blocking(&with_pos).unwrap(), want_pos, "append+pos {n}x{l}x{c}");
         assert_eq!(gpu.read_blocking(&dropped).unwrap(), x, "drop {n}x{l}x{c}");

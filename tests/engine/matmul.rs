@@ -5,7 +5,8 @@ use pix2seqd::gpu::Gpu;
 use pix2seqd::ops::matmul::{self, cpu, Epilogue};
 use pix2seqd::ops::Activation;
 
-const ACTS: [Activation; 5] = [Activation::None, Activation::Relu, Activation::Relu6, Activation::Silu, Activation::Gelu];
+const ACTS: [Activation; 5] =
+    [Activation::None, Activation::Relu, Activation::Relu6, Activation::Silu, Activation::Gelu];
 
 /// Tolerance. Inputs are uniform in [-1, 1], so a value of C has magnitude about sqrt(K/9) and the
 /// f32 rounding of a K-term dot product (GPU and CPU sum in different orders) is about
@@ -34,11 +35,14 @@ fn check(gpu: &Gpu, r: &mut Rand, c: &Case) {
     let bias_v = bias.then(|| r.vec(n, -1.0, 1.0));
     let res_v = residual.then(|| r.vec(batch * m * n, -1.0, 1.0));
     let ta = gpu.upload(&[batch, m, k], &a).unwrap();
-    let tb = if b_shared { gpu.upload(&[k, n], &b).unwrap() } else { gpu.upload(&[batch, k, n], &b).unwrap() };
+    let tb =
+        if b_shared { gpu.upload(&[k, n], &b).unwrap() } else { gpu.upload(&[batch, k, n], &b).unwrap() };
     let tbias = bias_v.as_ref().map(|v| gpu.upload(&[n], v).unwrap());
     let tres = res_v.as_ref().map(|v| gpu.upload(&[batch, m, n], v).unwrap());
     let mut f = gpu.frame();
-    let tc = matmul::matmul(&mut f, &ta, &tb, Epilogue { bias: tbias.as_ref(), act, residual: tres.as_ref() }).unwrap();
+    let tc =
+        matmul::matmul(&mut f, &ta, &tb, Epilogue { bias: tbias.as_ref(), act, residual: tres.as_ref() })
+            .unwrap();
     f.submit();
     assert_eq!(tc.shape(), [batch, m, n]);
     let got = gpu.read_blocking(&tc).unwrap();
@@ -80,7 +84,16 @@ fn vec4_path_edges() {
     let shapes = [(1, 4, 4), (3, 20, 8), (67, 68, 132), (130, 36, 68), (65, 512, 4), (17, 4, 260)];
     for (i, &(m, k, n)) in shapes.iter().enumerate() {
         for (bias, residual) in [(false, false), (true, false), (false, true), (true, true)] {
-            let case = Case { batch: 1 + i % 2, m, k, n, b_shared: i % 3 != 0, bias, residual, act: ACTS[i % ACTS.len()] };
+            let case = Case {
+                batch: 1 + i % 2,
+                m,
+                k,
+                n,
+                b_shared: i % 3 != 0,
+                bias,
+                residual,
+                act: ACTS[i % ACTS.len()],
+            };
             check(&gpu, &mut r, &case);
         }
     }
@@ -104,9 +117,35 @@ fn vec4_path_edges() {
 fn square_512() {
     let gpu = gpu();
     let mut r = Rand::new("matmul-512");
-    check(&gpu, &mut r, &Case { batch: 1, m: 512, k: 512, n: 512, b_shared: true, bias: true, residual: true, act: Activation::Gelu });
+    check(
+        &gpu,
+        &mut r,
+        &Case {
+            batch: 1,
+            m: 512,
+            k: 512,
+            n: 512,
+            b_shared: true,
+            bias: true,
+            residual: true,
+            act: Activation::Gelu,
+        },
+    );
     // The same size through the scalar path (K odd).
-    check(&gpu, &mut r, &Case { batch: 1, m: 512, k: 511, n: 512, b_shared: true, bias: false, residual: false, act: Activation::None });
+    check(
+        &gpu,
+        &mut r,
+        &Case {
+            batch: 1,
+            m: 512,
+            k: 511,
+            n: 512,
+            b_shared: true,
+            bias: false,
+            residual: false,
+            act: Activation::None,
+        },
+    );
 }
 
 #[test]
@@ -126,7 +165,13 @@ fn linear_with_torch_weights() {
     let w2_torch = r.vec(d * 3 * d, -1.0, 1.0);
     let tw2 = gpu.upload(&[3 * d, d], &matmul::linear_weight_from_torch(&w2_torch, d, 3 * d)).unwrap();
     let mut f = gpu.frame();
-    let y = matmul::linear(&mut f, &tx, &tw, Epilogue { bias: Some(&tbias), act: Activation::Gelu, ..Default::default() }).unwrap();
+    let y = matmul::linear(
+        &mut f,
+        &tx,
+        &tw,
+        Epilogue { bias: Some(&tbias), act: Activation::Gelu, ..Default::default() },
+    )
+    .unwrap();
     let z = matmul::linear(&mut f, &y, &tw2, Epilogue { residual: Some(&tx), ..Default::default() }).unwrap();
     f.submit();
     assert_eq!(y.shape(), [bt, l, 3 * d]);
@@ -166,8 +211,12 @@ fn shape_errors_name_the_op() {
     let mut f = gpu.frame();
     let err = matmul::matmul(&mut f, &a, &b, Epilogue::default()).unwrap_err().to_string();
     assert!(err.starts_with("matmul:"), "{err}");
-    let err = matmul::linear(&mut f, &a, &w, Epilogue { bias: Some(&bias), ..Default::default() }).unwrap_err().to_string();
+    let err = matmul::linear(&mut f, &a, &w, Epilogue { bias: Some(&bias), ..Default::default() })
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("linear:") && err.contains("bias"), "{err}");
-    let err = matmul::linear(&mut f, &a, &w, Epilogue { residual: Some(&a), ..Default::default() }).unwrap_err().to_string();
+    let err = matmul::linear(&mut f, &a, &w, Epilogue { residual: Some(&a), ..Default::default() })
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("linear:") && err.contains("residual"), "{err}");
 }

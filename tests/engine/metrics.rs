@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pix2seqd::panoptic::{
-    db_eval_boundary, db_eval_iou, load_categories_json, load_panoptic_json, pq_compute_coco, pq_compute_coco_with_categories,
-    read_panoptic_png, save_panoptic_json, seg2bmap, write_panoptic_png, Annotation, Category, ConfusionMatrix, DavisEvaluator, ImageId,
-    Mask, PanopticError, PanopticJson, PanopticJsonWriter, PanopticMap, PqResult, PqStat, PqSummary, SegmentInfo,
+    db_eval_boundary, db_eval_iou, load_categories_json, load_panoptic_json, pq_compute_coco,
+    pq_compute_coco_with_categories, read_panoptic_png, save_panoptic_json, seg2bmap, write_panoptic_png,
+    Annotation, Category, ConfusionMatrix, DavisEvaluator, ImageId, Mask, PanopticError, PanopticJson,
+    PanopticJsonWriter, PanopticMap, PqResult, PqStat, PqSummary, SegmentInfo,
 };
 
 const TOL: f64 = 1e-6;
@@ -48,7 +49,13 @@ const W: usize = 8;
 
 /// Categories of the 8x8 cases: two things, two stuff.
 fn categories() -> Vec<Category> {
-    let cat = |id: u32, name: &str, isthing: bool| Category { id, name: name.into(), isthing, color: None, supercategory: None };
+    let cat = |id: u32, name: &str, isthing: bool| Category {
+        id,
+        name: name.into(),
+        isthing,
+        color: None,
+        supercategory: None,
+    };
     vec![cat(1, "person", true), cat(2, "car", true), cat(3, "sky", false), cat(4, "grass", false)]
 }
 
@@ -97,7 +104,11 @@ impl CocoCase {
                 let side = if pick == 0 { pair.0 } else { pair.1 };
                 let file_name = format!("{k}.png");
                 write_panoptic_png(&dir.join(which).join(&file_name), &side.ids, H, W).unwrap();
-                json.annotations.push(Annotation { image_id: ImageId::Int(k as u64 + 1), file_name, segments_info: side.segments.clone() });
+                json.annotations.push(Annotation {
+                    image_id: ImageId::Int(k as u64 + 1),
+                    file_name,
+                    segments_info: side.segments.clone(),
+                });
             }
             save_panoptic_json(&dir.join(format!("{which}.json")), &json).unwrap();
         }
@@ -138,7 +149,10 @@ fn check_against_hotcoco(ours: &PqResult, gt_json: &Path, gt_dir: &Path, pred_js
         assert_eq!(a.n, b.n, "{name}: n {} vs hotcoco {}", a.n, b.n);
         if a.n > 0 {
             let (s, t) = (b.scores, (a.pq, a.sq, a.rq));
-            assert!(close(t.0, s.pq) && close(t.1, s.sq) && close(t.2, s.rq), "{name}: ours {a:?} vs hotcoco {b:?}");
+            assert!(
+                close(t.0, s.pq) && close(t.1, s.sq) && close(t.2, s.rq),
+                "{name}: ours {a:?} vs hotcoco {b:?}"
+            );
         }
     };
     same("all", &ours.all, &theirs.all);
@@ -146,7 +160,12 @@ fn check_against_hotcoco(ours: &PqResult, gt_json: &Path, gt_dir: &Path, pred_js
     same("stuff", &ours.stuff, &theirs.stuff);
     for class in &ours.per_class {
         let c = theirs.per_category.get(&u64::from(class.id)).copied().unwrap_or_default();
-        assert_eq!((class.tp, class.fp, class.fn_), (c.tp, c.fp, c.fn_), "category {} counts vs hotcoco", class.id);
+        assert_eq!(
+            (class.tp, class.fp, class.fn_),
+            (c.tp, c.fp, c.fn_),
+            "category {} counts vs hotcoco",
+            class.id
+        );
         let iou = if class.tp > 0 { class.sq * class.tp as f64 } else { 0.0 };
         assert!(close(iou, c.iou), "category {}: summed IoU {iou} vs hotcoco {}", class.id, c.iou);
     }
@@ -169,7 +188,12 @@ fn gt_sky_grass_person() -> Side {
 
 /// The sky split in two: rows 0-2 (24 px, id 1) and row 3 (8 px, id 2); grass and person exact.
 fn pred_split_stuff() -> Side {
-    side(&[(1, 3, false, 0..3, 0..8), (2, 3, false, 3..4, 0..8), (3, 4, false, 4..8, 0..4), (4, 1, false, 4..8, 4..8)])
+    side(&[
+        (1, 3, false, 0..3, 0..8),
+        (2, 3, false, 3..4, 0..8),
+        (3, 4, false, 4..8, 0..4),
+        (4, 1, false, 4..8, 4..8),
+    ])
 }
 
 /// Ground truth: person rows 0-3 cols 0-3 (16 px), car rows 0-3 cols 4-7 (16 px), rows 4-7 void.
@@ -356,8 +380,14 @@ fn pq_from_label_maps_and_category_mismatch() {
 #[test]
 fn pq_from_maps_agrees_with_coco_files_and_hotcoco() {
     // Two images as label maps; the same maps written with the COCO writer and scored from files.
-    let gt_a = map_rows(&[&[1, 1, 2, 2], &[1, 1, 2, 2], &[3, 3, 3, 3]], &[&[1, 1, 2, 2], &[1, 1, 2, 2], &[9, 9, 9, 9]]);
-    let pred_a = map_rows(&[&[1, 1, 1, 2], &[1, 1, 2, 2], &[3, 3, 0, 3]], &[&[4, 4, 4, 6], &[4, 4, 6, 6], &[2, 2, 0, 3]]);
+    let gt_a = map_rows(
+        &[&[1, 1, 2, 2], &[1, 1, 2, 2], &[3, 3, 3, 3]],
+        &[&[1, 1, 2, 2], &[1, 1, 2, 2], &[9, 9, 9, 9]],
+    );
+    let pred_a = map_rows(
+        &[&[1, 1, 1, 2], &[1, 1, 2, 2], &[3, 3, 0, 3]],
+        &[&[4, 4, 4, 6], &[4, 4, 6, 6], &[2, 2, 0, 3]],
+    );
     let gt_b = map_rows(&[&[2, 2, 2, 2], &[3, 3, 3, 3]], &[&[1, 1, 2, 2], &[5, 5, 5, 5]]);
     let pred_b = map_rows(&[&[2, 2, 2, 2], &[3, 3, 3, 3]], &[&[1, 1, 1, 2], &[5, 5, 5, 5]]);
     let isthing = [false, true, true, false];
@@ -367,8 +397,15 @@ fn pq_from_maps_agrees_with_coco_files_and_hotcoco() {
     let from_maps = stat.result();
 
     let dir = temp_dir("maps");
-    let cats: Vec<Category> =
-        (1..4).map(|c| Category { id: c, name: c.to_string(), isthing: isthing[c as usize], color: None, supercategory: None }).collect();
+    let cats: Vec<Category> = (1..4)
+        .map(|c| Category {
+            id: c,
+            name: c.to_string(),
+            isthing: isthing[c as usize],
+            color: None,
+            supercategory: None,
+        })
+        .collect();
     for (which, maps) in [("gt", [&gt_a, &gt_b]), ("pred", [&pred_a, &pred_b])] {
         std::fs::create_dir_all(dir.join(which)).unwrap();
         let mut writer = PanopticJsonWriter::new(dir.join(which), cats.clone());
@@ -376,7 +413,8 @@ fn pq_from_maps_agrees_with_coco_files_and_hotcoco() {
         writer.add("2", maps[1], &[1, 2, 3]).unwrap();
         writer.finish().unwrap();
     }
-    let (gj, gd, pj, pd) = (dir.join("gt/panoptic.json"), dir.join("gt"), dir.join("pred/panoptic.json"), dir.join("pred"));
+    let (gj, gd, pj, pd) =
+        (dir.join("gt/panoptic.json"), dir.join("gt"), dir.join("pred/panoptic.json"), dir.join("pred"));
     let from_files = pq_compute_coco(&gj, &gd, &pj, &pd).unwrap();
     assert_eq!(from_maps, from_files);
     check_against_hotcoco(&from_files, &gj, &gd, &pj, &pd);
@@ -403,7 +441,10 @@ fn pq_errors_name_the_problem() {
     let case = CocoCase::write("unlisted", &[(&gt, &pred)], &categories());
     let (gj, gd, pj, pd) = case.paths();
     let err = pq_compute_coco(&gj, &gd, &pj, &pd).unwrap_err();
-    assert!(err.to_string().contains("segment 2 is in the prediction PNG but not in its segments_info"), "{err}");
+    assert!(
+        err.to_string().contains("segment 2 is in the prediction PNG but not in its segments_info"),
+        "{err}"
+    );
 
     // A segments_info entry with no pixels.
     let mut pred = pred_split_stuff();
@@ -411,7 +452,10 @@ fn pq_errors_name_the_problem() {
     let case = CocoCase::write("no-pixels", &[(&gt, &pred)], &categories());
     let (gj, gd, pj, pd) = case.paths();
     let err = pq_compute_coco(&gj, &gd, &pj, &pd).unwrap_err();
-    assert!(err.to_string().contains("[77]") && err.to_string().contains("not in the prediction PNG"), "{err}");
+    assert!(
+        err.to_string().contains("[77]") && err.to_string().contains("not in the prediction PNG"),
+        "{err}"
+    );
 
     // A ground-truth image without a prediction, and a missing PNG.
     let case = CocoCase::write("missing", &[(&gt, &gt)], &categories());
@@ -482,7 +526,8 @@ fn pq_coco_sample_missing_stuff_segment() {
         ids.iter_mut().filter(|id| **id == GRAVEL).for_each(|id| *id = 0);
         ann.segments_info.retain(|s| s.id != GRAVEL);
     });
-    let (gj, gd, pj, pd) = (dir.join("panoptic.json"), dir.join("panoptic"), out_dir.join("pred.json"), out_dir.join("pred"));
+    let (gj, gd, pj, pd) =
+        (dir.join("panoptic.json"), dir.join("panoptic"), out_dir.join("pred.json"), out_dir.join("pred"));
     let out = pq_compute_coco(&gj, &gd, &pj, &pd).unwrap();
     // gravel becomes one fn (PQ 0); the 7 other categories stay at 1.
     expect("all", &out.all, 7.0 / 8.0, 7.0 / 8.0, 7.0 / 8.0, 8);
@@ -510,9 +555,16 @@ fn pq_coco_sample_relabelled_and_split_segments() {
                 *id = NEW_ID;
             }
         }
-        ann.segments_info.push(SegmentInfo { id: NEW_ID, category_id: 184, iscrowd: false, area: None, bbox: None });
+        ann.segments_info.push(SegmentInfo {
+            id: NEW_ID,
+            category_id: 184,
+            iscrowd: false,
+            area: None,
+            bbox: None,
+        });
     });
-    let (gj, gd, pj, pd) = (dir.join("panoptic.json"), dir.join("panoptic"), out_dir.join("pred.json"), out_dir.join("pred"));
+    let (gj, gd, pj, pd) =
+        (dir.join("panoptic.json"), dir.join("panoptic"), out_dir.join("pred.json"), out_dir.join("pred"));
     let out = pq_compute_coco(&gj, &gd, &pj, &pd).unwrap();
     check_against_hotcoco(&out, &gj, &gd, &pj, &pd);
 
@@ -531,7 +583,14 @@ fn pq_coco_sample_relabelled_and_split_segments() {
     // bicycle: fp 1 -> 0. Six other categories at 1. n = 9 (5 things, 4 stuff).
     let bicycle = out.per_class.iter().find(|c| c.id == 2).unwrap();
     assert_eq!((bicycle.tp, bicycle.fp, bicycle.fn_), (0, 1, 0));
-    expect("all", &out.all, (person + tree_pq + 6.0) / 9.0, (1.0 + tree_sq + 6.0) / 9.0, (person + tree_rq + 6.0) / 9.0, 9);
+    expect(
+        "all",
+        &out.all,
+        (person + tree_pq + 6.0) / 9.0,
+        (1.0 + tree_sq + 6.0) / 9.0,
+        (person + tree_rq + 6.0) / 9.0,
+        9,
+    );
     expect("things", &out.things, (person + 3.0) / 5.0, 4.0 / 5.0, (person + 3.0) / 5.0, 5);
     expect("stuff", &out.stuff, (tree_pq + 3.0) / 4.0, (tree_sq + 3.0) / 4.0, (tree_rq + 3.0) / 4.0, 4);
     std::fs::remove_dir_all(&out_dir).ok();
@@ -663,8 +722,13 @@ fn davis_evaluator_skips_first_and_last_frame() {
     let bad = Mask::from_fn(30, 30, |_, _| false);
     let mut ev = DavisEvaluator::new();
     // 4 frames: the bad first and last are left out.
-    let one =
-        ev.add_sequence("one", &[a.clone(), a.clone(), a.clone(), a.clone()], &[bad.clone(), a.clone(), a.clone(), bad.clone()]).unwrap();
+    let one = ev
+        .add_sequence(
+            "one",
+            &[a.clone(), a.clone(), a.clone(), a.clone()],
+            &[bad.clone(), a.clone(), a.clone(), bad.clone()],
+        )
+        .unwrap();
     assert_eq!((one.j, one.f), (1.0, 1.0));
     // 2 frames are all kept: J = F = mean(1, 0) = 0.5.
     let two = ev.add_sequence("two", &[a.clone(), a.clone()], &[a.clone(), bad.clone()]).unwrap();
@@ -677,12 +741,17 @@ fn davis_evaluator_skips_first_and_last_frame() {
     assert_eq!(s.f, Some(j));
     assert!(close(s.jf, 0.75));
     let json = serde_json::to_value(&s).unwrap();
-    assert_eq!(json["per_sequence"], serde_json::json!({"one": {"J": 1.0, "F": 1.0}, "two": {"J": 0.5, "F": 0.5}}));
+    assert_eq!(
+        json["per_sequence"],
+        serde_json::json!({"one": {"J": 1.0, "F": 1.0}, "two": {"J": 0.5, "F": 0.5}})
+    );
     assert_eq!(json["J&F"], 0.75);
     assert!(ev.add_sequence("bad", std::slice::from_ref(&a), &[]).is_err());
     // A frame of another size is named by sequence and frame number (frame 1: the first is skipped).
     let small = square(10, 10, 0..5, 0..5);
-    let err = ev.add_sequence("odd", &[a.clone(), a.clone(), a.clone()], &[a.clone(), small, a.clone()]).unwrap_err();
+    let err = ev
+        .add_sequence("odd", &[a.clone(), a.clone(), a.clone()], &[a.clone(), small, a.clone()])
+        .unwrap_err();
     assert!(err.to_string().contains("odd, frame 1") && err.to_string().contains("10x10"), "{err}");
     assert_eq!(DavisEvaluator::new().summary().jf, 0.0);
 }

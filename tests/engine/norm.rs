@@ -29,7 +29,11 @@ fn check_gn(
     let beta = r.vec(c, -0.5, 0.5);
     let ss = r.vec(n * 2 * c, -0.5, 0.5);
     let tx = gpu.upload(&[n, h, w, c], &x).unwrap();
-    let (tg, tb, tss) = (gpu.upload(&[c], &gamma).unwrap(), gpu.upload(&[c], &beta).unwrap(), gpu.upload(&[n, 2 * c], &ss).unwrap());
+    let (tg, tb, tss) = (
+        gpu.upload(&[c], &gamma).unwrap(),
+        gpu.upload(&[c], &beta).unwrap(),
+        gpu.upload(&[n, 2 * c], &ss).unwrap(),
+    );
     let mut f = gpu.frame();
     let y = if film {
         norm::group_norm_film(&mut f, &tx, &tg, &tb, groups, 1e-5, &tss, act).unwrap()
@@ -142,7 +146,8 @@ fn bad_shapes_are_errors_naming_the_op() {
     let mut f = gpu.frame();
     let err = norm::group_norm(&mut f, &x, &g, &g, 4, 1e-5, Activation::None).unwrap_err().to_string();
     assert!(err.starts_with("group_norm:"), "{err}");
-    let err = norm::group_norm_film(&mut f, &x, &g, &g, 2, 1e-5, &g, Activation::Silu).unwrap_err().to_string();
+    let err =
+        norm::group_norm_film(&mut f, &x, &g, &g, 2, 1e-5, &g, Activation::Silu).unwrap_err().to_string();
     assert!(err.starts_with("group_norm_film:"), "{err}");
     let err = norm::layer_norm(&mut f, &x, &g5, &g, 1e-6, Activation::None).unwrap_err().to_string();
     assert!(err.starts_with("layer_norm:"), "{err}");
@@ -160,8 +165,14 @@ fn chained_norms_in_one_frame_reuse_pooled_scratch_safely() {
     let (g1, b1, g2, b2) = (r.vec(c, 0.5, 1.5), r.vec(c, -0.5, 0.5), r.vec(c, 0.5, 1.5), r.vec(c, -0.5, 0.5));
     let ss = r.vec(n * 2 * c, -0.5, 0.5);
     let up = |v: &[f32], s: &[usize]| gpu.upload(s, v).unwrap();
-    let (tx, tg1, tb1, tg2, tb2, tss) =
-        (up(&x, &[n, h, w, c]), up(&g1, &[c]), up(&b1, &[c]), up(&g2, &[c]), up(&b2, &[c]), up(&ss, &[n, 2 * c]));
+    let (tx, tg1, tb1, tg2, tb2, tss) = (
+        up(&x, &[n, h, w, c]),
+        up(&g1, &[c]),
+        up(&b1, &[c]),
+        up(&g2, &[c]),
+        up(&b2, &[c]),
+        up(&ss, &[n, 2 * c]),
+    );
     let mut f = gpu.frame();
     let y1 = norm::group_norm(&mut f, &tx, &tg1, &tb1, g, 1e-5, Activation::Silu).unwrap();
     let y2 = norm::group_norm_film(&mut f, &y1, &tg2, &tb2, g, 1e-5, &tss, Activation::Silu).unwrap();

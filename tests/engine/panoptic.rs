@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pix2seqd::panoptic::{
-    id2rgb, load_panoptic_json, majority_vote, merge_stuff, postprocess, read_panoptic_png, resize_nearest, rgb2id, segments, thing_vote,
-    to_coco_panoptic, unletterbox, write_panoptic_png, ImageId, Letterbox, PanopticError, PanopticJsonWriter, PanopticMap, Postprocess,
-    Segment,
+    id2rgb, load_panoptic_json, majority_vote, merge_stuff, postprocess, read_panoptic_png, resize_nearest,
+    rgb2id, segments, thing_vote, to_coco_panoptic, unletterbox, write_panoptic_png, ImageId, Letterbox,
+    PanopticError, PanopticJsonWriter, PanopticMap, Postprocess, Segment,
 };
 
 /// A map from rows of class ids and rows of instance ids.
@@ -64,7 +64,10 @@ impl Rng {
 fn map_constructor_checks_sizes_and_names_the_buffer() {
     let err = PanopticMap::new(2, 3, vec![0; 6], vec![0; 5]).unwrap_err();
     assert!(matches!(err, PanopticError::Shape(_)));
-    assert!(err.to_string().contains("instance map has 5 values") && err.to_string().contains("2x3"), "{err}");
+    assert!(
+        err.to_string().contains("instance map has 5 values") && err.to_string().contains("2x3"),
+        "{err}"
+    );
     let err = PanopticMap::new(2, 3, vec![0; 7], vec![0; 6]).unwrap_err();
     assert!(err.to_string().contains("class map has 7 values"), "{err}");
     let m = PanopticMap::new(2, 3, (0..6).collect(), vec![1; 6]).unwrap();
@@ -148,7 +151,10 @@ fn resize_nearest_samples_pixel_centres() {
     let m = map(&[&[1, 2, 3], &[4, 5, 6]], &[&[11, 12, 13], &[14, 15, 16]]);
     let out = resize_nearest(&m, 4, 5);
     assert_eq!((out.height, out.width), (4, 5));
-    assert_eq!(rows(&out.class, 5), vec![vec![1, 1, 2, 3, 3], vec![1, 1, 2, 3, 3], vec![4, 4, 5, 6, 6], vec![4, 4, 5, 6, 6]]);
+    assert_eq!(
+        rows(&out.class, 5),
+        vec![vec![1, 1, 2, 3, 3], vec![1, 1, 2, 3, 3], vec![4, 4, 5, 6, 6], vec![4, 4, 5, 6, 6]]
+    );
     assert_eq!(out.instance[7], 12);
     // 5x5 -> 2x2: (i + 0.5) * 2.5 = 1.25, 3.75 -> rows and cols 1 and 3.
     let m = map_fn(5, 5, |r, c| ((r * 5 + c) as u32, 0));
@@ -159,7 +165,10 @@ fn resize_nearest_samples_pixel_centres() {
 fn letterbox_fit_rounds_like_python() {
     // 427x640 on 512x512: scale = min(512/427, 512/640) = 0.8; 427 * 0.8 = 341.6 -> 342; 640 * 0.8 = 512.
     let lb = Letterbox::fit(427, 640, 512, 512).unwrap();
-    assert_eq!((lb.content_h, lb.content_w, lb.canvas_h, lb.canvas_w, lb.orig_h, lb.orig_w), (342, 512, 512, 512, 427, 640));
+    assert_eq!(
+        (lb.content_h, lb.content_w, lb.canvas_h, lb.canvas_w, lb.orig_h, lb.orig_w),
+        (342, 512, 512, 512, 427, 640)
+    );
     // 5x10 on 5x5: scale 0.5; 5 * 0.5 = 2.5 -> 2 (half to even); 7 * 0.5 = 3.5 -> 4.
     assert_eq!(Letterbox::fit(5, 10, 5, 5).unwrap().content_h, 2);
     assert_eq!(Letterbox::fit(7, 10, 5, 5).unwrap().content_h, 4);
@@ -286,7 +295,10 @@ fn to_coco_panoptic_maps_classes_to_category_ids() {
     assert_eq!(ids, vec![0, 1, 1, 2, 3, 4]);
     assert_eq!(infos.len(), 4);
     let first = &infos[0];
-    assert_eq!((first.id, first.category_id, first.area, first.bbox, first.iscrowd), (1, 10, Some(2), Some([1.0, 0.0, 2.0, 1.0]), false));
+    assert_eq!(
+        (first.id, first.category_id, first.area, first.bbox, first.iscrowd),
+        (1, 10, Some(2), Some([1.0, 0.0, 2.0, 1.0]), false)
+    );
     assert_eq!(infos.iter().map(|s| s.category_id).collect::<Vec<_>>(), vec![10, 20, 20, 30]);
     // Class 3 has no category id when only two are given.
     let err = to_coco_panoptic(&m, &[10, 20]).unwrap_err();
@@ -373,8 +385,10 @@ fn panoptic_png_reads_rgba_and_rejects_grayscale_naming_the_file() {
 #[test]
 fn json_writer_writes_pngs_and_annotations() {
     let dir = temp_dir("writer");
-    let categories =
-        pix2seqd::panoptic::load_categories_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/does-not-exist.json")).unwrap_err();
+    let categories = pix2seqd::panoptic::load_categories_json(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/does-not-exist.json"),
+    )
+    .unwrap_err();
     assert!(categories.to_string().contains("does-not-exist.json"), "{categories}");
 
     let cats: Vec<pix2seqd::panoptic::Category> = serde_json::from_str(
@@ -400,12 +414,20 @@ fn json_writer_writes_pngs_and_annotations() {
     assert_eq!((json.images[0].height, json.images[0].width), (Some(2), Some(3)));
     // Image a: segments (1,4) -> 1 (person), (2,1) -> 2 (tree); areas 2 and 3.
     let infos = &json.annotations[0].segments_info;
-    assert_eq!(infos.iter().map(|s| (s.id, s.category_id, s.area)).collect::<Vec<_>>(), vec![(1, 1, Some(2)), (2, 184, Some(3))]);
+    assert_eq!(
+        infos.iter().map(|s| (s.id, s.category_id, s.area)).collect::<Vec<_>>(),
+        vec![(1, 1, Some(2)), (2, 184, Some(3))]
+    );
     let (h, w, ids) = read_panoptic_png(&dir.join("000000000139_panoptic.png")).unwrap();
     assert_eq!((h, w, ids), (2, 3, vec![1, 1, 0, 2, 2, 2]));
     // The JSON is COCO-style: flags and areas as integers.
     let text = std::fs::read_to_string(&json_path).unwrap();
-    assert!(text.contains(r#""iscrowd":0"#) && text.contains(r#""isthing":1"#) && text.contains(r#""bbox":[0,0,2,1]"#), "{text}");
+    assert!(
+        text.contains(r#""iscrowd":0"#)
+            && text.contains(r#""isthing":1"#)
+            && text.contains(r#""bbox":[0,0,2,1]"#),
+        "{text}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -437,9 +459,12 @@ fn model_cards_choose_the_postprocessing_by_name() {
     use pix2seqd::model::config::SamplerConfig;
     let default: SamplerConfig = serde_json::from_str(r#"{"steps": 1, "td": 1.0}"#).unwrap();
     assert_eq!(default.postprocess, Postprocess::MajorityVote);
-    let chosen: SamplerConfig = serde_json::from_str(r#"{"steps": 1, "td": 1.0, "postprocess": "thing_vote"}"#).unwrap();
+    let chosen: SamplerConfig =
+        serde_json::from_str(r#"{"steps": 1, "td": 1.0, "postprocess": "thing_vote"}"#).unwrap();
     assert_eq!(chosen.postprocess, Postprocess::ThingVote);
-    let err = serde_json::from_str::<SamplerConfig>(r#"{"steps": 1, "td": 1.0, "postprocess": "vote"}"#).unwrap_err().to_string();
+    let err = serde_json::from_str::<SamplerConfig>(r#"{"steps": 1, "td": 1.0, "postprocess": "vote"}"#)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("thing_vote"), "{err}");
     assert_eq!(Postprocess::from_name("thing-vote"), Some(Postprocess::ThingVote));
     assert_eq!(Postprocess::from_name("vote"), None);

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use pix2seqd::backend::{Backend, GpuBackend};
 use pix2seqd::cpu::{CpuBackend, CpuTensor};
 use pix2seqd::diffusion::{sample, SamplerOptions};
+use pix2seqd::geometry::Letterbox;
 use pix2seqd::gpu::{Gpu, Pending, Tensor};
 use pix2seqd::model::{BackboneType, ModelConfig, Pix2SeqD, Weights};
-use pix2seqd::geometry::Letterbox;
 use pix2seqd::ops::readout::{self, IdSpace, Resample};
 
 /// f32 tensors: max |got − want| / max |want| must stay under this (the bar).
@@ -34,7 +34,8 @@ fn fixture(name: &str) -> Fixture {
 /// The fixture with its model.json text edited first (a config that must behave identically).
 fn fixture_with(name: &str, edit: impl FnOnce(String) -> String) -> Fixture {
     let dir = fixture_dir(name);
-    let cfg = ModelConfig::from_json(&edit(std::fs::read_to_string(dir.join("model.json")).unwrap())).unwrap();
+    let cfg =
+        ModelConfig::from_json(&edit(std::fs::read_to_string(dir.join("model.json")).unwrap())).unwrap();
     let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
     let acts = Weights::parse(std::fs::read(dir.join("activations.safetensors")).unwrap()).unwrap();
     Fixture { cfg, weights, acts }
@@ -127,7 +128,14 @@ struct Handles {
 /// resampling of the model's mask.
 fn fixture_resample(fx: &mut Fixture, cfg: &ModelConfig) -> Resample {
     let g: Vec<usize> = fx.ints("readout.geometry").iter().map(|&v| v as usize).collect();
-    let lb = Letterbox { orig_h: g[4], orig_w: g[5], canvas_h: g[0], canvas_w: g[1], content_h: g[2], content_w: g[3] };
+    let lb = Letterbox {
+        orig_h: g[4],
+        orig_w: g[5],
+        canvas_h: g[0],
+        canvas_w: g[1],
+        content_h: g[2],
+        content_w: g[3],
+    };
     Resample::new(&lb, cfg.mask_size[0], cfg.mask_size[1], g[4], g[5]).unwrap()
 }
 
@@ -137,7 +145,12 @@ fn id_space(cfg: &ModelConfig) -> IdSpace {
 
 /// Runs the fixture's sampling on backend `b`; `read(t)` queues a tensor for comparison and
 /// returns its index.
-fn run<B: Backend>(b: &mut B, model: &Pix2SeqD<B::Tensor>, fx: &mut Fixture, mut read: impl FnMut(&mut B, &B::Tensor) -> usize) -> Handles {
+fn run<B: Backend>(
+    b: &mut B,
+    model: &Pix2SeqD<B::Tensor>,
+    fx: &mut Fixture,
+    mut read: impl FnMut(&mut B, &B::Tensor) -> usize,
+) -> Handles {
     let cfg = model.cfg.clone();
     let (ishape, image) = fx.f32("image");
     let image = b.upload(&[1, ishape[2], ishape[3], 3], &nchw_to_nhwc(&ishape, &image)).unwrap();
@@ -159,12 +172,17 @@ fn run<B: Backend>(b: &mut B, model: &Pix2SeqD<B::Tensor>, fx: &mut Fixture, mut
         b.concat_channels(&frames.iter().collect::<Vec<_>>()).unwrap()
     });
     let cond = model.condition(b, &enc, prev.as_ref()).unwrap();
-    let opts = SamplerOptions { steps: fx.ints("steps")[0] as usize, td: fx.f32("td").1[0] as f64, seed: fx.ints("seed")[0] as u32 };
+    let opts = SamplerOptions {
+        steps: fx.ints("steps")[0] as usize,
+        td: fx.f32("td").1[0] as f64,
+        seed: fx.ints("seed")[0] as u32,
+    };
     let out = sample(b, model, &cond, &opts, true, |_, _| {}).unwrap();
     let tr = out.trace.unwrap();
     let ids = id_space(&cfg);
     let cells = b.cells(&out.logits, &out.x0, &ids).unwrap();
-    let (class, instance) = b.readout(&out.logits, &out.x0, &cells, &ids, &fixture_resample(fx, &cfg)).unwrap();
+    let (class, instance) =
+        b.readout(&out.logits, &out.x0, &cells, &ids, &fixture_resample(fx, &cfg)).unwrap();
     Handles {
         taps: enc.taps.iter().map(|t| read(b, t)).collect(),
         tokens: read(b, &enc.tokens),
@@ -208,9 +226,19 @@ fn assemble(h: &Handles, vals: &[Vec<f32>], ints: &[Vec<u32>]) -> Outputs {
 fn check_readout_ids(path: &str, what: &str, got: &[u32], want: &[i64], margin: &[f32], tol: f32) {
     assert_eq!(got.len(), want.len(), "{path} {what}: length");
     let differ: Vec<usize> = (0..got.len()).filter(|&p| got[p] as i64 != want[p]).collect();
-    eprintln!("{path:>4} {what:<28} {} of {} pixels differ (tolerated margin {tol:.1e})", differ.len(), want.len());
+    eprintln!(
+        "{path:>4} {what:<28} {} of {} pixels differ (tolerated margin {tol:.1e})",
+        differ.len(),
+        want.len()
+    );
     for &p in &differ {
-        assert!(margin[p] <= tol, "{path} {what}: pixel {p} is {} not {} with margin {} > {tol}", got[p], want[p], margin[p]);
+        assert!(
+            margin[p] <= tol,
+            "{path} {what}: pixel {p} is {} not {} with margin {} > {tol}",
+            got[p],
+            want[p],
+            margin[p]
+        );
     }
 }
 
@@ -245,8 +273,22 @@ fn compare(path: &str, fx: &mut Fixture, o: &Outputs) {
     let void = fx.f32("output.cell_class_void").1;
     check(path, "output.cell_class_void", &o.cell_class_void, &void);
     let cell_margin: Vec<f32> = void.iter().map(|p| (p - 0.5).abs().max(tol * 2.0)).collect();
-    check_readout_ids(path, "output.cell_class", &o.readout_ids[0], &fx.ints("output.cell_class"), &cell_margin, tol);
-    check_readout_ids(path, "output.cell_instance", &o.readout_ids[1], &fx.ints("output.cell_instance"), &cell_margin, tol);
+    check_readout_ids(
+        path,
+        "output.cell_class",
+        &o.readout_ids[0],
+        &fx.ints("output.cell_class"),
+        &cell_margin,
+        tol,
+    );
+    check_readout_ids(
+        path,
+        "output.cell_instance",
+        &o.readout_ids[1],
+        &fx.ints("output.cell_instance"),
+        &cell_margin,
+        tol,
+    );
     let (mshape, margin) = fx.f32("readout.margin");
     let (class_margin, instance_margin) = margin.split_at(mshape[1] * mshape[2]);
     check_readout_ids(path, "readout.class", &o.readout_ids[2], &fx.ints("readout.class"), class_margin, tol);
@@ -255,7 +297,14 @@ fn compare(path: &str, fx: &mut Fixture, o: &Outputs) {
     let got_x0 = o.x0_steps.last().expect("at least one step");
     let x0_delta = got_x0.iter().zip(&want_x0).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
     let x0_tol = 10.0 * x0_delta + 1e-7;
-    check_readout_ids(path, "readout.instance", &o.readout_ids[3], &fx.ints("readout.instance"), instance_margin, x0_tol);
+    check_readout_ids(
+        path,
+        "readout.instance",
+        &o.readout_ids[3],
+        &fx.ints("readout.instance"),
+        instance_margin,
+        x0_tol,
+    );
 }
 
 /// The CPU twin of the readout on PyTorch's own last logits gives the fixture's ids bit for bit.
@@ -336,7 +385,9 @@ fn gpu_parity(name: &str) {
 #[test]
 fn every_mbconv_backbone_type_runs_the_same_stack() {
     // The type name only says where training took the pretrained weights from.
-    for kind in [BackboneType::EfficientNetLite1, BackboneType::EfficientNetLite2, BackboneType::MobileNetV2Coco] {
+    for kind in
+        [BackboneType::EfficientNetLite1, BackboneType::EfficientNetLite2, BackboneType::MobileNetV2Coco]
+    {
         let fx = fixture_with("tiny-efficientnet", |json| {
             let edited = json.replace("\"efficientnet_lite0\"", &format!("\"{}\"", kind.name()));
             assert_ne!(edited, json, "the fixture names no efficientnet_lite0 backbone");

@@ -22,7 +22,15 @@ struct Reference {
     instance_count: usize,
 }
 
-fn reference(logits: &[f32], x0: &[f32], cells: &cpu::CellMaps, ids: &IdSpace, r: &Resample, y: usize, x: usize) -> Reference {
+fn reference(
+    logits: &[f32],
+    x0: &[f32],
+    cells: &cpu::CellMaps,
+    ids: &IdSpace,
+    r: &Resample,
+    y: usize,
+    x: usize,
+) -> Reference {
     let axis = |i: usize, scale: f32, len: usize| {
         let f = (i as f32 + 0.5) * scale - 0.5;
         let i0 = f.floor() as i64;
@@ -60,18 +68,30 @@ fn acceptable(reference: &Reference, group: usize, id: u32, tol: f64) -> bool {
         if id == 0 {
             return reference.class_void >= 0.5 || void_edge || non_void.is_empty();
         }
-        return (reference.class_void < 0.5 || void_edge) && best_of(non_void) - reference.class_scores[id as usize] <= tol;
+        return (reference.class_void < 0.5 || void_edge)
+            && best_of(non_void) - reference.class_scores[id as usize] <= tol;
     }
     // Every bit far from 0 must be as the id says (then capped at the largest valid id).
-    let bits_agree =
-        |id: u32| reference.instance_bits.iter().enumerate().all(|(k, &m)| m.abs() <= tol || (m > 0.0) == ((id >> k) & 1 == 1));
+    let bits_agree = |id: u32| {
+        reference
+            .instance_bits
+            .iter()
+            .enumerate()
+            .all(|(k, &m)| m.abs() <= tol || (m > 0.0) == ((id >> k) & 1 == 1))
+    };
     let largest = reference.instance_count as u32 - 1;
     (0..1u32 << reference.instance_bits.len()).any(|raw| raw.min(largest) == id && bits_agree(raw))
 }
 
 /// Random logits `[h·w, L]` and x̂0 `[h·w, n_bits]` (in ±0.1); with `grid`, values rounded to
 /// multiples of it (of `grid / 20` for x̂0) so ties and zero bits are common.
-fn random_last(r: &mut Rand, cells: usize, ids: &IdSpace, scale: f32, grid: Option<f32>) -> (Vec<f32>, Vec<f32>) {
+fn random_last(
+    r: &mut Rand,
+    cells: usize,
+    ids: &IdSpace,
+    scale: f32,
+    grid: Option<f32>,
+) -> (Vec<f32>, Vec<f32>) {
     let mut logits = r.vec(cells * ids.cell_logits(), -scale, scale);
     let mut x0 = r.vec(cells * ids.n_bits(), -0.1, 0.1);
     if let Some(g) = grid {
@@ -92,7 +112,12 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let ids = |class_bits, instance_bits, num_classes, max_instances| IdSpace { class_bits, instance_bits, num_classes, max_instances };
+    let ids = |class_bits, instance_bits, num_classes, max_instances| IdSpace {
+        class_bits,
+        instance_bits,
+        num_classes,
+        max_instances,
+    };
     vec![
         // Letterboxed (content 37 of 48 rows), non-integer upsampling, all ids valid.
         Case {
@@ -115,7 +140,15 @@ fn cases() -> Vec<Case> {
             grid: None,
         },
         // Downsampling: fewer output pixels than cells.
-        Case { name: "down", ids: ids(2, 3, 4, 8), mask: (17, 23), lb: Letterbox::identity(17, 23), out: (5, 9), scale: 2.0, grid: None },
+        Case {
+            name: "down",
+            ids: ids(2, 3, 4, 8),
+            mask: (17, 23),
+            lb: Letterbox::identity(17, 23),
+            out: (5, 9),
+            scale: 2.0,
+            grid: None,
+        },
         // Ties: logits on a coarse grid.
         Case {
             name: "ties",
@@ -160,7 +193,11 @@ fn gpu_readout_matches_cpu_twin() {
             class_void: gpu.read_blocking(&cells.class_void).unwrap(),
         };
         for (k, (&g, &w)) in got_cells.class_void.iter().zip(&want_cells.class_void).enumerate() {
-            assert!((g - w).abs() <= 1e-6 * w.abs().max(1e-3), "{} cell {k}: void probability {g} vs {w}", case.name);
+            assert!(
+                (g - w).abs() <= 1e-6 * w.abs().max(1e-3),
+                "{} cell {k}: void probability {g} vs {w}",
+                case.name
+            );
             let edge = (w - 0.5).abs() <= 1e-5;
             assert!(
                 edge || got_cells.class[k] == want_cells.class[k],
@@ -172,7 +209,8 @@ fn gpu_readout_matches_cpu_twin() {
         }
         assert_eq!(got_cells.instance, want_cells.instance, "{}: cell instances", case.name);
         let (want_class, want_instance) = cpu::readout(&logits, &x0, want_cells.view(), &case.ids, &resample);
-        let (got_class, got_instance) = (gpu.read_u32_blocking(&class).unwrap(), gpu.read_u32_blocking(&instance).unwrap());
+        let (got_class, got_instance) =
+            (gpu.read_u32_blocking(&class).unwrap(), gpu.read_u32_blocking(&instance).unwrap());
         assert_eq!((got_class.len(), got_instance.len()), (case.out.0 * case.out.1, case.out.0 * case.out.1));
         let mut differ = 0;
         for p in 0..got_class.len() {
@@ -180,7 +218,8 @@ fn gpu_readout_matches_cpu_twin() {
                 continue;
             }
             differ += 1;
-            let reference = reference(&logits, &x0, &want_cells, &case.ids, &resample, p / case.out.1, p % case.out.1);
+            let reference =
+                reference(&logits, &x0, &want_cells, &case.ids, &resample, p / case.out.1, p % case.out.1);
             let tol = 1e-5 * case.scale as f64;
             assert!(
                 acceptable(&reference, 0, got_class[p], tol),
@@ -198,8 +237,16 @@ fn gpu_readout_matches_cpu_twin() {
             );
         }
         assert!(differ * 1000 <= got_class.len(), "{}: {differ} pixels differ", case.name);
-        assert!(got_class.iter().all(|&c| (c as usize) < case.ids.class_count()), "{}: invalid class id", case.name);
-        assert!(got_instance.iter().all(|&i| (i as usize) < case.ids.instance_count()), "{}: invalid instance id", case.name);
+        assert!(
+            got_class.iter().all(|&c| (c as usize) < case.ids.class_count()),
+            "{}: invalid class id",
+            case.name
+        );
+        assert!(
+            got_instance.iter().all(|&i| (i as usize) < case.ids.instance_count()),
+            "{}: invalid instance id",
+            case.name
+        );
     }
 }
 
@@ -214,18 +261,33 @@ fn cpu_readout_follows_the_definition() {
         let (class, instance) = cpu::readout(&logits, &x0, cells.view(), &case.ids, &resample);
         let mut interpolated = 0;
         for p in 0..class.len() {
-            let reference = reference(&logits, &x0, &cells, &case.ids, &resample, p / case.out.1, p % case.out.1);
+            let reference =
+                reference(&logits, &x0, &cells, &case.ids, &resample, p / case.out.1, p % case.out.1);
             let tol = 1e-5 * case.scale as f64;
             assert!(acceptable(&reference, 0, class[p], tol), "{} pixel {p}: class {}", case.name, class[p]);
             // Where the corners agree on a class, the full computation gives it too (a convex
             // combination keeps what all corners share): the shortcut only saves work.
             let full = Reference { corners_agree: [None, reference.corners_agree[1]], ..reference };
-            assert!(acceptable(&full, 0, class[p], tol), "{} pixel {p}: the shortcut's class {} is not the mixed one", case.name, class[p]);
+            assert!(
+                acceptable(&full, 0, class[p], tol),
+                "{} pixel {p}: the shortcut's class {} is not the mixed one",
+                case.name,
+                class[p]
+            );
             let reference = full;
-            assert!(acceptable(&reference, 1, instance[p], tol), "{} pixel {p}: instance {}", case.name, instance[p]);
+            assert!(
+                acceptable(&reference, 1, instance[p], tol),
+                "{} pixel {p}: instance {}",
+                case.name,
+                instance[p]
+            );
             interpolated += usize::from(reference.corners_agree[0].is_none());
         }
-        assert!(case.name == "one-class" || interpolated > 0, "{}: no pixel needed the interpolation", case.name);
+        assert!(
+            case.name == "one-class" || interpolated > 0,
+            "{}: no pixel needed the interpolation",
+            case.name
+        );
         // Identity geometry gives the cell ids; the cells' instance ids are the thresholded bits.
         let identity = Resample::identity(hm, wm).unwrap();
         assert_eq!(
@@ -234,8 +296,13 @@ fn cpu_readout_follows_the_definition() {
             "{}",
             case.name
         );
-        let spec = pix2seqd::ops::bits::BitSpec { class_bits: case.ids.class_bits, instance_bits: case.ids.instance_bits, b_scale: 0.1 };
-        let (_, thresholded) = pix2seqd::ops::bits::cpu::bits_to_ids(&x0, &spec, 1 << spec.class_bits, case.ids.max_instances);
+        let spec = pix2seqd::ops::bits::BitSpec {
+            class_bits: case.ids.class_bits,
+            instance_bits: case.ids.instance_bits,
+            b_scale: 0.1,
+        };
+        let (_, thresholded) =
+            pix2seqd::ops::bits::cpu::bits_to_ids(&x0, &spec, 1 << spec.class_bits, case.ids.max_instances);
         assert_eq!(cells.instance, thresholded, "{}: cell instances are x̂0 thresholded", case.name);
     }
 }
@@ -269,7 +336,10 @@ fn readout_rejects_mismatched_shapes() {
     assert!(readout::cells(&mut f, &logits, &wrong, &ids).unwrap_err().to_string().contains("x̂0 must be"));
     let cells = readout::cells(&mut f, &logits, &x0, &ids).unwrap();
     let other = Resample::new(&Letterbox::identity(4, 5), 4, 5, 8, 10).unwrap();
-    assert!(readout::readout(&mut f, &logits, &x0, &cells, &ids, &other).unwrap_err().to_string().contains("cells"));
+    assert!(readout::readout(&mut f, &logits, &x0, &cells, &ids, &other)
+        .unwrap_err()
+        .to_string()
+        .contains("cells"));
     let none = IdSpace { num_classes: 0, ..ids };
     assert!(readout::cells(&mut f, &logits, &x0, &none).is_err());
     assert!(Resample::new(&Letterbox::identity(4, 5), 3, 5, 0, 10).is_err());
@@ -279,13 +349,19 @@ fn readout_rejects_mismatched_shapes() {
 /// give the same ids bit for bit.
 #[test]
 fn python_readout_cases_reproduce() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/readout_case.json")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/readout_case.json"))
+            .unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     let cases = json["cases"].as_array().expect("readout_case.json has a `cases` list");
     assert!(cases.len() >= 6);
     let pair = |v: &serde_json::Value| (v[0].as_u64().unwrap() as usize, v[1].as_u64().unwrap() as usize);
-    let u32s = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<u32>>();
-    let f32s = |v: &serde_json::Value| v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<f32>>();
+    let u32s = |v: &serde_json::Value| {
+        v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<u32>>()
+    };
+    let f32s = |v: &serde_json::Value| {
+        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect::<Vec<f32>>()
+    };
     for case in cases {
         let name = case["name"].as_str().unwrap_or("?");
         let ids = IdSpace {
@@ -294,10 +370,20 @@ fn python_readout_cases_reproduce() {
             num_classes: case["num_classes"].as_u64().unwrap() as u32,
             max_instances: case["max_instances"].as_u64().unwrap() as u32,
         };
-        let ((hm, wm), canvas, content, out) =
-            (pair(&case["mask_hw"]), pair(&case["canvas_hw"]), pair(&case["content_hw"]), pair(&case["out_hw"]));
-        let lb =
-            Letterbox { orig_h: out.0, orig_w: out.1, canvas_h: canvas.0, canvas_w: canvas.1, content_h: content.0, content_w: content.1 };
+        let ((hm, wm), canvas, content, out) = (
+            pair(&case["mask_hw"]),
+            pair(&case["canvas_hw"]),
+            pair(&case["content_hw"]),
+            pair(&case["out_hw"]),
+        );
+        let lb = Letterbox {
+            orig_h: out.0,
+            orig_w: out.1,
+            canvas_h: canvas.0,
+            canvas_w: canvas.1,
+            content_h: content.0,
+            content_w: content.1,
+        };
         let (logits, x0) = (f32s(&case["logits"]), f32s(&case["x0"]));
         let cells = cpu::cells(&logits, &x0, &ids);
         assert_eq!(cells.class_void, f32s(&case["class_void"]), "{name}: class void probabilities");

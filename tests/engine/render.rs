@@ -99,7 +99,11 @@ fn shading_matches_colorize_in_float64() {
         let shade = 0.7 + 0.6 * ((id as f64 * 0.618033988749895) % 1.0);
         for (ch, c) in [255.0f64, 100.0, 1.0].into_iter().enumerate() {
             let exact = (c * shade).clamp(0.0, 255.0);
-            assert!((out[ch] as f64 - exact).abs() <= 0.5 + 1e-3, "id {id} channel {ch}: {} vs {exact}", out[ch]);
+            assert!(
+                (out[ch] as f64 - exact).abs() <= 0.5 + 1e-3,
+                "id {id} channel {ch}: {} vs {exact}",
+                out[ch]
+            );
         }
     }
 }
@@ -137,12 +141,18 @@ fn overlay_matches_cpu() {
         (Letterbox::fit(480, 640, 512, 512).unwrap(), 128, 128, 1.0),
         (Letterbox::fit(1, 1, 4, 4).unwrap(), 1, 1, 0.3),
         (Letterbox::fit(7, 300, 64, 64).unwrap(), 16, 16, 0.0),
-        (Letterbox::fit(oh, ow, r.range(1, 64), r.range(1, 64)).unwrap(), r.range(1, 40), r.range(1, 40), r.uniform(0.0, 1.0)),
+        (
+            Letterbox::fit(oh, ow, r.range(1, 64), r.range(1, 64)).unwrap(),
+            r.range(1, 40),
+            r.range(1, 40),
+            r.uniform(0.0, 1.0),
+        ),
     ];
     let classes = 6usize;
     // Palette channels ≤ 150 and image channels ≤ 200 keep coloured pixels off pure white, so the
     // white pixels are exactly the outlines.
-    let mut colors: Vec<[u8; 3]> = (0..classes as u32).map(|k| default_color(k).map(|v| v.min(150))).collect();
+    let mut colors: Vec<[u8; 3]> =
+        (0..classes as u32).map(|k| default_color(k).map(|v| v.min(150))).collect();
     colors[0] = [0, 0, 0];
     let palette_words = pack_palette(&colors);
     let isthing_words: Vec<u32> = vec![0, 0, 1, 1, 0, 1];
@@ -153,34 +163,60 @@ fn overlay_matches_cpu() {
         // Every other case without outlines: the flag must switch them off on both paths.
         let outline = case % 2 == 0;
         let image_words: Vec<u32> = (0..lb.orig_h * lb.orig_w)
-            .map(|_| pack(r.range(0, 200) as u8, r.range(0, 200) as u8, r.range(0, 200) as u8, r.range(0, 255) as u8))
+            .map(|_| {
+                pack(
+                    r.range(0, 200) as u8,
+                    r.range(0, 200) as u8,
+                    r.range(0, 200) as u8,
+                    r.range(0, 255) as u8,
+                )
+            })
             .collect();
         // Classes up to 7 (past the palette's 6), instance ids small so neighbours often agree.
         let class_words: Vec<u32> = (0..mh * mw).map(|_| r.range(0, 7) as u32).collect();
-        let instance_words: Vec<u32> =
-            (0..mh * mw).map(|_| if r.range(0, 9) == 0 { r.next_u64() as u32 } else { r.range(0, 3) as u32 }).collect();
+        let instance_words: Vec<u32> = (0..mh * mw)
+            .map(|_| if r.range(0, 9) == 0 { r.next_u64() as u32 } else { r.range(0, 3) as u32 })
+            .collect();
         let image = gpu.upload_u32(&[lb.orig_h, lb.orig_w], &image_words).unwrap();
         let class = gpu.upload_u32(&[mh, mw], &class_words).unwrap();
         let instance = gpu.upload_u32(&[mh, mw], &instance_words).unwrap();
         let mut f = gpu.frame();
-        let out = render::overlay(&mut f, &image, &class, &instance, &lb, &palette, &isthing, opacity, outline).unwrap();
+        let out =
+            render::overlay(&mut f, &image, &class, &instance, &lb, &palette, &isthing, opacity, outline)
+                .unwrap();
         f.submit();
         assert_eq!(out.shape(), [lb.orig_h, lb.orig_w]);
         let got = gpu.read_u32_blocking(&out).unwrap();
-        let want = cpu::overlay(&image_words, &class_words, &instance_words, mh, mw, &lb, &palette_words, &isthing_words, opacity, outline);
+        let want = cpu::overlay(
+            &image_words,
+            &class_words,
+            &instance_words,
+            mh,
+            mw,
+            &lb,
+            &palette_words,
+            &isthing_words,
+            opacity,
+            outline,
+        );
         let name = format!(
             "{}x{} via {}x{} canvas {}x{}, maps {mh}x{mw}, opacity {opacity}, outline {outline}",
             lb.orig_h, lb.orig_w, lb.content_h, lb.content_w, lb.canvas_h, lb.canvas_w
         );
         let mut case_worst = 0;
         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-            let d = rgba(*g).iter().zip(rgba(*w)).map(|(a, b)| (*a as i32 - b as i32).abs()).max().unwrap_or(0);
+            let d =
+                rgba(*g).iter().zip(rgba(*w)).map(|(a, b)| (*a as i32 - b as i32).abs()).max().unwrap_or(0);
             assert!(d <= 1, "{name}: pixel {k} is {:?}, cpu {:?}", rgba(*g), rgba(*w));
             assert_eq!(rgba(*g)[3], 255, "{name}: alpha of pixel {k}");
             case_worst = case_worst.max(d);
         }
         let (mc, mi) = cpu::unletterbox(&class_words, &instance_words, mh, mw, &lb);
-        let outline_count = if outline { cpu::outlines(&mc, &mi, lb.orig_h, lb.orig_w).iter().filter(|&&e| e).count() } else { 0 };
+        let outline_count = if outline {
+            cpu::outlines(&mc, &mi, lb.orig_h, lb.orig_w).iter().filter(|&&e| e).count()
+        } else {
+            0
+        };
         let white = |v: &[u32]| v.iter().filter(|&&p| p == WHITE).count();
         eprintln!("{name}: max channel diff {case_worst}, {outline_count} outline pixels");
         assert_eq!(white(&got), outline_count, "{name}: GPU outline pixels");
@@ -204,14 +240,34 @@ fn bad_inputs_are_errors_naming_the_op() {
     let lb = Letterbox::identity(2, 3);
     let mut f = gpu.frame();
     let cases = [
-        render::overlay(&mut f, &image, &maps, &maps, &Letterbox::identity(3, 2), &palette, &isthing, 0.5, true), // image shape
-        render::overlay(&mut f, &image, &maps, &maps3, &lb, &palette, &isthing, 0.5, true),                       // maps differ
-        render::overlay(&mut f, &image, &floats, &floats, &lb, &palette, &isthing, 0.5, true),                    // f32 maps
-        render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing2, 0.5, true),                       // isthing length
-        render::overlay(&mut f, &image, &maps, &maps, &lb, &empty, &empty, 0.5, true),                            // no classes
-        render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing, 1.5, true),                        // opacity
+        render::overlay(
+            &mut f,
+            &image,
+            &maps,
+            &maps,
+            &Letterbox::identity(3, 2),
+            &palette,
+            &isthing,
+            0.5,
+            true,
+        ), // image shape
+        render::overlay(&mut f, &image, &maps, &maps3, &lb, &palette, &isthing, 0.5, true), // maps differ
+        render::overlay(&mut f, &image, &floats, &floats, &lb, &palette, &isthing, 0.5, true), // f32 maps
+        render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing2, 0.5, true), // isthing length
+        render::overlay(&mut f, &image, &maps, &maps, &lb, &empty, &empty, 0.5, true),      // no classes
+        render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing, 1.5, true),  // opacity
         render::overlay(&mut f, &image, &maps, &maps, &lb, &palette, &isthing, f32::NAN, true),
-        render::overlay(&mut f, &image, &maps.reshape(&[4]), &maps.reshape(&[4]), &lb, &palette, &isthing, 0.5, true),
+        render::overlay(
+            &mut f,
+            &image,
+            &maps.reshape(&[4]),
+            &maps.reshape(&[4]),
+            &lb,
+            &palette,
+            &isthing,
+            0.5,
+            true,
+        ),
         render::overlay(
             &mut f,
             &image,

@@ -13,7 +13,9 @@ fn every_shader_validates_with_webgpu_default_capabilities() {
         match naga::front::wgsl::parse_str(&source) {
             Err(e) => failures.push(format!("{}: {}", shader.name, e.emit_to_string(&source))),
             Ok(module) => {
-                if let Err(e) = Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module) {
+                if let Err(e) =
+                    Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module)
+                {
                     failures.push(format!("{}: {}", shader.name, e.emit_to_string(&source)));
                 }
             }
@@ -34,7 +36,11 @@ fn every_kernel_entry_point_exists_with_a_workgroup_within_webgpu_defaults() {
             .unwrap_or_else(|| panic!("{}: no entry point {}", kernel.shader.name, kernel.entry));
         assert!(kernel.bindings.len() <= 8, "{}: more storage buffers than WebGPU's default 8", kernel.entry);
         let [x, y, z] = entry.workgroup_size;
-        assert!(x * y * z <= 256 && x <= 256 && y <= 256 && z <= 64, "{}: workgroup {x}x{y}x{z} exceeds WebGPU defaults", kernel.entry);
+        assert!(
+            x * y * z <= 256 && x <= 256 && y <= 256 && z <= 64,
+            "{}: workgroup {x}x{y}x{z} exceeds WebGPU defaults",
+            kernel.entry
+        );
     }
 }
 
@@ -55,8 +61,13 @@ fn every_uniform_struct_matches_its_wgsl_struct() {
     let mut failures = Vec::new();
     for layout in layouts {
         let module = naga::front::wgsl::parse_str(&layout.shader.full_source()).expect("parsed above");
-        let what = format!("{} ({}) vs {}.wgsl {}", layout.rust_struct, layout.size, layout.shader.name, layout.wgsl_struct);
-        let Some(ty) = module.types.iter().map(|(_, t)| t).find(|t| t.name.as_deref() == Some(layout.wgsl_struct)) else {
+        let what = format!(
+            "{} ({}) vs {}.wgsl {}",
+            layout.rust_struct, layout.size, layout.shader.name, layout.wgsl_struct
+        );
+        let Some(ty) =
+            module.types.iter().map(|(_, t)| t).find(|t| t.name.as_deref() == Some(layout.wgsl_struct))
+        else {
             failures.push(format!("{what}: the shader has no such struct"));
             continue;
         };
@@ -68,7 +79,10 @@ fn every_uniform_struct_matches_its_wgsl_struct() {
             members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset as usize)).collect();
         let rust: Vec<(String, usize)> = layout.fields.iter().map(|(n, o)| (n.to_string(), *o)).collect();
         if wgsl != rust || *span as usize != layout.size {
-            failures.push(format!("{what}: WGSL span {span} members {wgsl:?}\n  Rust size {} fields {rust:?}", layout.size));
+            failures.push(format!(
+                "{what}: WGSL span {span} members {wgsl:?}\n  Rust size {} fields {rust:?}",
+                layout.size
+            ));
         }
     }
     assert!(failures.is_empty(), "uniform layouts differ:\n{}", failures.join("\n"));

@@ -42,7 +42,11 @@ fn widths_that_break_row_alignment_are_refused_clearly() {
 
 #[test]
 fn segmenting_a_texture_equals_segmenting_its_bytes() {
-    let mut seg = Segmenter::from_path(std::path::Path::new("tests/fixtures/tiny-efficientnet/model"), BackendKind::Gpu).unwrap();
+    let mut seg = Segmenter::from_path(
+        std::path::Path::new("tests/fixtures/tiny-efficientnet/model"),
+        BackendKind::Gpu,
+    )
+    .unwrap();
     let mut r = Rand::new("texture_segment");
     let (w, h) = (64usize, 40usize);
     let rgba: Vec<u8> = (0..w * h * 4).map(|_| r.range(0, 256) as u8).collect();
@@ -55,7 +59,11 @@ fn segmenting_a_texture_equals_segmenting_its_bytes() {
     assert_eq!(from_texture.mask.instance, from_bytes.mask.instance);
     assert_eq!(from_texture.segment_ids, from_bytes.segment_ids);
     // The CPU engine has no GPU textures: a clear error, not a panic.
-    let mut cpu = Segmenter::from_path(std::path::Path::new("tests/fixtures/tiny-efficientnet/model"), BackendKind::Cpu).unwrap();
+    let mut cpu = Segmenter::from_path(
+        std::path::Path::new("tests/fixtures/tiny-efficientnet/model"),
+        BackendKind::Cpu,
+    )
+    .unwrap();
     let err = pollster::block_on(cpu.segment(Pixels::Texture(&texture), &opts)).unwrap_err().to_string();
     assert!(err.contains("CPU engine"), "{err}");
 }

@@ -12,7 +12,8 @@ use pix2seqd::{BackendKind, Image, Segmenter};
 
 fn segmenter() -> Segmenter {
     let stem = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-efficientnet/model");
-    Segmenter::from_path(&stem, BackendKind::Gpu).unwrap_or_else(|e| panic!("GPU tests need an adapter (install mesa-vulkan-drivers): {e}"))
+    Segmenter::from_path(&stem, BackendKind::Gpu)
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter (install mesa-vulkan-drivers): {e}"))
 }
 
 /// The expected condition for a history of mask-resolution maps (oldest first), padded with
@@ -30,7 +31,10 @@ fn expected_condition(history: &[(Vec<u32>, Vec<u32>)], k: usize, pixels: usize,
 fn streaming_state_conditions_every_frame_and_reset_clears_it() {
     let dir = pix2seqd::data::data_root().join("davis2016");
     if !dir.exists() {
-        eprintln!("SKIPPING streaming video test: {} is missing (see ../shared/data/README.md)", dir.display());
+        eprintln!(
+            "SKIPPING streaming video test: {} is missing (see ../shared/data/README.md)",
+            dir.display()
+        );
         return;
     }
     let davis = Davis::open(&dir).unwrap();
@@ -48,16 +52,26 @@ fn streaming_state_conditions_every_frame_and_reset_clears_it() {
     let mut first = None;
     for (t, ex) in frames.iter().enumerate() {
         let cond = pollster::block_on(seg.conditioning()).unwrap().expect("a video model has a condition");
-        assert_eq!(cond, expected_condition(&history, k, pixels, &spec), "frame {t}: condition is not the previous predictions' bits");
+        assert_eq!(
+            cond,
+            expected_condition(&history, k, pixels, &spec),
+            "frame {t}: condition is not the previous predictions' bits"
+        );
         let rgba = ex.image.to_rgba();
-        let out = seg.segment_frame_blocking(Image::new(ex.image.width, ex.image.height, &rgba).unwrap(), &opts).unwrap();
+        let out = seg
+            .segment_frame_blocking(Image::new(ex.image.width, ex.image.height, &rgba).unwrap(), &opts)
+            .unwrap();
         assert_eq!(out.conditioned_on, t.min(k), "frame {t}");
         assert_eq!((out.panoptic.height, out.panoptic.width), (ex.image.height, ex.image.width));
         if t == 0 {
             first = Some(out.mask.clone());
         }
         history.push((out.mask.class.clone(), out.mask.instance.clone()));
-        eprintln!("frame {t}: {} segments, conditioned on {} previous", out.segments.len(), out.conditioned_on);
+        eprintln!(
+            "frame {t}: {} segments, conditioned on {} previous",
+            out.segments.len(),
+            out.conditioned_on
+        );
     }
     assert_eq!(seg.history_len(), k);
     // The condition really changes with the predictions (a constant one would prove nothing).
@@ -66,7 +80,9 @@ fn streaming_state_conditions_every_frame_and_reset_clears_it() {
 
     // Still images neither use nor change the state.
     let rgba = frames[3].image.to_rgba();
-    let still = seg.segment_blocking(Image::new(frames[3].image.width, frames[3].image.height, &rgba).unwrap(), &opts).unwrap();
+    let still = seg
+        .segment_blocking(Image::new(frames[3].image.width, frames[3].image.height, &rgba).unwrap(), &opts)
+        .unwrap();
     assert_eq!(still.conditioned_on, 0);
     assert_eq!(pollster::block_on(seg.conditioning()).unwrap().unwrap(), last);
 
@@ -76,7 +92,12 @@ fn streaming_state_conditions_every_frame_and_reset_clears_it() {
     let cond = pollster::block_on(seg.conditioning()).unwrap().unwrap();
     assert!(cond.iter().all(|&v| v == -cfg.b_scale), "reset left a non-void condition");
     let rgba = frames[0].image.to_rgba();
-    let again = seg.segment_frame_blocking(Image::new(frames[0].image.width, frames[0].image.height, &rgba).unwrap(), &opts).unwrap();
+    let again = seg
+        .segment_frame_blocking(
+            Image::new(frames[0].image.width, frames[0].image.height, &rgba).unwrap(),
+            &opts,
+        )
+        .unwrap();
     assert_eq!(Some(again.mask), first, "frame 0 after reset differs from frame 0 at the start");
 }
 
@@ -140,7 +161,11 @@ fn a_steady_video_loop_creates_no_gpu_objects() {
         before.buffers,
         after.buffers
     );
-    assert_eq!(after.objects_created_since(&before), 0, "a warmed-up video loop created GPU objects: {before:?} -> {after:?}");
+    assert_eq!(
+        after.objects_created_since(&before),
+        0,
+        "a warmed-up video loop created GPU objects: {before:?} -> {after:?}"
+    );
 }
 
 /// The maps a video model is conditioned on are the readout at mask resolution: a frame that fills
@@ -158,8 +183,14 @@ fn the_fed_back_mask_is_the_readout_at_mask_resolution() {
         for t in 0..3 {
             let out = seg.segment_frame_blocking(Image::new(w, h, &rgba).unwrap(), &opts).unwrap();
             assert_eq!((out.raw.height, out.raw.width), (hm, wm), "{backend:?} frame {t}: output size");
-            assert_eq!(out.raw, out.mask, "{backend:?} frame {t}: the readout at mask resolution is not the fed-back mask");
-            assert_eq!(out.mask.instance, out.threshold_mask.instance, "{backend:?} frame {t}: cell instances are x̂0's bits");
+            assert_eq!(
+                out.raw, out.mask,
+                "{backend:?} frame {t}: the readout at mask resolution is not the fed-back mask"
+            );
+            assert_eq!(
+                out.mask.instance, out.threshold_mask.instance,
+                "{backend:?} frame {t}: cell instances are x̂0's bits"
+            );
         }
     }
 }

@@ -125,7 +125,14 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             a.finish()?;
             let opts = y4m::Options { sequence: sequence.into(), out: out.into(), frames, width };
             let s = y4m::write_clip(&opts)?;
-            println!("wrote {} ({} frames, {}x{}, {} bytes)", opts.out.display(), s.frames, s.width, s.height, s.bytes);
+            println!(
+                "wrote {} ({} frames, {}x{}, {} bytes)",
+                opts.out.display(),
+                s.frames,
+                s.width,
+                s.height,
+                s.bytes
+            );
         }
         "test-web" => {
             a.finish()?;
@@ -143,7 +150,8 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
 fn serve_forever(port: u16) -> Result<(), String> {
     let web = web::repo_root().join("web");
     let addr = format!("127.0.0.1:{port}");
-    let server = serve::Server::bind(&addr, &web, true).map_err(|e| format!("cannot listen on {addr}: {e} (try --port N)"))?;
+    let server = serve::Server::bind(&addr, &web, true)
+        .map_err(|e| format!("cannot listen on {addr}: {e} (try --port N)"))?;
     let bound = server.local_addr().map_err(|e| e.to_string())?;
     println!("serving web/ on http://{bound}/  (Ctrl-C to stop)");
     server.run();
@@ -163,15 +171,29 @@ fn test_web() -> Result<ExitCode, String> {
         None => root.join("../shared/data"),
     };
     if !data.is_dir() {
-        return Err(format!("the data folder {} is missing (the browser tests need ../shared/data; CI always has it)", data.display()));
+        return Err(format!(
+            "the data folder {} is missing (the browser tests need ../shared/data; CI always has it)",
+            data.display()
+        ));
     }
     let data = absolute(&data);
     let target = web::target_dir(&root)?;
     let y4m_path = target.join("web-test/camera.y4m");
-    let opts = y4m::Options { sequence: data.join(CAMERA_SEQUENCE), out: y4m_path.clone(), frames: Some(CAMERA_FRAMES), width: 320 };
+    let opts = y4m::Options {
+        sequence: data.join(CAMERA_SEQUENCE),
+        out: y4m_path.clone(),
+        frames: Some(CAMERA_FRAMES),
+        width: 320,
+    };
     let s = y4m::write_clip(&opts)?;
     let y4m_path = absolute(&y4m_path);
-    println!("fake camera: {} ({} frames of {CAMERA_SEQUENCE}, {}x{})", y4m_path.display(), s.frames, s.width, s.height);
+    println!(
+        "fake camera: {} ({} frames of {CAMERA_SEQUENCE}, {}x{})",
+        y4m_path.display(),
+        s.frames,
+        s.width,
+        s.height
+    );
 
     let script = match std::env::var_os("PIX2SEQD_E2E") {
         Some(s) => PathBuf::from(s),
@@ -187,7 +209,8 @@ fn test_web() -> Result<ExitCode, String> {
         }
     };
 
-    let server = serve::Server::bind("127.0.0.1:0", &root.join("web"), false).map_err(|e| format!("cannot start the server: {e}"))?;
+    let server = serve::Server::bind("127.0.0.1:0", &root.join("web"), false)
+        .map_err(|e| format!("cannot start the server: {e}"))?;
     let addr = server.spawn().map_err(|e| format!("cannot start the server: {e}"))?;
     let url = format!("http://{addr}/");
     println!("serving web/ on {url}; running node {}", script.display());

@@ -164,9 +164,22 @@ fn handle(stream: TcpStream, root: &Path, log: bool) -> io::Result<()> {
 }
 
 /// Writes the response; returns the status code sent.
-fn serve_request(out: &mut impl Write, root: &Path, method: &str, target: &str, head_only: bool) -> io::Result<u16> {
+fn serve_request(
+    out: &mut impl Write,
+    root: &Path,
+    method: &str,
+    target: &str,
+    head_only: bool,
+) -> io::Result<u16> {
     if method != "GET" && method != "HEAD" {
-        respond_text(out, 405, "Method Not Allowed", "method not allowed\n", false, &[("Allow", "GET, HEAD")])?;
+        respond_text(
+            out,
+            405,
+            "Method Not Allowed",
+            "method not allowed\n",
+            false,
+            &[("Allow", "GET, HEAD")],
+        )?;
         return Ok(405);
     }
     let rel = match resolve(target) {
@@ -207,8 +220,19 @@ fn serve_request(out: &mut impl Write, root: &Path, method: &str, target: &str, 
     Ok(200)
 }
 
-fn respond_text(out: &mut impl Write, code: u16, reason: &str, body: &str, head_only: bool, extra: &[(&str, &str)]) -> io::Result<()> {
-    write!(out, "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n", body.len())?;
+fn respond_text(
+    out: &mut impl Write,
+    code: u16,
+    reason: &str,
+    body: &str,
+    head_only: bool,
+    extra: &[(&str, &str)],
+) -> io::Result<()> {
+    write!(
+        out,
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
+        body.len()
+    )?;
     for (k, v) in extra {
         write!(out, "{k}: {v}\r\n")?;
     }
@@ -355,7 +379,9 @@ mod tests {
     #[test]
     fn traversal_is_forbidden() {
         let f = start();
-        for p in ["/../etc/passwd", "/pkg/../../x", "/%2e%2e/x", "/pkg/..%2f..%2fx", "/a%5c..%5cb", "/x%00.js"] {
+        for p in
+            ["/../etc/passwd", "/pkg/../../x", "/%2e%2e/x", "/pkg/..%2f..%2fx", "/a%5c..%5cb", "/x%00.js"]
+        {
             assert_eq!(get(f.addr, p).status, 403, "{p}");
         }
     }

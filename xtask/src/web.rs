@@ -38,13 +38,20 @@ pub fn target_dir(root: &Path) -> Result<PathBuf, String> {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!("cargo metadata failed: {}", err.lines().last().unwrap_or("").trim()));
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: bad JSON: {e}"))?;
-    v["target_directory"].as_str().map(PathBuf::from).ok_or_else(|| "cargo metadata has no target_directory".into())
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: bad JSON: {e}"))?;
+    v["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo metadata has no target_directory".into())
 }
 
 fn wasm_target_installed() -> Result<bool, String> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let out = Command::new(&rustc).args(["--print", "sysroot"]).output().map_err(|e| format!("cannot run {rustc}: {e}"))?;
+    let out = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run {rustc}: {e}"))?;
     let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
     Ok(out.status.success() && Path::new(&sysroot).join("lib/rustlib").join(WASM_TARGET).join("lib").is_dir())
 }
@@ -70,7 +77,11 @@ fn ensure_npm_tools(web: &Path) {
         return;
     }
     println!("installing web/'s npm tools: npm ci --prefix web");
-    match Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(web).status() {
+    match Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(web)
+        .status()
+    {
         Ok(s) if s.success() => {}
         Ok(s) => println!("npm ci failed ({s}): building without wasm-opt"),
         Err(e) => println!("npm is not available ({e}): building without wasm-opt"),
@@ -89,7 +100,8 @@ fn build_wasm(root: &Path, target: &Path, debug: bool) -> Result<PathBuf, String
     if !status.success() {
         return Err(format!("cargo build for {WASM_TARGET} failed ({status})"));
     }
-    let wasm = target.join(WASM_TARGET).join(if debug { "debug" } else { "release" }).join(format!("{CRATE}.wasm"));
+    let wasm =
+        target.join(WASM_TARGET).join(if debug { "debug" } else { "release" }).join(format!("{CRATE}.wasm"));
     if !wasm.is_file() {
         return Err(format!("cargo did not produce {}", wasm.display()));
     }
@@ -142,8 +154,13 @@ fn wasm_opt(web: &Path, wasm: &Path, cache: &Path) -> Result<Opt, String> {
         return Ok(Opt::Cached);
     }
     let tmp = wasm.with_extension("opt.wasm");
-    let status =
-        Command::new(&bin).arg("-Oz").arg(wasm).arg("-o").arg(&tmp).status().map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let status = Command::new(&bin)
+        .arg("-Oz")
+        .arg(wasm)
+        .arg("-o")
+        .arg(&tmp)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
     if !status.success() {
         let _ = std::fs::remove_file(&tmp);
         return Err(format!("wasm-opt -Oz failed ({status})"));
@@ -230,7 +247,8 @@ fn stage_models(root: &Path, web: &Path, log: &mut dyn FnMut(String)) -> Result<
     std::fs::create_dir_all(&models).map_err(|e| format!("cannot create {}: {e}", models.display()))?;
     let assets = root.join("assets/models");
     let fixture = root.join("tests/fixtures/tiny-efficientnet/model");
-    let has_pair = |stem: &Path| stem.with_extension("json").is_file() && stem.with_extension("safetensors").is_file();
+    let has_pair =
+        |stem: &Path| stem.with_extension("json").is_file() && stem.with_extension("safetensors").is_file();
     if !has_pair(&fixture) {
         return Err(format!("the parity fixture {}.{{json,safetensors}} is missing", fixture.display()));
     }
@@ -290,7 +308,8 @@ fn stage_models(root: &Path, web: &Path, log: &mut dyn FnMut(String)) -> Result<
         })).collect::<Vec<_>>()
     });
     let text = serde_json::to_string_pretty(&index).map_err(|e| format!("models/index.json: {e}"))?;
-    std::fs::write(models.join("index.json"), text + "\n").map_err(|e| format!("cannot write web/models/index.json: {e}"))?;
+    std::fs::write(models.join("index.json"), text + "\n")
+        .map_err(|e| format!("cannot write web/models/index.json: {e}"))?;
     Ok(staged)
 }
 
@@ -334,7 +353,8 @@ pub fn build(opts: &BuildOptions) -> Result<(), String> {
             }
             done => {
                 let after = std::fs::metadata(&out_wasm).map(|m| m.len()).unwrap_or(0);
-                let how = if matches!(done, Opt::Cached) { "unchanged input, cached" } else { "npm binaryen" };
+                let how =
+                    if matches!(done, Opt::Cached) { "unchanged input, cached" } else { "npm binaryen" };
                 say(format!(
                     "wasm-opt -Oz: {} → {} bytes ({how}, {:.1} s)",
                     group(before as usize),

@@ -32,7 +32,11 @@ pub fn frame_paths(sequence: &Path) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg")))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+        })
         .collect();
     paths.sort();
     if paths.is_empty() {
@@ -108,7 +112,11 @@ pub fn write_clip(opts: &Options) -> Result<Summary, String> {
             return Err("--frames must be at least 1".into());
         }
         if n > paths.len() {
-            eprintln!("note: {} has only {} frames; writing all of them", opts.sequence.display(), paths.len());
+            eprintln!(
+                "note: {} has only {} frames; writing all of them",
+                opts.sequence.display(),
+                paths.len()
+            );
         }
         paths.truncate(n);
     }
@@ -128,11 +136,20 @@ pub fn write_clip(opts: &Options) -> Result<Summary, String> {
                 size = Some((w, h));
             }
             Some(s) if s != (w, h) => {
-                return Err(format!("{} has a different size from the first frame ({}x{})", path.display(), img.width(), img.height()));
+                return Err(format!(
+                    "{} has a different size from the first frame ({}x{})",
+                    path.display(),
+                    img.width(),
+                    img.height()
+                ));
             }
             Some(_) => {}
         }
-        let img = if (img.width(), img.height()) == (w, h) { img } else { image::imageops::resize(&img, w, h, FilterType::Triangle) };
+        let img = if (img.width(), img.height()) == (w, h) {
+            img
+        } else {
+            image::imageops::resize(&img, w, h, FilterType::Triangle)
+        };
         out.write_all(b"FRAME\n").map_err(write_err)?;
         out.write_all(&rgb_to_i420(&img)).map_err(write_err)?;
     }

@@ -22,14 +22,17 @@ struct Case {
 fn filled(gpu: &Gpu, shape: &[usize], scale: f32) -> Result<Tensor, String> {
     let n: usize = shape.iter().product();
     // A cheap deterministic pattern in [-scale, scale]: the values do not matter for timing.
-    let data: Vec<f32> = (0..n).map(|i| (((i * 2_654_435_761) % 2001) as f32 / 1000.0 - 1.0) * scale).collect();
+    let data: Vec<f32> =
+        (0..n).map(|i| (((i * 2_654_435_761) % 2001) as f32 / 1000.0 - 1.0) * scale).collect();
     gpu.upload(shape, &data).map_err(|e| e.to_string())
 }
 
 fn cases(gpu: &Gpu) -> Result<Vec<Case>, String> {
     let mut out = Vec::new();
 
-    for (name, hw, cin, cout, k) in [("conv 3x3 128->128 @128x128", 128, 128, 128, 3), ("conv 1x1 256->256 @64x64", 64, 256, 256, 1)] {
+    for (name, hw, cin, cout, k) in
+        [("conv 3x3 128->128 @128x128", 128, 128, 128, 3), ("conv 1x1 256->256 @64x64", 64, 256, 256, 1)]
+    {
         let x = filled(gpu, &[1, hw, hw, cin], 1.0)?;
         let w = filled(gpu, &[k, k, cin, cout], 0.05)?;
         let b = filled(gpu, &[cout], 0.1)?;
@@ -39,7 +42,9 @@ fn cases(gpu: &Gpu) -> Result<Vec<Case>, String> {
             name,
             work,
             unit: "GFLOP/s",
-            record: Box::new(move |f| conv::conv2d(f, &x, &w, &geom, &conv::Epilogue::bias_act(Some(&b), Activation::Silu))),
+            record: Box::new(move |f| {
+                conv::conv2d(f, &x, &w, &geom, &conv::Epilogue::bias_act(Some(&b), Activation::Silu))
+            }),
         });
     }
 
@@ -87,7 +92,8 @@ fn time_frame(gpu: &Gpu, case: &Case) -> Result<f64, String> {
     let output = (case.record)(&mut frame).map_err(|e| e.to_string())?;
     let ms = if gpu_timestamps(gpu) {
         let timings =
-            pollster::block_on(frame.submit_profiled().map_err(|e| e.to_string())?.into_timings(gpu)).map_err(|e| e.to_string())?;
+            pollster::block_on(frame.submit_profiled().map_err(|e| e.to_string())?.into_timings(gpu))
+                .map_err(|e| e.to_string())?;
         timings.iter().map(|(_, ms)| ms).sum()
     } else {
         let start = Instant::now();
@@ -113,19 +119,25 @@ pub fn ops(gpu: &Gpu, iters: u32, json: bool) -> Result<(), String> {
             a.backend,
             if gpu.is_fallback_adapter() { " — software adapter" } else { "" }
         );
-        println!("timer: {}", if gpu_timestamps(gpu) { "GPU timestamps" } else { "wall clock, submit to completion" });
+        println!(
+            "timer: {}",
+            if gpu_timestamps(gpu) { "GPU timestamps" } else { "wall clock, submit to completion" }
+        );
         println!("{:<38} {:>10} {:>12}", "kernel", "ms", "throughput");
     }
     gpu.preload(&pix2seqd::ops::all_kernels());
     let mut rows = Vec::new();
     for case in cases(gpu)? {
         time_frame(gpu, &case)?; // warm-up: pipelines, buffers, bind groups
-        let mut samples: Vec<f64> = (0..iters.max(1)).map(|_| time_frame(gpu, &case)).collect::<Result<_, _>>()?;
+        let mut samples: Vec<f64> =
+            (0..iters.max(1)).map(|_| time_frame(gpu, &case)).collect::<Result<_, _>>()?;
         samples.sort_by(f64::total_cmp);
         let ms = samples[samples.len() / 2];
         let rate = case.work / (ms * 1e-3) / 1e9;
         if json {
-            rows.push(serde_json::json!({"kernel": case.name, "ms": ms, "throughput": rate, "unit": case.unit}));
+            rows.push(
+                serde_json::json!({"kernel": case.name, "ms": ms, "throughput": rate, "unit": case.unit}),
+            );
         } else {
             println!("{:<38} {:>10.3} {:>8.1} {}", case.name, ms, rate, case.unit);
         }
@@ -158,7 +170,8 @@ fn builtin_config(name: &str) -> Result<pix2seqd::model::ModelConfig, String> {
     let text = match name {
         "web" => WEB_CONFIG.to_string(),
         "paper" => PAPER_CONFIG.to_string(),
-        path => std::fs::read_to_string(path).map_err(|e| format!("config {path}: {e} (use web, paper or a config JSON file)"))?,
+        path => std::fs::read_to_string(path)
+            .map_err(|e| format!("config {path}: {e} (use web, paper or a config JSON file)"))?,
     };
     pix2seqd::model::ModelConfig::from_json(&text).map_err(|e| format!("config {name}: {e}"))
 }
@@ -188,7 +201,11 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
     let backend = if a.cpu { BackendKind::Cpu } else { BackendKind::Gpu };
     let mut sources: Vec<(String, Result<Segmenter, String>, bool)> = Vec::new();
     if let Some(path) = &a.model {
-        sources.push((path.display().to_string(), Segmenter::from_path(path, backend).map_err(|e| e.to_string()), false));
+        sources.push((
+            path.display().to_string(),
+            Segmenter::from_path(path, backend).map_err(|e| e.to_string()),
+            false,
+        ));
     } else {
         for name in &a.configs {
             let mut cfg = builtin_config(name)?;
@@ -198,7 +215,11 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
                 cfg.mask_size = [s / ratio, s / ratio];
                 cfg.validate().map_err(|e| format!("--size {s}: {e}"))?;
             }
-            sources.push((name.clone(), pollster::block_on(Segmenter::synthetic(cfg, 0, backend)).map_err(|e| e.to_string()), true));
+            sources.push((
+                name.clone(),
+                pollster::block_on(Segmenter::synthetic(cfg, 0, backend)).map_err(|e| e.to_string()),
+                true,
+            ));
         }
     }
     let (w, h, rgba) = test_image();
@@ -207,7 +228,17 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
     if !a.json {
         println!(
             "{:<8} {:>9} {:>5} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7}",
-            "model", "image", "steps", "ingest", "encoder", "step", "readout", "post", "gpu sum", "wall", "fps"
+            "model",
+            "image",
+            "steps",
+            "ingest",
+            "encoder",
+            "step",
+            "readout",
+            "post",
+            "gpu sum",
+            "wall",
+            "fps"
         );
     }
     for (name, seg, synthetic) in &mut sources {
@@ -255,8 +286,10 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
             };
             let ingest = stage(&|t| t.ingest);
             let encoder = stage(&|t| t.encoder);
-            let step =
-                stage(&|t| (!t.decoder_steps.is_empty()).then(|| t.decoder_steps.iter().sum::<f64>() / t.decoder_steps.len() as f64));
+            let step = stage(&|t| {
+                (!t.decoder_steps.is_empty())
+                    .then(|| t.decoder_steps.iter().sum::<f64>() / t.decoder_steps.len() as f64)
+            });
             let readout = stage(&|t| t.readout);
             let post = stage(&|t| t.postprocess);
             let wall = stage(&|t| Some(t.total)).unwrap_or(f64::NAN);
@@ -287,9 +320,14 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
             }));
         }
     }
-    let adapter = sources.iter().find_map(|(_, s, _)| s.as_ref().ok().and_then(|s| s.gpu()).map(|g| g.adapter().name.clone()));
+    let adapter = sources
+        .iter()
+        .find_map(|(_, s, _)| s.as_ref().ok().and_then(|s| s.gpu()).map(|g| g.adapter().name.clone()));
     if a.json {
-        println!("{:#}", serde_json::json!({"backend": backend.name(), "adapter": adapter, "input": [h, w], "results": rows}));
+        println!(
+            "{:#}",
+            serde_json::json!({"backend": backend.name(), "adapter": adapter, "input": [h, w], "results": rows})
+        );
     } else {
         println!(
             "(input {w}x{h}; stages: GPU timestamps where the adapter has them, post-processing and wall: CPU clock; fps = 1000 / wall)"

@@ -73,7 +73,8 @@ pub struct Decoded {
 
 pub fn read_image(path: &Path) -> Result<Decoded, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let img = image::load_from_memory(&bytes).map_err(|e| format!("{}: not a readable image ({e})", path.display()))?;
+    let img = image::load_from_memory(&bytes)
+        .map_err(|e| format!("{}: not a readable image ({e})", path.display()))?;
     let rgba = img.to_rgba8();
     Ok(Decoded { width: rgba.width() as usize, height: rgba.height() as usize, rgba: rgba.into_raw() })
 }
@@ -84,7 +85,9 @@ pub fn progress(len: u64, json: bool, what: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(what.to_string());

@@ -10,14 +10,26 @@ use pix2seqd::{Image, Postprocess, SegmentOptions};
 use crate::common::{load_model, progress, LoadedModel, DEFAULT_MODEL, STREET_MODEL};
 
 /// panopticapi's `pq_compute` on COCO panoptic files.
-pub fn pq(gt_json: &Path, gt_dir: &Path, pred_json: &Path, pred_dir: &Path, json: bool) -> Result<(), String> {
+pub fn pq(
+    gt_json: &Path,
+    gt_dir: &Path,
+    pred_json: &Path,
+    pred_dir: &Path,
+    json: bool,
+) -> Result<(), String> {
     let r = panoptic::pq_compute_coco(gt_json, gt_dir, pred_json, pred_dir).map_err(|e| e.to_string())?;
     if json {
         println!("{:#}", serde_json::to_value(&r).map_err(|e| e.to_string())?);
     } else {
         println!("{:<8} {:>7} {:>7} {:>7} {:>5}", "", "PQ", "SQ", "RQ", "N");
         for (name, s) in [("All", &r.all), ("Things", &r.things), ("Stuff", &r.stuff)] {
-            println!("{name:<8} {:>7.3} {:>7.3} {:>7.3} {:>5}", 100.0 * s.pq, 100.0 * s.sq, 100.0 * s.rq, s.n);
+            println!(
+                "{name:<8} {:>7.3} {:>7.3} {:>7.3} {:>5}",
+                100.0 * s.pq,
+                100.0 * s.sq,
+                100.0 * s.rq,
+                s.n
+            );
         }
         println!("({} images)", r.images);
     }
@@ -124,7 +136,8 @@ pub fn camvid(m: &ModelArgs, split: &str, limit: Option<usize>, json: bool) -> R
 /// images). Ground-truth COCO classes map to the model's classes by name, or to their group for
 /// the `objects` model (person, vehicle, animal, furniture, food, other).
 pub fn coco128(m: &ModelArgs, split: &str, limit: Option<usize>, json: bool) -> Result<(), String> {
-    let data = Coco128::open(&pix2seqd::data::data_root().join("coco128-seg"), split).map_err(|e| e.to_string())?;
+    let data =
+        Coco128::open(&pix2seqd::data::data_root().join("coco128-seg"), split).map_err(|e| e.to_string())?;
     let (loaded, opts) = open(m, DEFAULT_MODEL)?;
     let lut = coco_lut(&loaded)?;
     let count = limit.unwrap_or(data.len()).min(data.len());
@@ -158,7 +171,11 @@ pub fn truth_map(ex: &Example, lut: &[u32]) -> Result<PanopticMap, String> {
     let class = ex
         .class
         .iter()
-        .map(|&c| lut.get(c as usize).copied().ok_or_else(|| format!("{}: class id {c} beyond the dataset's classes", ex.name)))
+        .map(|&c| {
+            lut.get(c as usize)
+                .copied()
+                .ok_or_else(|| format!("{}: class id {c} beyond the dataset's classes", ex.name))
+        })
         .collect::<Result<Vec<u32>, String>>()?;
     let instance = ex.instance.iter().zip(&class).map(|(&id, &c)| if c == 0 { 0 } else { id }).collect();
     PanopticMap::new(ex.image.height, ex.image.width, class, instance).map_err(|e| e.to_string())
@@ -183,7 +200,11 @@ fn evaluate_images(
             confusion: ConfusionMatrix::new(cfg.num_classes, Some(0)),
             raw: ConfusionMatrix::new(cfg.num_classes, Some(0)),
             pq: PqStat::for_classes(&cfg.isthing()),
-            other: (other_postprocess(o.postprocess), ConfusionMatrix::new(cfg.num_classes, Some(0)), PqStat::for_classes(&cfg.isthing())),
+            other: (
+                other_postprocess(o.postprocess),
+                ConfusionMatrix::new(cfg.num_classes, Some(0)),
+                PqStat::for_classes(&cfg.isthing()),
+            ),
             nearest: (
                 ConfusionMatrix::new(cfg.num_classes, Some(0)),
                 PqStat::for_classes(&cfg.isthing()),
@@ -209,10 +230,17 @@ fn evaluate_images(
             confusion.update_maps(&gt, &other).map_err(|e| e.to_string())?;
             pq.add_maps(&gt, &other).map_err(|e| e.to_string())?;
             let (confusion, pq, raw) = &mut score.nearest;
-            let nearest = panoptic::postprocess(&seg.threshold_mask, &seg.letterbox, &isthing, o.min_area, o.postprocess);
+            let nearest = panoptic::postprocess(
+                &seg.threshold_mask,
+                &seg.letterbox,
+                &isthing,
+                o.min_area,
+                o.postprocess,
+            );
             confusion.update_maps(&gt, &nearest).map_err(|e| e.to_string())?;
             pq.add_maps(&gt, &nearest).map_err(|e| e.to_string())?;
-            raw.update_maps(&gt, &panoptic::unletterbox(&seg.threshold_mask, &seg.letterbox)).map_err(|e| e.to_string())?;
+            raw.update_maps(&gt, &panoptic::unletterbox(&seg.threshold_mask, &seg.letterbox))
+                .map_err(|e| e.to_string())?;
             bar.inc(1);
         }
     }
@@ -232,7 +260,12 @@ fn evaluate_images(
                 .iter()
                 .enumerate()
                 .skip(1)
-                .map(|(c, v)| (cfg.class_name(c), if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null }))
+                .map(|(c, v)| {
+                    (
+                        cfg.class_name(c),
+                        if v.is_finite() { serde_json::json!(v) } else { serde_json::Value::Null },
+                    )
+                })
                 .collect();
             serde_json::json!({
                 "steps": o.steps,
@@ -273,15 +306,24 @@ fn evaluate_images(
         print_header(&out);
         println!(
             "{:>5} {:<22} {:>7} {:>9} {:>7} {:>9} {:>8} {:>10} {:>11}",
-            "steps", "postprocess", "mIoU", "pixel acc", "PQ", "PQ thing", "PQ stuff", "ms/image", "mIoU (raw)"
+            "steps",
+            "postprocess",
+            "mIoU",
+            "pixel acc",
+            "PQ",
+            "PQ thing",
+            "PQ stuff",
+            "ms/image",
+            "mIoU (raw)"
         );
         let pct = |v: &serde_json::Value| 100.0 * v.as_f64().unwrap_or(0.0);
         for r in &results {
             for (k, m) in [r, &r["other_postprocess"], &r["nearest_readout"]].into_iter().enumerate() {
                 let (ms, raw) = match k {
-                    0 => {
-                        (format!("{:.0}", r["ms_per_image"].as_f64().unwrap_or(0.0)), format!("{:.1}", pct(&r["miou_before_postprocess"])))
-                    }
+                    0 => (
+                        format!("{:.0}", r["ms_per_image"].as_f64().unwrap_or(0.0)),
+                        format!("{:.1}", pct(&r["miou_before_postprocess"])),
+                    ),
                     2 => (String::new(), format!("{:.1}", pct(&m["miou_before_postprocess"]))),
                     _ => (String::new(), String::new()),
                 };
@@ -309,7 +351,13 @@ fn evaluate_images(
 /// DAVIS 2016 sequences: every frame conditioned on the model's own previous masks (a video
 /// model streams; an image model segments frame by frame); J&F of the foreground (class ≠ void)
 /// as the DAVIS toolkit computes them, for every requested step count.
-pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<usize>, json: bool) -> Result<(), String> {
+pub fn davis(
+    m: &ModelArgs,
+    dir: Option<&Path>,
+    split: &str,
+    max_frames: Option<usize>,
+    json: bool,
+) -> Result<(), String> {
     let default_dir = pix2seqd::data::data_root().join("davis2016");
     let data = Davis::open(dir.unwrap_or(&default_dir)).map_err(|e| e.to_string())?;
     let sequences = data.split(split).map_err(|e| e.to_string())?.to_vec();
@@ -331,7 +379,10 @@ pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<
                 let (h, w) = (ex.image.height, ex.image.width);
                 let rgba = ex.image.to_rgba();
                 let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
-                let seg = loaded.segmenter.segment_frame_blocking(image, o).map_err(|e| format!("{seq} frame {t}: {e}"))?;
+                let seg = loaded
+                    .segmenter
+                    .segment_frame_blocking(image, o)
+                    .map_err(|e| format!("{seq} frame {t}: {e}"))?;
                 ms += seg.timings.total;
                 let gt = data.load_mask(seq, t).map_err(|e| e.to_string())?;
                 let nearest = panoptic::unletterbox(&seg.threshold_mask, &seg.letterbox);
@@ -364,7 +415,10 @@ pub fn davis(m: &ModelArgs, dir: Option<&Path>, split: &str, max_frames: Option<
         println!("{out:#}");
     } else {
         print_header(&out);
-        println!("{:>5} {:<9} {:>7} {:>7} {:>7} {:>10} {:>9}", "steps", "readout", "J&F", "J", "F", "ms/frame", "ids kept");
+        println!(
+            "{:>5} {:<9} {:>7} {:>7} {:>7} {:>10} {:>9}",
+            "steps", "readout", "J&F", "J", "F", "ms/frame", "ids kept"
+        );
         for r in &results {
             for (name, m) in [("bilinear", r), ("nearest", &r["nearest_readout"])] {
                 let metric = |k: &str| 100.0 * m["metrics"][k]["mean"].as_f64().unwrap_or(0.0);
@@ -401,7 +455,10 @@ struct DavisScore {
 impl DavisScore {
     /// One frame's prediction (the ground truth's size) against the annotated object.
     fn add_frame(&mut self, pred: &PanopticMap, object: &[bool]) -> Result<(), String> {
-        self.preds.push(Mask::new(pred.height, pred.width, pred.class.iter().map(|&c| c != 0).collect()).map_err(|e| e.to_string())?);
+        self.preds.push(
+            Mask::new(pred.height, pred.width, pred.class.iter().map(|&c| c != 0).collect())
+                .map_err(|e| e.to_string())?,
+        );
         let id = object_id(pred, object);
         if let (Some(before), Some(now)) = (self.previous_id, id) {
             self.id_pairs += 1;
@@ -413,7 +470,10 @@ impl DavisScore {
 
     fn end_sequence(&mut self, seq: &str, gts: &[Mask]) -> Result<(), String> {
         self.previous_id = None;
-        self.evaluator.add_sequence(seq, gts, &std::mem::take(&mut self.preds)).map(|_| ()).map_err(|e| e.to_string())
+        self.evaluator
+            .add_sequence(seq, gts, &std::mem::take(&mut self.preds))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     fn json(&self) -> serde_json::Value {
@@ -451,5 +511,8 @@ fn print_header(out: &serde_json::Value) {
     };
     let mode = out["mode"].as_str().map(|m| format!(", {m}")).unwrap_or_default();
     println!("data     {} ({count}{mode})", text(&out["dataset"]));
-    println!("sampler  td {} seed {} min area {}", out["sampler"]["td"], out["sampler"]["seed"], out["sampler"]["min_area"]);
+    println!(
+        "sampler  td {} seed {} min area {}",
+        out["sampler"]["td"], out["sampler"]["seed"], out["sampler"]["min_area"]
+    );
 }

@@ -35,7 +35,9 @@ impl Row {
     /// The row of one example from its three RGBA8 panels at the image's size.
     fn new(ex: &Example, input: Vec<u8>, truth: Vec<u8>, prediction: Vec<u8>) -> Result<Row, String> {
         let (w, h) = (ex.image.width as u32, ex.image.height as u32);
-        let panel = |bytes: Vec<u8>| RgbaImage::from_raw(w, h, bytes).ok_or_else(|| format!("{}: bad panel size", ex.name));
+        let panel = |bytes: Vec<u8>| {
+            RgbaImage::from_raw(w, h, bytes).ok_or_else(|| format!("{}: bad panel size", ex.name))
+        };
         Ok(Row { input: panel(input)?, truth: panel(truth)?, prediction: panel(prediction)? })
     }
 }
@@ -79,7 +81,10 @@ pub fn figure(
         Dataset::Camvid => {
             let data = CamVid::open(&root.join("camvid"), split).map_err(|e| e.to_string())?;
             if loaded.segmenter.config().num_classes != pix2seqd::data::camvid::CLASSES.len() + 1 {
-                return Err(format!("model {} does not have CamVid's classes: use the `street` model", loaded.path.display()));
+                return Err(format!(
+                    "model {} does not have CamVid's classes: use the `street` model",
+                    loaded.path.display()
+                ));
             }
             let identity = (0..=pix2seqd::data::camvid::CLASSES.len() as u32).collect();
             (data.len(), Box::new(move |i| data.load(i).map_err(|e| e.to_string())), identity)
@@ -125,19 +130,29 @@ pub fn davis_figure(
     let data = Davis::open(&pix2seqd::data::data_root().join("davis2016")).map_err(|e| e.to_string())?;
     let seq = match sequence {
         Some(s) => s.to_string(),
-        None => data.split("val").map_err(|e| e.to_string())?.first().cloned().ok_or("davis2016 has no val sequence")?,
+        None => data
+            .split("val")
+            .map_err(|e| e.to_string())?
+            .first()
+            .cloned()
+            .ok_or("davis2016 has no val sequence")?,
     };
     let count = data.frames(&seq);
     if count == 0 {
-        return Err(format!("davis2016 has no sequence {seq:?} (or it has no frames): its sequences are {}", data.sequences().join(", ")));
+        return Err(format!(
+            "davis2016 has no sequence {seq:?} (or it has no frames): its sequences are {}",
+            data.sequences().join(", ")
+        ));
     }
     let last = *frames.iter().max().ok_or("figure needs at least one frame")?;
     if last >= count {
         return Err(format!("frame {last} is out of range: {seq} has {count} frames"));
     }
     let (mut loaded, opts) = open_one(m, DEFAULT_MODEL)?;
-    let truth_palette: Vec<[u8; 3]> = std::iter::once([0, 0, 0]).chain(davis::CLASSES.iter().map(|c| c.color)).collect();
-    let truth_isthing: Vec<bool> = std::iter::once(false).chain(davis::CLASSES.iter().map(|c| c.isthing)).collect();
+    let truth_palette: Vec<[u8; 3]> =
+        std::iter::once([0, 0, 0]).chain(davis::CLASSES.iter().map(|c| c.color)).collect();
+    let truth_isthing: Vec<bool> =
+        std::iter::once(false).chain(davis::CLASSES.iter().map(|c| c.isthing)).collect();
     loaded.segmenter.reset();
     let (mut rows, mut names) = (Vec::new(), Vec::new());
     for t in 0..=last {
@@ -145,12 +160,15 @@ pub fn davis_figure(
         let (w, h) = (ex.image.width, ex.image.height);
         let rgba = ex.image.to_rgba();
         let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
-        let seg = loaded.segmenter.segment_frame_blocking(image, &opts).map_err(|e| format!("{}: {e}", ex.name))?;
+        let seg =
+            loaded.segmenter.segment_frame_blocking(image, &opts).map_err(|e| format!("{}: {e}", ex.name))?;
         if !frames.contains(&t) {
             continue;
         }
-        let truth = PanopticMap::new(h, w, ex.class.clone(), ex.instance.clone()).map_err(|e| e.to_string())?;
-        let truth = overlay_rgba_with(image, &truth, &truth_palette, &truth_isthing, STYLE).map_err(|e| e.to_string())?;
+        let truth =
+            PanopticMap::new(h, w, ex.class.clone(), ex.instance.clone()).map_err(|e| e.to_string())?;
+        let truth = overlay_rgba_with(image, &truth, &truth_palette, &truth_isthing, STYLE)
+            .map_err(|e| e.to_string())?;
         let prediction = loaded.segmenter.overlay_rgba(image, &seg, STYLE).map_err(|e| e.to_string())?;
         rows.push(Row::new(&ex, rgba, truth, prediction)?);
         names.push(ex.name);
@@ -163,20 +181,42 @@ pub fn davis_figure(
 /// The readout figure: per photo, the input, the previous readout (the final x̂0 thresholded at
 /// mask resolution, resized by nearest neighbour) and the bilinear readout, both post-processed
 /// from the same sample.
-pub fn readout_figure(m: &ModelArgs, images: &[std::path::PathBuf], panel_width: u32, out: &Path, json: bool) -> Result<(), String> {
+pub fn readout_figure(
+    m: &ModelArgs,
+    images: &[std::path::PathBuf],
+    panel_width: u32,
+    out: &Path,
+    json: bool,
+) -> Result<(), String> {
     let (mut loaded, opts) = open_one(m, DEFAULT_MODEL)?;
     let isthing = loaded.segmenter.config().isthing();
     let (mut rows, mut names) = (Vec::new(), Vec::new());
     for path in images {
         let decoded = read_image(path)?;
-        let image = Image::new(decoded.width, decoded.height, &decoded.rgba).map_err(|e| format!("{}: {e}", path.display()))?;
-        let seg = loaded.segmenter.segment_blocking(image, &opts).map_err(|e| format!("{}: {e}", path.display()))?;
-        let nearest = panoptic::postprocess(&seg.threshold_mask, &seg.letterbox, &isthing, opts.min_area, opts.postprocess);
+        let image = Image::new(decoded.width, decoded.height, &decoded.rgba)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let seg = loaded
+            .segmenter
+            .segment_blocking(image, &opts)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let nearest = panoptic::postprocess(
+            &seg.threshold_mask,
+            &seg.letterbox,
+            &isthing,
+            opts.min_area,
+            opts.postprocess,
+        );
         let nearest = loaded.segmenter.overlay_map_rgba(image, &nearest, STYLE).map_err(|e| e.to_string())?;
         let bilinear = loaded.segmenter.overlay_rgba(image, &seg, STYLE).map_err(|e| e.to_string())?;
         let (w, h) = (decoded.width as u32, decoded.height as u32);
-        let panel = |bytes: Vec<u8>| RgbaImage::from_raw(w, h, bytes).ok_or_else(|| format!("{}: bad panel size", path.display()));
-        rows.push(Row { input: panel(decoded.rgba.clone())?, truth: panel(nearest)?, prediction: panel(bilinear)? });
+        let panel = |bytes: Vec<u8>| {
+            RgbaImage::from_raw(w, h, bytes).ok_or_else(|| format!("{}: bad panel size", path.display()))
+        };
+        rows.push(Row {
+            input: panel(decoded.rgba.clone())?,
+            truth: panel(nearest)?,
+            prediction: panel(bilinear)?,
+        });
         names.push(path.display().to_string());
     }
     write_grid(&rows, panel_width, out)?;
@@ -186,7 +226,15 @@ pub fn readout_figure(m: &ModelArgs, images: &[std::path::PathBuf], panel_width:
 }
 
 /// What a figure command printed: the file, the model, the rows and the sampler.
-fn report(out: &Path, model: &Path, dataset: &str, names: &[String], opts: &SegmentOptions, columns: &[&str; 3], json: bool) {
+fn report(
+    out: &Path,
+    model: &Path,
+    dataset: &str,
+    names: &[String],
+    opts: &SegmentOptions,
+    columns: &[&str; 3],
+    json: bool,
+) {
     let report = serde_json::json!({
         "figure": out.display().to_string(),
         "model": model.display().to_string(),
@@ -211,8 +259,10 @@ fn write_grid(rows: &[Row], panel_width: u32, out: &Path) -> Result<(), String> 
     if panel_width == 0 {
         return Err("--panel-width must be positive".into());
     }
-    let heights: Vec<u32> =
-        rows.iter().map(|r| (r.input.height() as u64 * panel_width as u64 / r.input.width().max(1) as u64).max(1) as u32).collect();
+    let heights: Vec<u32> = rows
+        .iter()
+        .map(|r| (r.input.height() as u64 * panel_width as u64 / r.input.width().max(1) as u64).max(1) as u32)
+        .collect();
     let width = 3 * panel_width + 2 * GAP;
     let height = heights.iter().sum::<u32>() + (rows.len() as u32 - 1) * GAP;
     let mut grid = RgbaImage::from_pixel(width, height, image::Rgba([255, 255, 255, 255]));
@@ -225,9 +275,13 @@ fn write_grid(rows: &[Row], panel_width: u32, out: &Path) -> Result<(), String> 
         y += panel_height + GAP;
     }
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create the folder ({e})", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create the folder ({e})", dir.display()))?;
     }
-    let is_jpeg = out.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+    let is_jpeg = out
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
     let result = if is_jpeg {
         let rgb = image::DynamicImage::ImageRgba8(grid).to_rgb8();
         std::fs::File::create(out).map_err(|e| e.to_string()).and_then(|file| {

@@ -250,17 +250,21 @@ fn open_gpu() -> Result<Gpu, String> {
 fn run(cli: &Cli) -> Result<(), String> {
     match &cli.command {
         Command::Info => info(cli),
-        Command::Bench { what: Some(BenchWhat::Ops { iters }), .. } => bench::ops(&open_gpu()?, *iters, cli.json),
-        Command::Bench { what: None, model, config, size, steps, iters, no_warmup, cpu } => bench::pipeline(&bench::PipelineArgs {
-            model: model.clone(),
-            configs: config.clone(),
-            size: *size,
-            steps: steps.clone(),
-            iters: *iters,
-            warmup: !*no_warmup,
-            cpu: *cpu,
-            json: cli.json,
-        }),
+        Command::Bench { what: Some(BenchWhat::Ops { iters }), .. } => {
+            bench::ops(&open_gpu()?, *iters, cli.json)
+        }
+        Command::Bench { what: None, model, config, size, steps, iters, no_warmup, cpu } => {
+            bench::pipeline(&bench::PipelineArgs {
+                model: model.clone(),
+                configs: config.clone(),
+                size: *size,
+                steps: steps.clone(),
+                iters: *iters,
+                warmup: !*no_warmup,
+                cpu: *cpu,
+                json: cli.json,
+            })
+        }
         Command::Segment { images, out, max_output_side, model: m } => segment::run(segment::Args {
             images,
             model: m.model.as_deref(),
@@ -280,11 +284,24 @@ fn run(cli: &Cli) -> Result<(), String> {
                 FigureWhat::Coco128(a) => (figure::Dataset::Coco128, a, "val"),
                 FigureWhat::Davis(a) => {
                     let o = &a.output;
-                    return figure::davis_figure(&model_args(&o.model), a.sequence.as_deref(), &a.frames, o.panel_width, &o.out, cli.json);
+                    return figure::davis_figure(
+                        &model_args(&o.model),
+                        a.sequence.as_deref(),
+                        &a.frames,
+                        o.panel_width,
+                        &o.out,
+                        cli.json,
+                    );
                 }
                 FigureWhat::Readout(a) => {
                     let o = &a.output;
-                    return figure::readout_figure(&model_args(&o.model), &a.images, o.panel_width, &o.out, cli.json);
+                    return figure::readout_figure(
+                        &model_args(&o.model),
+                        &a.images,
+                        o.panel_width,
+                        &o.out,
+                        cli.json,
+                    );
                 }
             };
             let split = a.split.as_deref().unwrap_or(default_split);
@@ -292,9 +309,15 @@ fn run(cli: &Cli) -> Result<(), String> {
             figure::figure(&model_args(&o.model), dataset, split, &a.images, o.panel_width, &o.out, cli.json)
         }
         Command::Eval { what } => match what {
-            EvalWhat::Pq { gt_json, gt_dir, pred_json, pred_dir } => eval::pq(gt_json, gt_dir, pred_json, pred_dir, cli.json),
-            EvalWhat::Camvid { split, limit, model } => eval::camvid(&model_args(model), split, *limit, cli.json),
-            EvalWhat::Coco128 { split, limit, model } => eval::coco128(&model_args(model), split, *limit, cli.json),
+            EvalWhat::Pq { gt_json, gt_dir, pred_json, pred_dir } => {
+                eval::pq(gt_json, gt_dir, pred_json, pred_dir, cli.json)
+            }
+            EvalWhat::Camvid { split, limit, model } => {
+                eval::camvid(&model_args(model), split, *limit, cli.json)
+            }
+            EvalWhat::Coco128 { split, limit, model } => {
+                eval::coco128(&model_args(model), split, *limit, cli.json)
+            }
             EvalWhat::Davis { dir, split, max_frames, model } => {
                 eval::davis(&model_args(model), dir.as_deref(), split, *max_frames, cli.json)
             }
@@ -343,7 +366,10 @@ fn info(cli: &Cli) -> Result<(), String> {
         ("max_compute_workgroups_per_dimension", l.max_compute_workgroups_per_dimension as u64),
         ("min_uniform_buffer_offset_alignment", l.min_uniform_buffer_offset_alignment as u64),
     ];
-    let features = [("shader-f16", gpu.has_f16()), ("timestamp-query", gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY))];
+    let features = [
+        ("shader-f16", gpu.has_f16()),
+        ("timestamp-query", gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY)),
+    ];
     if cli.json {
         let json = serde_json::json!({
             "adapter": a.name, "backend": a.backend, "device_type": a.device_type,
@@ -361,7 +387,11 @@ fn info(cli: &Cli) -> Result<(), String> {
         }
         println!(
             "features  {}",
-            features.iter().map(|(k, v)| format!("{k}: {}", if *v { "yes" } else { "no" })).collect::<Vec<_>>().join(", ")
+            features
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", if *v { "yes" } else { "no" }))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         println!("limits");
         for (k, v) in limits {

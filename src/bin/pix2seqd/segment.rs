@@ -26,7 +26,8 @@ pub fn run(a: Args) -> Result<(), String> {
     if a.images.is_empty() {
         return Err("segment needs at least one image".into());
     }
-    std::fs::create_dir_all(a.out).map_err(|e| format!("{}: cannot create the output folder ({e})", a.out.display()))?;
+    std::fs::create_dir_all(a.out)
+        .map_err(|e| format!("{}: cannot create the output folder ({e})", a.out.display()))?;
     let mut loaded = load_model(a.model, DEFAULT_MODEL, a.cpu)?;
     if let Some(note) = &loaded.note {
         eprintln!("note: {note}");
@@ -48,12 +49,23 @@ pub fn run(a: Args) -> Result<(), String> {
     let bar = progress(a.images.len() as u64, a.json, "segment");
     let mut results = Vec::new();
     for path in a.images {
-        let name = path.file_stem().and_then(|s| s.to_str()).ok_or_else(|| format!("{}: no usable file name", path.display()))?.to_string();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| format!("{}: no usable file name", path.display()))?
+            .to_string();
         let decoded = read_image(path)?;
-        let image = Image::new(decoded.width, decoded.height, &decoded.rgba).map_err(|e| format!("{}: {e}", path.display()))?;
-        let seg = loaded.segmenter.segment_blocking(image, &opts).map_err(|e| format!("{}: {e}", path.display()))?;
+        let image = Image::new(decoded.width, decoded.height, &decoded.rgba)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let seg = loaded
+            .segmenter
+            .segment_blocking(image, &opts)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let style = DrawStyle { opacity: 0.6, outline: true };
-        let bytes = loaded.segmenter.overlay_rgba(image, &seg, style).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = loaded
+            .segmenter
+            .overlay_rgba(image, &seg, style)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let overlay_path = a.out.join(format!("{name}.png"));
         let (out_w, out_h) = (seg.panoptic.width as u32, seg.panoptic.height as u32);
         image::save_buffer(&overlay_path, &bytes, out_w, out_h, image::ExtendedColorType::Rgba8)
