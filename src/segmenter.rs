@@ -225,7 +225,7 @@ enum Output<'p> {
     DrawOnly(&'p mut Presenter, DrawStyle),
 }
 
-enum Engine {
+enum BackendState {
     Gpu {
         gpu: Box<Gpu>,
         model: Pix2SeqD<Tensor>,
@@ -241,7 +241,7 @@ enum Engine {
 }
 
 pub struct Segmenter {
-    engine: Engine,
+    engine: BackendState,
     cfg: ModelConfig,
     isthing: Vec<bool>,
 }
@@ -399,9 +399,9 @@ impl Segmenter {
                 // here makes "loaded" mean "ready", instead of a stalled first frame (and, on a
                 // software adapter, a page that stops repainting for seconds after it says ready).
                 gpu.work_done().await?;
-                Engine::Gpu { gpu: Box::new(gpu), model, history: VecDeque::new(), palette, isthing }
+                BackendState::Gpu { gpu: Box::new(gpu), model, history: VecDeque::new(), palette, isthing }
             }
-            BackendKind::Cpu => Engine::Cpu {
+            BackendKind::Cpu => BackendState::Cpu {
                 model: Pix2SeqD::load(cfg.clone(), &mut weights, &CpuBackend)?,
                 history: VecDeque::new(),
             },
@@ -426,16 +426,16 @@ impl Segmenter {
 
     pub fn backend(&self) -> BackendKind {
         match self.engine {
-            Engine::Gpu { .. } => BackendKind::Gpu,
-            Engine::Cpu { .. } => BackendKind::Cpu,
+            BackendState::Gpu { .. } => BackendKind::Gpu,
+            BackendState::Cpu { .. } => BackendKind::Cpu,
         }
     }
 
     /// The GPU, when running on one.
     pub fn gpu(&self) -> Option<&Gpu> {
         match &self.engine {
-            Engine::Gpu { gpu, .. } => Some(gpu),
-            Engine::Cpu { .. } => None,
+            BackendState::Gpu { gpu, .. } => Some(gpu),
+            BackendState::Cpu { .. } => None,
         }
     }
 
@@ -523,8 +523,8 @@ impl Segmenter {
     /// Forgets the previous frames (start of a new clip).
     pub fn reset(&mut self) {
         match &mut self.engine {
-            Engine::Gpu { history, .. } => history.clear(),
-            Engine::Cpu { history, .. } => history.clear(),
+            BackendState::Gpu { history, .. } => history.clear(),
+            BackendState::Cpu { history, .. } => history.clear(),
         }
     }
 
@@ -533,7 +533,7 @@ impl Segmenter {
     /// tests and debugging: it reads the state back from the GPU.
     pub async fn conditioning(&self) -> Result<Option<Vec<f32>>, Error> {
         match &self.engine {
-            Engine::Gpu { gpu, history, .. } => {
+            BackendState::Gpu { gpu, history, .. } => {
                 let mut frame = gpu.frame();
                 let bits = prev_bits(&mut GpuBackend::new(&mut frame), &self.cfg, history)?;
                 let Some(bits) = bits else { return Ok(None) };
@@ -541,7 +541,7 @@ impl Segmenter {
                 frame.submit();
                 Ok(Some(pending.into_f32(gpu).await?))
             }
-            Engine::Cpu { history, .. } => Ok(prev_bits(&mut CpuBackend, &self.cfg, history)?
+            BackendState::Cpu { history, .. } => Ok(prev_bits(&mut CpuBackend, &self.cfg, history)?
                 .map(|t| t.f32().map(|v| v.to_vec()))
                 .transpose()?),
         }
@@ -550,8 +550,8 @@ impl Segmenter {
     /// Previous frames currently held for conditioning.
     pub fn history_len(&self) -> usize {
         match &self.engine {
-            Engine::Gpu { history, .. } => history.len(),
-            Engine::Cpu { history, .. } => history.len(),
+            BackendState::Gpu { history, .. } => history.len(),
+            BackendState::Cpu { history, .. } => history.len(),
         }
     }
 
@@ -598,7 +598,7 @@ impl Segmenter {
             if !(0.0..=1.0).contains(&style.opacity) {
                 return Err(Error::Invalid(format!("overlay opacity {} must be in [0, 1]", style.opacity)));
             }
-            if matches!(self.engine, Engine::Cpu { .. }) {
+            if matches!(self.engine, BackendState::Cpu { .. }) {
                 return Err(Error::Invalid("drawing into a canvas needs the GPU engine".into()));
             }
         }
@@ -621,7 +621,7 @@ impl Segmenter {
         let mut image_words = None;
         let (maps, mut timings, conditioned_on);
         match &mut self.engine {
-            Engine::Gpu { gpu, model, history, palette, isthing } => {
+            BackendState::Gpu { gpu, model, history, palette, isthing } => {
                 gpu.check()?;
                 let empty = VecDeque::new();
                 let hist = if video { &*history } else { &empty };
@@ -708,7 +708,7 @@ impl Segmenter {
                 }
                 image_words = Some(words);
             }
-            Engine::Cpu { model, history } => {
+            BackendState::Cpu { model, history } => {
                 let empty = VecDeque::new();
                 let hist = if video { &*history } else { &empty };
                 conditioned_on = hist.len().min(cfg.video_prev_masks);
@@ -754,7 +754,7 @@ impl Segmenter {
         if let (
             Output::ReadAndDraw(presenter, style),
             false,
-            Engine::Gpu { gpu, palette, isthing, .. },
+            BackendState::Gpu { gpu, palette, isthing, .. },
             Some(words),
         ) = (output, video, &self.engine, &image_words)
         {

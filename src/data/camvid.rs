@@ -16,23 +16,23 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    check_size, read_label_png, read_rgb, sorted_stems, ClassInfo, DataError, Example, LabelMap, VOID,
+    check_size, read_label_png, read_rgb, sorted_stems, DataError, DatasetClass, Example, LabelMap, VOID,
 };
 
 /// The 11 classes (class id = index + 1), as `camvid.py` lists them (the order `camvid_web.json`
 /// takes with `"classes_from": "camvid"`).
-pub const CLASSES: [ClassInfo; 11] = [
-    ClassInfo { name: "sky", isthing: false, color: [128, 128, 128] },
-    ClassInfo { name: "building", isthing: false, color: [128, 0, 0] },
-    ClassInfo { name: "pole", isthing: false, color: [192, 192, 128] },
-    ClassInfo { name: "road", isthing: false, color: [128, 64, 128] },
-    ClassInfo { name: "pavement", isthing: false, color: [60, 40, 222] },
-    ClassInfo { name: "tree", isthing: false, color: [128, 128, 0] },
-    ClassInfo { name: "sign-symbol", isthing: false, color: [192, 128, 128] },
-    ClassInfo { name: "fence", isthing: false, color: [64, 64, 128] },
-    ClassInfo { name: "car", isthing: true, color: [64, 0, 128] },
-    ClassInfo { name: "pedestrian", isthing: true, color: [64, 64, 0] },
-    ClassInfo { name: "bicyclist", isthing: true, color: [0, 128, 192] },
+pub const CLASSES: [DatasetClass; 11] = [
+    DatasetClass { name: "sky", isthing: false, color: [128, 128, 128] },
+    DatasetClass { name: "building", isthing: false, color: [128, 0, 0] },
+    DatasetClass { name: "pole", isthing: false, color: [192, 192, 128] },
+    DatasetClass { name: "road", isthing: false, color: [128, 64, 128] },
+    DatasetClass { name: "pavement", isthing: false, color: [60, 40, 222] },
+    DatasetClass { name: "tree", isthing: false, color: [128, 128, 0] },
+    DatasetClass { name: "sign-symbol", isthing: false, color: [192, 128, 128] },
+    DatasetClass { name: "fence", isthing: false, color: [64, 64, 128] },
+    DatasetClass { name: "car", isthing: true, color: [64, 0, 128] },
+    DatasetClass { name: "pedestrian", isthing: true, color: [64, 64, 0] },
+    DatasetClass { name: "bicyclist", isthing: true, color: [0, 128, 192] },
 ];
 
 /// The label value of void pixels.

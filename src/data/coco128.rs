@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{read_rgb, sorted_stems, ClassInfo, DataError, Example};
+use super::{read_rgb, sorted_stems, DataError, DatasetClass, Example};
 
 /// The 80 COCO thing classes in the order of the YOLO class indices.
 pub const COCO80: [&str; 80] = [
@@ -102,13 +102,13 @@ pub const COCO80: [&str; 80] = [
 ];
 
 /// The `objects` model's classes (`data/groups.py`): six groups of COCO things.
-pub const GROUPS: [ClassInfo; 6] = [
-    ClassInfo { name: "person", isthing: true, color: [220, 20, 60] },
-    ClassInfo { name: "vehicle", isthing: true, color: [0, 80, 200] },
-    ClassInfo { name: "animal", isthing: true, color: [255, 140, 0] },
-    ClassInfo { name: "furniture", isthing: true, color: [150, 90, 40] },
-    ClassInfo { name: "food", isthing: true, color: [120, 200, 40] },
-    ClassInfo { name: "other", isthing: true, color: [0, 170, 170] },
+pub const GROUPS: [DatasetClass; 6] = [
+    DatasetClass { name: "person", isthing: true, color: [220, 20, 60] },
+    DatasetClass { name: "vehicle", isthing: true, color: [0, 80, 200] },
+    DatasetClass { name: "animal", isthing: true, color: [255, 140, 0] },
+    DatasetClass { name: "furniture", isthing: true, color: [150, 90, 40] },
+    DatasetClass { name: "food", isthing: true, color: [120, 200, 40] },
+    DatasetClass { name: "other", isthing: true, color: [0, 170, 170] },
 ];
 
 /// Members of each group but `other` (`groups.py` `_GROUP_MEMBERS`); every other class is `other`.

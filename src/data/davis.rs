@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    check_size, read_label_png, read_rgb, sorted_entries, sorted_stems, ClassInfo, DataError, Example,
+    check_size, read_label_png, read_rgb, sorted_entries, sorted_stems, DataError, DatasetClass, Example,
 };
 
 /// The one class (class id 1).
-pub const CLASSES: [ClassInfo; 1] = [ClassInfo { name: "object", isthing: true, color: [220, 20, 60] }];
+pub const CLASSES: [DatasetClass; 1] = [DatasetClass { name: "object", isthing: true, color: [220, 20, 60] }];
 
 /// The Python splits: `val` is the last [`VAL_COUNT`] sequences by name, `train` the others, `all` every one.
 pub const SPLITS: [&str; 3] = ["train", "val", "all"];

@@ -82,7 +82,7 @@ pub enum DataError {
 
 /// One non-void class; its class id is its index in the class list + 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClassInfo {
+pub struct DatasetClass {
     pub name: &'static str,
     pub isthing: bool,
     pub color: [u8; 3],

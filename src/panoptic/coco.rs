@@ -168,7 +168,7 @@ fn ser_bbox<S: Serializer>(bbox: &Option<[f64; 4]>, s: S) -> Result<S::Ok, S::Er
 
 /// One segment of one image's PNG.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SegmentInfo {
+pub struct CocoSegment {
     /// The segment's colour in the PNG, `R + 256 G + 256² B`.
     pub id: u32,
     pub category_id: u32,
@@ -189,7 +189,7 @@ pub struct Annotation {
     pub image_id: ImageId,
     /// The PNG, relative to the folder of PNGs.
     pub file_name: String,
-    pub segments_info: Vec<SegmentInfo>,
+    pub segments_info: Vec<CocoSegment>,
 }
 
 /// An entry of `images`. Keys beyond these (licence, URLs, ...) are kept in `extra`.
@@ -277,7 +277,7 @@ pub fn save_panoptic_json(path: &Path, json: &PanopticJson) -> Result<(), Panopt
 pub fn to_coco_panoptic(
     map: &PanopticMap,
     category_ids: &[u32],
-) -> Result<(Vec<u32>, Vec<SegmentInfo>), PanopticError> {
+) -> Result<(Vec<u32>, Vec<CocoSegment>), PanopticError> {
     let (ids, list) = segments(map);
     let infos = list
         .iter()
@@ -293,7 +293,7 @@ pub fn to_coco_panoptic(
                     category: u64::from(s.class),
                 }
             })?;
-            Ok(SegmentInfo {
+            Ok(CocoSegment {
                 id: s.id,
                 category_id,
                 iscrowd: false,

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::coco::{load_panoptic_json, read_panoptic_png, Category, ImageId, SegmentInfo};
+use super::coco::{load_panoptic_json, read_panoptic_png, Category, CocoSegment, ImageId};
 use super::postprocess::segments;
 use super::{PanopticError, PanopticMap, VOID};
 
@@ -39,7 +39,7 @@ pub struct PqSegment {
 
 impl PqSegment {
     /// From a `segments_info` entry; `use_area` keeps its stated area (ground truth).
-    pub fn from_info(info: &SegmentInfo, use_area: bool) -> Self {
+    pub fn from_info(info: &CocoSegment, use_area: bool) -> Self {
         PqSegment {
             id: info.id,
             category_id: info.category_id,

@@ -20,8 +20,8 @@ pub mod postprocess;
 
 pub use coco::{
     id2rgb, load_categories_json, load_panoptic_json, read_panoptic_png, rgb2id, save_panoptic_json,
-    to_coco_panoptic, write_panoptic_png, Annotation, Category, ImageId, ImageInfo, PanopticJson,
-    PanopticJsonWriter, SegmentInfo,
+    to_coco_panoptic, write_panoptic_png, Annotation, Category, CocoSegment, ImageId, ImageInfo,
+    PanopticJson, PanopticJsonWriter,
 };
 pub use metrics::{
     db_eval_boundary, db_eval_boundary_with_void, db_eval_iou, db_eval_iou_with_void, db_statistics,

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use pix2seqd::panoptic::{
     db_eval_boundary, db_eval_iou, load_categories_json, load_panoptic_json, pq_compute_coco,
     pq_compute_coco_with_categories, read_panoptic_png, save_panoptic_json, seg2bmap, write_panoptic_png,
-    Annotation, Category, ConfusionMatrix, DavisEvaluator, ImageId, Mask, PanopticError, PanopticJson,
-    PanopticJsonWriter, PanopticMap, PqResult, PqStat, PqSummary, SegmentInfo,
+    Annotation, Category, CocoSegment, ConfusionMatrix, DavisEvaluator, ImageId, Mask, PanopticError,
+    PanopticJson, PanopticJsonWriter, PanopticMap, PqResult, PqStat, PqSummary,
 };
 
 const TOL: f64 = 1e-6;
@@ -62,7 +62,7 @@ fn categories() -> Vec<Category> {
 /// One side of an image: a segment-id map painted from rectangles, and its segments.
 struct Side {
     ids: Vec<u32>,
-    segments: Vec<SegmentInfo>,
+    segments: Vec<CocoSegment>,
 }
 
 /// `(segment id, category, iscrowd, rows, cols)`: one painted rectangle.
@@ -79,11 +79,11 @@ fn side(rects: &[Rect]) -> Side {
             }
         }
     }
-    let mut segments: Vec<SegmentInfo> = Vec::new();
+    let mut segments: Vec<CocoSegment> = Vec::new();
     for &(id, category_id, iscrowd, _, _) in rects {
         if segments.iter().all(|s| s.id != id) {
             let area = ids.iter().filter(|&&x| x == id).count() as u64;
-            segments.push(SegmentInfo { id, category_id, iscrowd, area: Some(area), bbox: None });
+            segments.push(CocoSegment { id, category_id, iscrowd, area: Some(area), bbox: None });
         }
     }
     Side { ids, segments }
@@ -448,7 +448,7 @@ fn pq_errors_name_the_problem() {
 
     // A segments_info entry with no pixels.
     let mut pred = pred_split_stuff();
-    pred.segments.push(SegmentInfo { id: 77, category_id: 1, iscrowd: false, area: None, bbox: None });
+    pred.segments.push(CocoSegment { id: 77, category_id: 1, iscrowd: false, area: None, bbox: None });
     let case = CocoCase::write("no-pixels", &[(&gt, &pred)], &categories());
     let (gj, gd, pj, pd) = case.paths();
     let err = pq_compute_coco(&gj, &gd, &pj, &pd).unwrap_err();
@@ -555,7 +555,7 @@ fn pq_coco_sample_relabelled_and_split_segments() {
                 *id = NEW_ID;
             }
         }
-        ann.segments_info.push(SegmentInfo {
+        ann.segments_info.push(CocoSegment {
             id: NEW_ID,
             category_id: 184,
             iscrowd: false,
