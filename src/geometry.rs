@@ -2,13 +2,33 @@
 //! overlay and post-processing, so it sits below all of them and depends on none.
 
 /// A letterbox that cannot exist.
-#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LetterboxError {
-    #[error("cannot fit {orig_h}x{orig_w} into {canvas_h}x{canvas_w}: a size is zero")]
     ZeroSize { orig_h: usize, orig_w: usize, canvas_h: usize, canvas_w: usize },
-    #[error("invalid letterbox {0:?}: sizes must be ≥ 1 and content ≤ canvas")]
     Invalid(Letterbox),
 }
+
+impl LetterboxError {
+    /// What is wrong, without the "letterbox:" prefix (kernels report it under their own name).
+    pub fn detail(&self) -> String {
+        match self {
+            LetterboxError::ZeroSize { orig_h, orig_w, canvas_h, canvas_w } => {
+                format!("cannot fit {orig_h}x{orig_w} into {canvas_h}x{canvas_w}: a size is zero")
+            }
+            LetterboxError::Invalid(lb) => {
+                format!("invalid letterbox {lb:?}: sizes must be ≥ 1 and content ≤ canvas")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for LetterboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "letterbox: {}", self.detail())
+    }
+}
+
+impl std::error::Error for LetterboxError {}
 
 /// Where an image of `orig` size lands on the model's canvas: resized to `content` (≤ canvas) and
 /// placed at the top left; the rest of the canvas is padding.

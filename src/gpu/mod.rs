@@ -68,7 +68,7 @@ impl GpuError {
 
 impl From<crate::geometry::LetterboxError> for GpuError {
     fn from(e: crate::geometry::LetterboxError) -> GpuError {
-        GpuError::shape("letterbox", e.to_string())
+        GpuError::shape("letterbox", e.detail())
     }
 }
 

@@ -94,7 +94,7 @@ pub fn ingest(
     beta: f32,
 ) -> Result<Tensor, GpuError> {
     const OP: &str = "ingest";
-    lb.validate().map_err(|e| GpuError::shape(OP, e.to_string()))?;
+    lb.validate().map_err(|e| GpuError::shape(OP, e.detail()))?;
     if image.dtype() != DType::U32 || image.shape() != [lb.orig_h, lb.orig_w] {
         return Err(GpuError::shape(
             OP,

@@ -150,7 +150,7 @@ impl Resample {
         out_h: usize,
         out_w: usize,
     ) -> Result<Resample, GpuError> {
-        lb.validate().map_err(|e| GpuError::shape("readout", e.to_string()))?;
+        lb.validate().map_err(|e| GpuError::shape("readout", e.detail()))?;
         if mask_h == 0 || mask_w == 0 || out_h == 0 || out_w == 0 {
             return Err(GpuError::shape(
                 "readout",

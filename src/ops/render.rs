@@ -106,7 +106,7 @@ pub fn overlay(
     outline: bool,
 ) -> Result<Tensor, GpuError> {
     const OP: &str = "overlay";
-    lb.validate().map_err(|e| GpuError::shape(OP, e.to_string()))?;
+    lb.validate().map_err(|e| GpuError::shape(OP, e.detail()))?;
     if image.dtype() != DType::U32 || image.shape() != [lb.orig_h, lb.orig_w] {
         return Err(GpuError::shape(
             OP,
