@@ -51,11 +51,12 @@ pub struct SamplerOptions {
 
 impl SamplerOptions {
     pub fn validate(&self) -> Result<(), ModelError> {
-        if self.steps == 0 || self.steps > 1000 || !self.td.is_finite() || self.td < 0.0 {
-            return Err(ModelError::Config(format!(
-                "steps must be 1..=1000 and td ≥ 0, got {} and {}",
-                self.steps, self.td
-            )));
+        use crate::limits::{MAX_STEPS, MAX_TD};
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return Err(ModelError::Sampler(format!("steps {} must be 1..={MAX_STEPS}", self.steps)));
+        }
+        if !(0.0..=MAX_TD).contains(&self.td) {
+            return Err(ModelError::Sampler(format!("td {:?} must be a number in 0..={MAX_TD}", self.td)));
         }
         Ok(())
     }
@@ -130,7 +131,7 @@ pub fn sample<B: Backend>(
     }
     on_step(b, opts.steps);
     let (Some(x0), Some(logits)) = (x0, last_logits) else {
-        return Err(ModelError::Config("no sampler steps".into()));
+        return Err(ModelError::Sampler("no sampler steps".into()));
     };
     let (class, instance) = b.bits_to_ids(&x0, &spec, cfg.num_classes as u32, cfg.max_instances as u32)?;
     Ok(Sampled { logits, x0, class, instance, trace: tr })

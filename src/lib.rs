@@ -12,9 +12,11 @@ pub mod diffusion;
 mod error;
 pub mod geometry;
 pub mod gpu;
+pub mod limits;
 pub mod model;
 pub mod ops;
 pub mod panoptic;
+pub mod photo;
 mod segmenter;
 #[cfg(target_arch = "wasm32")]
 mod web;

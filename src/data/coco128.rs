@@ -220,7 +220,12 @@ impl Coco128 {
         let image = read_rgb(&self.root.join("images").join(format!("{name}.jpg")))?;
         let label_path = self.root.join("labels").join(format!("{name}.txt"));
         // Only the known background images have no label file (as in coco128.py).
-        let polygons = match std::fs::read_to_string(&label_path) {
+        let text =
+            crate::limits::read_capped(&label_path, crate::limits::MAX_LABEL_TEXT_BYTES).and_then(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "is not UTF-8 text"))
+            });
+        let polygons = match text {
             Ok(text) => parse_polygons(&text, image.width, image.height, &label_path)?,
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound && BACKGROUND_IMAGES.contains(&name.as_str()) =>

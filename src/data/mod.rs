@@ -11,8 +11,6 @@
 //! Every failure is a [`DataError`] naming the file or directory involved; nothing here panics on
 //! the contents of a file.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 pub mod camvid;
@@ -54,6 +52,9 @@ pub enum DataError {
         #[source]
         source: image::ImageError,
     },
+    /// An image whose header declares more pixels than the decoding limits allow.
+    #[error("image {}: {reason}", path.display())]
+    TooLarge { path: PathBuf, reason: String },
     /// A label PNG that cannot be decoded or is not a single-channel image.
     #[error("cannot read label {}: {reason}", path.display())]
     LabelFormat { path: PathBuf, reason: String },
@@ -111,13 +112,19 @@ impl RgbImage {
 ///
 /// Like PIL's `Image.open(..).convert("RGB")`, EXIF orientation is not applied. JPEG decoding is
 /// not bit-identical to PIL's libjpeg: pixel values can differ by a few levels.
+///
+/// The file must be a regular file within `limits::MAX_IMAGE_FILE_BYTES`, and the size its header
+/// declares within the decoding limits (`limits::check_declared_size`).
 pub fn read_rgb(path: &Path) -> Result<RgbImage, DataError> {
     let image_err = |source| DataError::Image { path: path.to_path_buf(), source };
-    let reader = image::ImageReader::open(path)
-        .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let io_err = |source| DataError::Io { path: path.to_path_buf(), source };
+    let bytes = crate::limits::read_capped(path, crate::limits::MAX_IMAGE_FILE_BYTES).map_err(io_err)?;
     let reader =
-        reader.with_guessed_format().map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    let rgb = reader.decode().map_err(image_err)?.into_rgb8();
+        || image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(io_err);
+    let (width, height) = reader()?.into_dimensions().map_err(image_err)?;
+    crate::limits::check_declared_size(width, height)
+        .map_err(|reason| DataError::TooLarge { path: path.to_path_buf(), reason })?;
+    let rgb = reader()?.decode().map_err(image_err)?.into_rgb8();
     Ok(RgbImage { width: rgb.width() as usize, height: rgb.height() as usize, rgb: rgb.into_raw() })
 }
 
@@ -136,10 +143,12 @@ pub struct LabelMap {
 /// modes `L;2`/`L;4`). Images with more than one channel (RGB, gray+alpha, RGBA) are an error.
 pub fn read_label_png(path: &Path) -> Result<LabelMap, DataError> {
     let format_err = |reason: String| DataError::LabelFormat { path: path.to_path_buf(), reason };
-    let file = File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-    let mut decoder = png::Decoder::new(BufReader::new(file));
+    let bytes = crate::limits::read_capped(path, crate::limits::MAX_IMAGE_FILE_BYTES)
+        .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::IDENTITY);
     let mut reader = decoder.read_info().map_err(|e| format_err(format!("not a readable PNG: {e}")))?;
+    crate::limits::check_declared_size(reader.info().width, reader.info().height).map_err(format_err)?;
     let size = reader.output_buffer_size().ok_or_else(|| format_err("image too large".into()))?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(|e| format_err(format!("corrupt PNG data: {e}")))?;

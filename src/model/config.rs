@@ -166,6 +166,9 @@ pub struct ModelConfig {
     pub sampler: SamplerConfig,
     #[serde(default)]
     pub classes: Vec<ClassInfo>,
+    /// The card's `dtype` (None for a bare config): the weights file must hold this dtype.
+    #[serde(skip)]
+    pub weights_dtype: Option<crate::model::weights::StorageType>,
 }
 
 fn one() -> f32 {
@@ -190,13 +193,13 @@ fn default_name() -> String {
     "model".into()
 }
 
-/// Bits that hold the ids `0..count-1` (at least 1), as `config.py`'s `bits_for`.
+/// Bits that hold the ids `0..count-1` (at least 1), as `config.py`'s `bits_for`; any count,
+/// even one no config may have (`validate` then refuses it), in constant time.
 pub fn bits_for(count: usize) -> u32 {
-    let mut bits = 1;
-    while (1usize << bits) < count {
-        bits += 1;
+    if count <= 2 {
+        return 1;
     }
-    bits
+    usize::BITS - (count - 1).leading_zeros()
 }
 
 impl ModelConfig {
@@ -205,12 +208,10 @@ impl ModelConfig {
     pub fn from_json(text: &str) -> Result<ModelConfig, ModelError> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| ModelError::Config(format!("not valid JSON: {e}")))?;
-        let value = match value.get("config") {
-            Some(inner) if inner.is_object() => inner.clone(),
-            _ => value,
-        };
+        let (value, weights_dtype) = crate::model::card::split_card(value)?;
         let mut cfg: ModelConfig =
             serde_json::from_value(value).map_err(|e| ModelError::Config(e.to_string()))?;
+        cfg.weights_dtype = weights_dtype;
         cfg.resolve();
         cfg.validate()?;
         Ok(cfg)
@@ -224,7 +225,7 @@ impl ModelConfig {
             self.instance_bits = bits_for(self.max_instances);
         }
         if self.decoder.transformer_mlp_dim == 0 {
-            self.decoder.transformer_mlp_dim = 4 * self.decoder.transformer_dim;
+            self.decoder.transformer_mlp_dim = self.decoder.transformer_dim.saturating_mul(4);
         }
         if self.decoder.time_embed_dim == 0 {
             self.decoder.time_embed_dim = self.decoder.dim;
@@ -234,6 +235,7 @@ impl ModelConfig {
     /// Rejects configs the architecture cannot build, like `config.py`'s `validate`, plus the
     /// engine's own limits (bits per group, attention head width).
     pub fn validate(&self) -> Result<(), ModelError> {
+        self.check_bounds()?;
         let err = |m: String| Err(ModelError::Config(m));
         let [ih, iw] = self.image_size;
         let [mh, mw] = self.mask_size;
@@ -297,12 +299,6 @@ impl ModelConfig {
                 self.num_classes
             ));
         }
-        if self.class_bits > 12 || self.instance_bits > 12 {
-            return err(format!(
-                "{} class / {} instance bits: the engine supports at most 12 per group",
-                self.class_bits, self.instance_bits
-            ));
-        }
         if (1usize << self.class_bits) < self.num_classes
             || (1usize << self.instance_bits) < self.max_instances
         {
@@ -342,15 +338,6 @@ impl ModelConfig {
                     return err("resnet50_c4 needs 3 widths and 3 positive block counts".into());
                 }
             }
-        }
-        if self.sampler.steps == 0 || !self.sampler.td.is_finite() || self.sampler.td < 0.0 {
-            return err(format!(
-                "sampler steps {} must be ≥ 1 and td {} ≥ 0",
-                self.sampler.steps, self.sampler.td
-            ));
-        }
-        if !(self.b_scale > 0.0 && self.b_scale.is_finite() && self.time_scaling.is_finite()) {
-            return err("b_scale must be positive and time_scaling finite".into());
         }
         Ok(())
     }

@@ -7,6 +7,8 @@
 //! tensor. Weights are converted once to the engine's layouts (conv HWIO, linear `[in, out]`,
 //! the attention's q/k/v packed) and uploaded through [`Upload`](crate::backend::Upload).
 
+mod bounds;
+pub mod card;
 pub mod config;
 mod efficientnet_lite;
 mod fusion;
@@ -29,6 +31,8 @@ use crate::gpu::GpuError;
 pub enum ModelError {
     #[error("model config: {0}")]
     Config(String),
+    #[error("sampler options: {0}")]
+    Sampler(String),
     #[error("weights file: {0}")]
     Weights(String),
     #[error("weights file has no tensor '{0}' (a file for another config, or not exported by train/?)")]
@@ -50,16 +54,24 @@ pub(crate) struct Params<'a, U> {
 }
 
 impl<U> Params<'_, U> {
-    /// Raw f32 values of `name`, which must have `shape`.
+    /// Raw f32 values of `name`, which must have `shape` and hold only finite values (a NaN or
+    /// an infinity in a weight turns every output into void without an error).
     pub fn raw(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
-        self.weights.take(name, shape)
+        let data = self.weights.take(name, shape)?;
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::Weights(format!(
+                "tensor '{name}' holds {} at element {i}: weights must be finite",
+                data[i]
+            )));
+        }
+        Ok(data)
     }
 
     pub fn tensor<T>(&mut self, name: &str, shape: &[usize]) -> Result<T, ModelError>
     where
         U: crate::backend::Upload<T>,
     {
-        let data = self.weights.take(name, shape)?;
+        let data = self.raw(name, shape)?;
         Ok(self.upload.upload(shape, &data)?)
     }
 }

@@ -53,6 +53,16 @@ impl<T: Clone> Pix2SeqD<T> {
         upload: &U,
     ) -> Result<Self, ModelError> {
         cfg.validate()?;
+        // An F16 file relabelled BF16 (or a card for another export) decodes to wrong numbers
+        // without a single non-finite one: the card's dtype and the file's must agree.
+        if let (Some(card), Some(file)) = (cfg.weights_dtype, weights.float_dtype()) {
+            if card != file {
+                return Err(ModelError::Weights(format!(
+                    "the card says dtype {} but the file's tensors are {file:?}",
+                    card.label()
+                )));
+            }
+        }
         let mut p = Params { weights, upload };
         let (backbone, tap_channels) = match cfg.backbone.kind {
             ref kind if kind.is_mbconv() => {

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -74,13 +74,23 @@ pub fn write_panoptic_png(
 /// Read a COCO panoptic PNG: `(height, width, row-major segment ids)`.
 ///
 /// The PNG must decode to 8-bit RGB or RGBA (palette and 16-bit files are reduced to that, as PIL
-/// does); alpha is ignored. Anything else is an error naming the file.
+/// does); alpha is ignored. Anything else is an error naming the file. The file must be a regular
+/// file within `limits::MAX_IMAGE_FILE_BYTES`, and the size its header declares within the decoding
+/// limits (`limits::check_declared_size`) before anything is decoded.
 pub fn read_panoptic_png(path: &Path) -> Result<(usize, usize, Vec<u32>), PanopticError> {
+    let bytes = crate::limits::read_capped(path, crate::limits::MAX_IMAGE_FILE_BYTES)
+        .map_err(|e| PanopticError::io("read", path, e))?;
+    decode_panoptic_png(&bytes, path)
+}
+
+/// [`read_panoptic_png`] of bytes already read (`path` names them in errors).
+pub fn decode_panoptic_png(bytes: &[u8], path: &Path) -> Result<(usize, usize, Vec<u32>), PanopticError> {
     let png_error = |message: String| PanopticError::Png { path: path.to_path_buf(), message };
-    let file = File::open(path).map_err(|e| PanopticError::io("open", path, e))?;
-    let mut decoder = png::Decoder::new(BufReader::new(file));
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| png_error(e.to_string()))?;
+    let (width, height) = (reader.info().width, reader.info().height);
+    crate::limits::check_declared_size(width, height).map_err(png_error)?;
     let size = reader.output_buffer_size().ok_or_else(|| png_error("too large to decode".into()))?;
     let mut buf = vec![0u8; size];
     let info = reader.next_frame(&mut buf).map_err(|e| png_error(e.to_string()))?;
@@ -236,10 +246,21 @@ pub struct PanopticJson {
     pub categories: Vec<Category>,
 }
 
+/// A JSON file: a regular file within `limits::MAX_JSON_BYTES`.
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, PanopticError> {
-    let file = File::open(path).map_err(|e| PanopticError::io("open", path, e))?;
-    serde_json::from_reader(BufReader::new(file))
-        .map_err(|source| PanopticError::Json { path: path.to_path_buf(), source })
+    let bytes = crate::limits::read_capped(path, crate::limits::MAX_JSON_BYTES)
+        .map_err(|e| PanopticError::io("read", path, e))?;
+    parse_json(&bytes, path)
+}
+
+/// JSON bytes already read (`path` names them in errors).
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, PanopticError> {
+    serde_json::from_slice(bytes).map_err(|source| PanopticError::Json { path: path.to_path_buf(), source })
+}
+
+/// A COCO panoptic JSON from bytes already read (`path` names them in errors).
+pub fn parse_panoptic_json(bytes: &[u8], path: &Path) -> Result<PanopticJson, PanopticError> {
+    parse_json(bytes, path)
 }
 
 /// Read a COCO panoptic JSON file.

@@ -19,9 +19,9 @@ pub mod metrics;
 pub mod postprocess;
 
 pub use coco::{
-    id2rgb, load_categories_json, load_panoptic_json, read_panoptic_png, rgb2id, save_panoptic_json,
-    to_coco_panoptic, write_panoptic_png, Annotation, Category, CocoSegment, ImageId, ImageInfo,
-    PanopticJson, PanopticJsonWriter,
+    decode_panoptic_png, id2rgb, load_categories_json, load_panoptic_json, parse_panoptic_json,
+    read_panoptic_png, rgb2id, save_panoptic_json, to_coco_panoptic, write_panoptic_png, Annotation,
+    Category, CocoSegment, ImageId, ImageInfo, PanopticJson, PanopticJsonWriter,
 };
 pub use metrics::{
     db_eval_boundary, db_eval_boundary_with_void, db_eval_iou, db_eval_iou_with_void, db_statistics,

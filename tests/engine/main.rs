@@ -5,6 +5,8 @@
 mod common;
 
 mod attention;
+#[cfg(target_os = "linux")]
+mod bad_input;
 mod bands;
 mod bits;
 mod cli;
@@ -13,6 +15,7 @@ mod data;
 mod elementwise;
 mod embed;
 mod frame;
+mod fuzz_smoke;
 mod ingest;
 mod layout;
 mod matmul;

@@ -170,8 +170,8 @@ fn builtin_config(name: &str) -> Result<pix2seqd::model::ModelConfig, String> {
     let text = match name {
         "web" => WEB_CONFIG.to_string(),
         "paper" => PAPER_CONFIG.to_string(),
-        path => std::fs::read_to_string(path)
-            .map_err(|e| format!("config {path}: {e} (use web, paper or a config JSON file)"))?,
+        path => pix2seqd::limits::read_text_file(path.as_ref(), pix2seqd::limits::MAX_CARD_BYTES)
+            .map_err(|e| format!("config {e} (use web, paper or a config JSON file)"))?,
     };
     pix2seqd::model::ModelConfig::from_json(&text).map_err(|e| format!("config {name}: {e}"))
 }
@@ -203,7 +203,7 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
     if let Some(path) = &a.model {
         sources.push((
             path.display().to_string(),
-            Segmenter::from_path(path, backend).map_err(|e| e.to_string()),
+            crate::common::open_segmenter(path, backend).map_err(|e| e.to_string()),
             false,
         ));
     } else {
@@ -225,6 +225,8 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
     let (w, h, rgba) = test_image();
     let image = Image::new(w, h, &rgba).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
+    // A setting that fails is reported in its row and the others still run; the exit status says so.
+    let mut failures: Vec<String> = Vec::new();
     if !a.json {
         println!(
             "{:<8} {:>9} {:>5} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>7}",
@@ -245,6 +247,7 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
         let seg = match seg {
             Ok(s) => s,
             Err(e) => {
+                failures.push(format!("{name}: {e}"));
                 rows.push(serde_json::json!({"model": name, "error": e.clone()}));
                 if !a.json {
                     println!("{name:<8} error: {e}");
@@ -274,6 +277,7 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
                 }
             }
             if let Some(e) = failure {
+                failures.push(format!("{name} at {steps} steps: {e}"));
                 if !a.json {
                     println!("{name:<8} {size:>9} {steps:>5} error: {e}");
                 }
@@ -336,5 +340,10 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
             println!("adapter: {a}");
         }
     }
-    Ok(())
+    match failures.first() {
+        None => Ok(()),
+        Some(first) => {
+            Err(format!("{} of the benchmarked settings failed; the first: {first}", failures.len()))
+        }
+    }
 }

@@ -33,9 +33,15 @@ pub fn load_model(model: Option<&Path>, default: &str, cpu: bool) -> Result<Load
             ))
         }
     };
-    let segmenter = Segmenter::from_path(&path, backend).map_err(|e| model_error(&path, e))?;
+    let segmenter = open_segmenter(&path, backend).map_err(|e| model_error(&path, e))?;
     let note = card_note(&path);
     Ok(LoadedModel { segmenter, path, note })
+}
+
+/// The model at `path` (card and weights each read within its cap, see `pix2seqd::limits`).
+pub fn open_segmenter(path: &Path, backend: BackendKind) -> Result<Segmenter, Error> {
+    let (json, weights) = pix2seqd::limits::read_model_files(path)?;
+    pollster::block_on(Segmenter::new(&json, weights, backend))
 }
 
 /// A bare name that is no file here (`street`) means the shipped model of that name.
@@ -56,7 +62,9 @@ fn model_error(path: &Path, e: Error) -> String {
 /// What the card says a user must know: `metadata.purpose` when the weights are not trained, or
 /// `metadata.note` (e.g. a model still in training, below its target).
 fn card_note(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(pix2seqd::model_paths(path).0).ok()?;
+    let text =
+        pix2seqd::limits::read_text_file(&pix2seqd::model_paths(path).0, pix2seqd::limits::MAX_CARD_BYTES)
+            .ok()?;
     let card: serde_json::Value = serde_json::from_str(&text).ok()?;
     let metadata = card.get("metadata")?;
     let purpose = metadata.get("purpose").and_then(|p| p.as_str()).filter(|p| p.contains("not trained"));
@@ -71,12 +79,22 @@ pub struct Decoded {
     pub rgba: Vec<u8>,
 }
 
+/// Reads a photo within the decoding limits (`pix2seqd::photo`); one larger than
+/// `MAX_PHOTO_SIDE` on a side is scaled down to it, as the page does, and stderr says so.
 pub fn read_image(path: &Path) -> Result<Decoded, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let img = image::load_from_memory(&bytes)
-        .map_err(|e| format!("{}: not a readable image ({e})", path.display()))?;
-    let rgba = img.to_rgba8();
-    Ok(Decoded { width: rgba.width() as usize, height: rgba.height() as usize, rgba: rgba.into_raw() })
+    use pix2seqd::limits::MAX_PHOTO_SIDE;
+    let photo = pix2seqd::photo::read_photo(path).map_err(|e| e.to_string())?;
+    let (width, height) = (photo.width, photo.height);
+    let photo = pix2seqd::photo::fit_within(photo, MAX_PHOTO_SIDE);
+    if (photo.width, photo.height) != (width, height) {
+        eprintln!(
+            "note: {}: {width}x{height} scaled down to {}x{} (photos are read at most {MAX_PHOTO_SIDE} pixels a side, as in the page)",
+            path.display(),
+            photo.width,
+            photo.height
+        );
+    }
+    Ok(Decoded { width: photo.width, height: photo.height, rgba: photo.rgba })
 }
 
 /// A progress bar on stderr for `len` items (hidden with --json or when stderr is no terminal).

@@ -98,7 +98,9 @@ pub fn figure(
     let mut names = Vec::new();
     for &i in images {
         if i >= len {
-            return Err(format!("image index {i} is out of range: {label}/{split} has {len} images"));
+            return Err(format!(
+                "--images: image index {i} is out of range: {label}/{split} has {len} images"
+            ));
         }
         let ex = load(i)?;
         let (w, h) = (ex.image.width, ex.image.height);
@@ -146,7 +148,7 @@ pub fn davis_figure(
     }
     let last = *frames.iter().max().ok_or("figure needs at least one frame")?;
     if last >= count {
-        return Err(format!("frame {last} is out of range: {seq} has {count} frames"));
+        return Err(format!("--frames: frame {last} is out of range: {seq} has {count} frames"));
     }
     let (mut loaded, opts) = open_one(m, DEFAULT_MODEL)?;
     let truth_palette: Vec<[u8; 3]> =
@@ -259,15 +261,24 @@ fn write_grid(rows: &[Row], panel_width: u32, out: &Path) -> Result<(), String> 
     if panel_width == 0 {
         return Err("--panel-width must be positive".into());
     }
-    let heights: Vec<u32> = rows
+    let heights: Vec<u64> = rows
         .iter()
-        .map(|r| (r.input.height() as u64 * panel_width as u64 / r.input.width().max(1) as u64).max(1) as u32)
+        .map(|r| (r.input.height() as u64 * panel_width as u64 / r.input.width().max(1) as u64).max(1))
         .collect();
-    let width = 3 * panel_width + 2 * GAP;
-    let height = heights.iter().sum::<u32>() + (rows.len() as u32 - 1) * GAP;
+    let width = 3 * panel_width as u64 + 2 * GAP as u64;
+    let height = heights.iter().sum::<u64>() + (rows.len() as u64 - 1) * GAP as u64;
+    // u64 products of u32 sides cannot wrap; the grid must stay within the documented bound.
+    let max = pix2seqd::limits::MAX_FIGURE_PIXELS;
+    if width * height > max {
+        return Err(format!(
+            "a {width}x{height} figure exceeds the {max}-pixel limit: lower --panel-width or show fewer images"
+        ));
+    }
+    let (width, height) = (width as u32, height as u32);
     let mut grid = RgbaImage::from_pixel(width, height, image::Rgba([255, 255, 255, 255]));
     let mut y = 0;
     for (row, &panel_height) in rows.iter().zip(&heights) {
+        let panel_height = panel_height as u32;
         for (c, panel) in [&row.input, &row.truth, &row.prediction].into_iter().enumerate() {
             let scaled = imageops::resize(panel, panel_width, panel_height, imageops::FilterType::Triangle);
             imageops::replace(&mut grid, &scaled, (c as u32 * (panel_width + GAP)) as i64, y as i64);

@@ -34,10 +34,10 @@ struct ModelOpts {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Diffusion steps (default: the model's). `eval` takes a list (`1,2,4,10`) and reports each.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = steps_parser())]
     steps: Vec<usize>,
     /// Time difference of the sampler, in steps (default: the model's).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_td, allow_negative_numbers = true)]
     td: Option<f64>,
     /// Noise seed.
     #[arg(long, default_value_t = 0)]
@@ -67,7 +67,7 @@ enum Command {
         out: PathBuf,
         /// Longest side of the output (readout, segments, PNGs): the image's own size up to
         /// this, scaled down beyond it.
-        #[arg(long, default_value_t = pix2seqd::DEFAULT_MAX_OUTPUT_SIDE as u64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+        #[arg(long, default_value_t = pix2seqd::DEFAULT_MAX_OUTPUT_SIDE as u64, value_parser = clap::value_parser!(u64).range(1..=pix2seqd::MAX_IMAGE_SIDE as u64))]
         max_output_side: u64,
         #[command(flatten)]
         model: ModelOpts,
@@ -95,13 +95,13 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "web,paper")]
         config: Vec<String>,
         /// Square input size instead of the config's (the mask keeps the config's ratio).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_bench_size)]
         size: Option<usize>,
         /// Sampler steps to time.
-        #[arg(long, value_delimiter = ',', default_value = "1,4,10")]
+        #[arg(long, value_delimiter = ',', default_value = "1,4,10", value_parser = steps_parser())]
         steps: Vec<usize>,
         /// Timed runs per setting (after one warm-up run per model); the median is reported.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         iters: u32,
         /// Skip the warm-up run (pipelines are created up front anyway; a `paper` run on a
         /// software adapter takes many minutes).
@@ -131,7 +131,7 @@ enum EvalWhat {
         #[arg(long, default_value = "test")]
         split: String,
         /// Only the first N images.
-        #[arg(long)]
+        #[arg(long, value_parser = positive_count())]
         limit: Option<usize>,
         #[command(flatten)]
         model: ModelOpts,
@@ -141,7 +141,7 @@ enum EvalWhat {
         #[arg(long, default_value = "val")]
         split: String,
         /// Only the first N images.
-        #[arg(long)]
+        #[arg(long, value_parser = positive_count())]
         limit: Option<usize>,
         #[command(flatten)]
         model: ModelOpts,
@@ -155,7 +155,7 @@ enum EvalWhat {
         #[arg(long, default_value = "val")]
         split: String,
         /// Only the first N frames of every sequence.
-        #[arg(long)]
+        #[arg(long, value_parser = positive_count())]
         max_frames: Option<usize>,
         #[command(flatten)]
         model: ModelOpts,
@@ -201,7 +201,7 @@ struct DavisFigureArgs {
 #[derive(Args)]
 struct FigureOutput {
     /// Width of each panel in pixels.
-    #[arg(long, default_value_t = 360)]
+    #[arg(long, default_value_t = 360, value_parser = clap::value_parser!(u32).range(16..=pix2seqd::limits::MAX_PANEL_WIDTH as i64))]
     panel_width: u32,
     /// Output file (.jpg or .png).
     #[arg(long)]
@@ -227,7 +227,7 @@ enum BenchWhat {
     /// Throughput of the core kernels (conv 3x3, matmul, attention, group norm) in GFLOP/s.
     Ops {
         /// Timed repetitions per kernel (after one warm-up).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         iters: u32,
     },
 }
@@ -334,6 +334,34 @@ fn model_args(m: &ModelOpts) -> eval::ModelArgs<'_> {
         min_area: m.min_area,
         postprocess: m.postprocess,
         cpu: m.cpu,
+    }
+}
+
+/// `--steps`: 1 to `limits::MAX_STEPS` each.
+fn steps_parser() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=pix2seqd::limits::MAX_STEPS as u64)
+}
+
+/// A count of things to do (`--limit`, `--max-frames`): at least 1, as 0 would measure nothing.
+fn positive_count() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
+}
+
+/// `--td`: a finite number of steps in 0..=`limits::MAX_TD`.
+fn parse_td(text: &str) -> Result<f64, String> {
+    let max = pix2seqd::limits::MAX_TD;
+    match text.parse::<f64>() {
+        Ok(td) if (0.0..=max).contains(&td) => Ok(td),
+        _ => Err(format!("the time difference must be a number of steps in 0..={max}")),
+    }
+}
+
+/// `bench --size`: a model input side, a multiple of 16 up to `limits::MAX_MODEL_IMAGE_SIDE`.
+fn parse_bench_size(text: &str) -> Result<usize, String> {
+    let max = pix2seqd::limits::MAX_MODEL_IMAGE_SIDE;
+    match text.parse::<usize>() {
+        Ok(size) if size > 0 && size <= max && size % 16 == 0 => Ok(size),
+        _ => Err(format!("the input side must be a multiple of 16 in 16..={max}")),
     }
 }
 
