@@ -10,12 +10,14 @@
 //   row_c = min(floor((2y + 1)·content_h / (2·orig_h)), content_h - 1)      original -> content
 //   row_m = min(floor((2row_c + 1)·map_h / (2·canvas_h)), map_h - 1)         canvas -> mask
 // and the same for columns.
-// Colour (panoptic.py colorize, blended): void (class 0) keeps the image; otherwise the class colour
-// (class ids past the palette use its last entry), for thing classes scaled by
-// shade = 0.7 + 0.6·frac(id·0.618…) and clamped to [0, 255], is mixed with the image:
-// image·(1 - opacity) + colour·opacity, rounded. frac(id·0.618033988749895) is computed exactly
-// for the 32-bit fixed-point part of the constant (id·0x9E3779B9 mod 2^32, top 24 bits) plus the
-// rest of the constant (PHI_REST) in f32: within about 1e-7 of float64 for every u32 id.
+// Colour: void (class 0) keeps the image; stuff, and things without an instance id, take the
+// class colour; a thing instance takes its own colour, derived from the instance id alone (so it
+// stays put while streaming keeps the id) and tinted by the class: (3·class + 5·hue(id) + 4) / 8
+// per channel in integers, where hue(id) is a saturated colour at hue frac(id·0.618…) (the top 16
+// bits of id·0x9E3779B9, then an integer HSV → RGB at value 235, minimum 60). All of it is integer
+// arithmetic, so the CPU twin (src/ops/render.rs, `segment_color`) gives the same bytes, and the
+// page reports each segment's colour exactly as drawn. The colour is mixed with the image:
+// image·(1 - opacity) + colour·opacity, rounded.
 // Outlines (panoptic.py instance_boundaries on the mapped labels): a non-void pixel whose right or
 // lower neighbour has another (class, instance) is white (when `outline` is set).
 
@@ -34,9 +36,6 @@ struct Params {
     outline: u32,    // 0: no outlines
 }
 
-// 0.618033988749895 - 0x9E3779B9 / 2^32
-const PHI_REST: f32 = 1.1577062e-10;
-
 @group(0) @binding(0) var<uniform> p: Params;
 @group(1) @binding(0) var<storage, read> image: array<u32>;
 @group(1) @binding(1) var<storage, read> class_map: array<u32>;
@@ -54,6 +53,37 @@ fn map_index(y: u32, x: u32) -> u32 {
     let row = nearest(nearest(y, p.orig_h, p.content_h), p.canvas_h, p.map_h);
     let col = nearest(nearest(x, p.orig_w, p.content_w), p.canvas_w, p.map_w);
     return row * p.map_w + col;
+}
+
+// The instance colour's value and minimum channel (HSV with v = 235/255, s = 1 - 60/235).
+const HUE_MAX: u32 = 235u;
+const HUE_MIN: u32 = 60u;
+
+// A saturated colour at hue frac(id·0.618…), in integers (src/ops/render.rs `hue_color`).
+fn hue_color(id: u32) -> vec3<u32> {
+    let h6 = ((id * 0x9E3779B9u) >> 16u) * 6u;
+    let f = h6 & 0xFFFFu;
+    let rise = HUE_MIN + (((HUE_MAX - HUE_MIN) * f) >> 16u);
+    let fall = HUE_MAX - (((HUE_MAX - HUE_MIN) * f) >> 16u);
+    var c = vec3<u32>(HUE_MAX, HUE_MIN, fall);
+    switch h6 >> 16u {
+        case 0u: { c = vec3<u32>(HUE_MAX, rise, HUE_MIN); }
+        case 1u: { c = vec3<u32>(fall, HUE_MAX, HUE_MIN); }
+        case 2u: { c = vec3<u32>(HUE_MIN, HUE_MAX, rise); }
+        case 3u: { c = vec3<u32>(HUE_MIN, fall, HUE_MAX); }
+        case 4u: { c = vec3<u32>(rise, HUE_MIN, HUE_MAX); }
+        default: {}
+    }
+    return c;
+}
+
+// The colour a segment is drawn in (src/ops/render.rs `segment_color`).
+fn segment_color(class_px: u32, thing: bool, inst: u32) -> vec3<u32> {
+    let k = vec3<u32>(class_px & 0xFFu, (class_px >> 8u) & 0xFFu, (class_px >> 16u) & 0xFFu);
+    if !thing || inst == 0u {
+        return k;
+    }
+    return (3u * k + 5u * hue_color(inst) + vec3<u32>(4u)) >> vec3<u32>(3u);
 }
 
 fn rgb(px: u32) -> vec3<f32> {
@@ -88,11 +118,7 @@ fn overlay(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         return;
     }
     let k = min(cls, p.classes - 1u);
-    var color = rgb(palette[k]);
-    if isthing[k] != 0u {
-        let frac = fract(f32((inst * 0x9E3779B9u) >> 8u) * (1.0 / 16777216.0) + f32(inst) * PHI_REST);
-        color = clamp(color * (0.7 + 0.6 * frac), vec3<f32>(0.0), vec3<f32>(255.0));
-    }
+    let color = vec3<f32>(segment_color(palette[k], isthing[k] != 0u, inst));
     let mixed = rgb(px) * (1.0 - p.opacity) + color * p.opacity;
     let v = vec3<u32>(clamp(floor(mixed + 0.5), vec3<f32>(0.0), vec3<f32>(255.0)));
     out[i] = v.x | (v.y << 8u) | (v.z << 16u) | 0xFF000000u;

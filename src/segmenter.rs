@@ -320,6 +320,7 @@ fn run_model<B: Backend>(
     opts: &SegmentOptions,
     resample: &Resample,
     marks: &mut Marks,
+    mut on_step: Option<&mut dyn FnMut(usize, usize)>,
     mark: impl Fn(&mut B) -> f64,
 ) -> Result<ModelOutput<B::Tensor>, Error> {
     let cfg = &model.cfg;
@@ -328,7 +329,13 @@ fn run_model<B: Backend>(
     let cond = model.condition(b, &enc, prev.as_ref())?;
     marks.encoder = mark(b);
     let sampler = SamplerOptions { steps: opts.steps, td: opts.td, seed: opts.seed };
-    let out = sample(b, model, &cond, &sampler, false, |b, _| marks.steps.push(mark(b)))?;
+    // `sample` calls back before each step and once after the last: call i > 0 means i steps done.
+    let out = sample(b, model, &cond, &sampler, false, |b, i| {
+        marks.steps.push(mark(b));
+        if let (Some(f), true) = (on_step.as_mut(), i > 0) {
+            f(i, opts.steps);
+        }
+    })?;
     let id_space = IdSpace::new(&cfg.bit_spec(), cfg.num_classes, cfg.max_instances);
     let cells = b.cells(&out.logits, &out.x0, &id_space)?;
     let ids = b.readout(&out.logits, &out.x0, &cells, &id_space, resample)?;
@@ -414,9 +421,8 @@ impl Segmenter {
     /// the stem).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_path(path: &std::path::Path, backend: BackendKind) -> Result<Segmenter, Error> {
-        let (json_path, weights_path) = model_paths(path);
-        let json = std::fs::read_to_string(&json_path).map_err(|e| Error::io(&json_path, e))?;
-        let weights = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+        // Bounded reads of regular files only (a FIFO or /dev/zero never blocks or fills memory).
+        let (json, weights) = crate::limits::read_model_files(path)?;
         pollster::block_on(Segmenter::new(&json, weights, backend))
     }
 
@@ -457,7 +463,7 @@ impl Segmenter {
         image: impl Into<Pixels<'_>>,
         opts: &SegmentOptions,
     ) -> Result<Segmentation, Error> {
-        self.read(image.into(), opts, false, Output::Read).await
+        self.read(image.into(), opts, false, Output::Read, None).await
     }
 
     /// Segments the next frame of a video, conditioned on the previous frames' masks.
@@ -466,7 +472,22 @@ impl Segmenter {
         image: impl Into<Pixels<'_>>,
         opts: &SegmentOptions,
     ) -> Result<Segmentation, Error> {
-        self.read(image.into(), opts, true, Output::Read).await
+        self.read(image.into(), opts, true, Output::Read, None).await
+    }
+
+    /// [`Segmenter::segment`] (`video` false) or [`Segmenter::segment_frame`] (`video` true) that
+    /// calls `on_step(done, steps)` as each sampling step finishes, for a progress display. Only
+    /// the CPU engine reports steps while they run: the GPU engine records every step into one
+    /// submission, whose steps finish together, so it reports none (the page shows no progress
+    /// there; a GPU frame takes milliseconds).
+    pub async fn segment_with_progress(
+        &mut self,
+        image: impl Into<Pixels<'_>>,
+        opts: &SegmentOptions,
+        video: bool,
+        on_step: &mut dyn FnMut(usize, usize),
+    ) -> Result<Segmentation, Error> {
+        self.read(image.into(), opts, video, Output::Read, Some(on_step)).await
     }
 
     /// [`Segmenter::segment`] (`video` false) or [`Segmenter::segment_frame`] (`video` true) that
@@ -480,7 +501,7 @@ impl Segmenter {
         presenter: &mut Presenter,
         style: DrawStyle,
     ) -> Result<Segmentation, Error> {
-        self.read(image.into(), opts, video, Output::ReadAndDraw(presenter, style)).await
+        self.read(image.into(), opts, video, Output::ReadAndDraw(presenter, style), None).await
     }
 
     /// The next video frame, drawn into `presenter`'s canvas with nothing read back: the webcam
@@ -494,7 +515,7 @@ impl Segmenter {
     ) -> Result<DrawnFrame, Error> {
         let start = now_ms();
         let conditioned_on = self.history_len().min(self.cfg.video_prev_masks);
-        self.run(image.into(), opts, true, Output::DrawOnly(presenter, style)).await?;
+        self.run(image.into(), opts, true, Output::DrawOnly(presenter, style), None).await?;
         Ok(DrawnFrame { total_ms: now_ms() - start, conditioned_on })
     }
 
@@ -579,19 +600,22 @@ impl Segmenter {
         opts: &SegmentOptions,
         video: bool,
         output: Output<'_>,
+        on_step: Option<&mut dyn FnMut(usize, usize)>,
     ) -> Result<Segmentation, Error> {
-        self.run(image, opts, video, output)
+        self.run(image, opts, video, output, on_step)
             .await?
             .ok_or_else(|| Error::Invalid("a read-back frame returned no maps".into()))
     }
 
-    /// One image or frame; `None` only for [`Output::DrawOnly`].
+    /// One image or frame; `None` only for [`Output::DrawOnly`]. `on_step`: see
+    /// [`Segmenter::segment_with_progress`].
     async fn run(
         &mut self,
         image: Pixels<'_>,
         opts: &SegmentOptions,
         video: bool,
         output: Output<'_>,
+        on_step: Option<&mut dyn FnMut(usize, usize)>,
     ) -> Result<Option<Segmentation>, Error> {
         SamplerOptions { steps: opts.steps, td: opts.td, seed: opts.seed }.validate()?;
         if let Output::ReadAndDraw(_, style) | Output::DrawOnly(_, style) = &output {
@@ -637,7 +661,8 @@ impl Segmenter {
                     let mut b = GpuBackend::new(&mut frame);
                     let input = ingest::ingest(b.frame, &words, &lb, alpha, beta)?;
                     marks.ingest = b.frame.len() as f64;
-                    run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, |b| {
+                    // Recorded, not run: the steps finish together after the submit.
+                    run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, None, |b| {
                         b.frame.len() as f64
                     })?
                 };
@@ -722,7 +747,10 @@ impl Segmenter {
                 )?;
                 marks.ingest = now_ms();
                 let mut b = CpuBackend;
-                let out = run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, |_| now_ms())?;
+                let out =
+                    run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, on_step, |_| {
+                        now_ms()
+                    })?;
                 let host = |(c, i): &(CpuTensor, CpuTensor)| -> Result<(Vec<u32>, Vec<u32>), Error> {
                     Ok((c.u32()?.to_vec(), i.u32()?.to_vec()))
                 };

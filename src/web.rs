@@ -10,6 +10,7 @@ use wasm_bindgen::JsCast;
 
 use crate::gpu::Presenter;
 use crate::model::config::Postprocess;
+use crate::ops::render;
 use crate::segmenter::{
     BackendKind, DrawStyle, Image, Pixels, SegmentOptions, Segmentation, Segmenter, MAX_IMAGE_SIDE,
 };
@@ -191,8 +192,12 @@ impl Engine {
         options: JsValue,
     ) -> Result<JsValue, JsError> {
         let o = Options::from_js(&options)?;
+        // A function is not JSON, so `Options` never sees it: read it on its own.
+        let on_step = Reflect::get(&options, &JsValue::from_str("onStep"))
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
         let image = Image::new(width as usize, height as usize, &rgba).map_err(js_error)?;
-        self.run(Pixels::Rgba(image), &o).await
+        self.run(Pixels::Rgba(image), &o, on_step).await
     }
 
     /// Segments a video element, image bitmap, video frame, canvas or image element without
@@ -238,7 +243,7 @@ impl Engine {
             },
             texture.size(),
         );
-        self.run(Pixels::Texture(&texture), &o).await
+        self.run(Pixels::Texture(&texture), &o, None).await
     }
 
     /// Forgets the video history (a new clip).
@@ -297,8 +302,14 @@ fn external_source(source: JsValue) -> Result<wgpu::ExternalImageSource, JsError
 }
 
 impl Engine {
-    /// `segment` and `segmentSource` after their pixels are in place.
-    async fn run(&mut self, pixels: Pixels<'_>, o: &Options) -> Result<JsValue, JsError> {
+    /// `segment` and `segmentSource` after their pixels are in place; `on_step(done, steps)` as
+    /// sampling steps finish (the CPU engine only, see `Segmenter::segment_with_progress`).
+    async fn run(
+        &mut self,
+        pixels: Pixels<'_>,
+        o: &Options,
+        on_step: Option<js_sys::Function>,
+    ) -> Result<JsValue, JsError> {
         let (height, width) = pixels.size();
         let defaults = self.segmenter.default_options();
         let opts = SegmentOptions {
@@ -336,7 +347,13 @@ impl Engine {
                 .map_err(js_error)?;
             return self.result(&seg, None, true);
         }
-        let seg = if o.video {
+        let seg = if let Some(f) = on_step {
+            // A throwing callback must not fail the segmentation: its error is dropped.
+            let mut report = |done: usize, steps: usize| {
+                let _ = f.call2(&JsValue::NULL, &JsValue::from(done as u32), &JsValue::from(steps as u32));
+            };
+            self.segmenter.segment_with_progress(pixels, &opts, o.video, &mut report).await
+        } else if o.video {
             self.segmenter.segment_frame(pixels, &opts).await
         } else {
             self.segmenter.segment(pixels, &opts).await
@@ -357,7 +374,9 @@ impl Engine {
             .segments
             .iter()
             .map(|s| {
-                let color = palette.get(s.class as usize).copied().unwrap_or([255, 255, 255]);
+                // The colour the overlay drew the segment in (class-tinted per instance).
+                let class_color = palette.get(s.class as usize).copied().unwrap_or([255, 255, 255]);
+                let color = render::segment_color(class_color, s.is_thing, s.instance);
                 json!({
                     "id": s.id, "class": s.class, "label": s.label, "isThing": s.is_thing, "instance": s.instance,
                     "area": s.area, "bbox": s.bbox, "color": color,

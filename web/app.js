@@ -1,28 +1,28 @@
 // pix2seqd demo page. Plain ES module, no framework.
 //
-// Page contract (docs/web.md, design §9):
+// Page contract (docs/web-api.md, design §9):
 //   document.body.dataset.state: "loading" | "ready" | "running" | "done" | "error"
 //   window.pix2seqd = {lastResult, engineInfo, stats(), frames, webcam: {frames, fps, lastIds, pause(), resume()},
 //                      videoModel: {url, name, state, error}, …}
 
+import { WorkerEngine, createEngine } from "./engine.js";
+import { MAX_SIDE, decodeImageFile, imageToRGBA } from "./images.js";
+import { DEFAULT_MODEL_URL, loadModel, resolveModelUrl } from "./models.js";
 import {
-  WorkerEngine,
-  createEngine,
-  decodeImageFile,
+  drawMaskOverVideo,
   drawOverlay,
-  errorMessage,
   fingerprint,
   formatBytes,
   formatMs,
-  imageToRGBA,
-  loadModel,
-  loadWasm,
-  MAX_SIDE,
+  formatMsSeries,
   normalizeResult,
-  plain,
-  resolveModelUrl,
   summarizeSegments,
-} from "./element.js";
+} from "./results.js";
+import { errorMessage, plain } from "./shared.js";
+import { loadWasm } from "./wasm.js";
+import { initDownloads } from "./downloads.js";
+import { initHover } from "./hover.js";
+import { fetchSample, loadSamples, renderGallery } from "./gallery.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -62,6 +62,10 @@ const els = {
   modelPick: $("model-pick"),
   model: $("model"),
   version: $("version"),
+  gallery: $("gallery"),
+  cancel: $("cancel"),
+  stepProgress: $("step-progress"),
+  galleryList: $("gallery-list"),
 };
 // #canvas can be replaced (a canvas keeps the context type it got first).
 const canvasEl = () => $("canvas");
@@ -88,8 +92,7 @@ const app = {
   result: null, // last read-back result (has segmentIds)
   stageMs: null, // per-stage ms of the last read-back
   lastWallMs: null,
-  hoverIds: null,
-  hoverKey: "",
+  measured: null, // the last still image: {ms, steps, width, height, model, backend} (Engine card)
 };
 let engineReadyResolve, engineReadyReject;
 const engineReady = new Promise((res, rej) => {
@@ -113,6 +116,7 @@ const loop = {
   times: [],
   lastTime: -1,
   lastMediaTime: -1,
+  maskLagMs: null, // segmentation time of the mask on screen (the live video runs ahead of it)
 };
 
 const webcamApi = {
@@ -138,6 +142,8 @@ const webcamApi = {
 const pub = {
   started: true,
   lastResult: null,
+  /** Sampling steps of the still image in flight: {done, steps} (CPU engine), else null. */
+  progress: null,
   engineInfo: null,
   frames: 0,
   backend: null,
@@ -151,6 +157,10 @@ const pub = {
   loseDevice() {
     app.engine?.loseDevice?.();
   },
+  /** Testing aid: crashes the CPU worker as a trap in the engine would; it restarts. */
+  crashWorker() {
+    app.engine?.crash?.();
+  },
   /** GPU object counters, as of the last finished frame (the engine is busy during one). */
   stats() {
     return app.stats;
@@ -161,6 +171,23 @@ const pub = {
   },
 };
 window.pix2seqd = pub;
+
+const downloads = initDownloads(
+  { overlay: $("dl-overlay"), coco: $("dl-coco"), segments: $("dl-segments") },
+  () => {
+    const r = app.result;
+    if (!r?.segmentIds || !pub.lastResult) return null;
+    return {
+      result: r,
+      publicResult: pub.lastResult,
+      canvas: canvasEl(),
+      classes: app.info?.model?.classes ?? [],
+      cardJson: app.model?.json ?? "",
+      name: app.mode === "image" ? app.source?.name : `${app.mode}-frame.png`,
+    };
+  },
+  showError,
+);
 
 // ---------------------------------------------------------------------------------------------
 // state, status, errors
@@ -185,6 +212,8 @@ function showError(message) {
 function clearError() {
   els.error.hidden = true;
   els.error.textContent = "";
+  // A new action after an error: the page is no longer in its error state.
+  if (document.body.dataset.state === "error") setState(settledState());
 }
 
 function settledState() {
@@ -223,9 +252,13 @@ function controlOptions() {
  * Engine options for one image or frame. Drawn into the WebGPU canvas, `readback` says whether
  * the maps come back too; otherwise the result always comes back with its RGBA overlay.
  */
-function segmentOptions(backend, video, readback) {
+function segmentOptions(backend, video, readback, overVideo = false) {
   const onGpu = backend === "webgpu" && app.gpuDraw;
-  return { ...controlOptions(), video, draw: onGpu, readback: onGpu ? readback : true, overlay: !onGpu };
+  const o = { ...controlOptions(), video, draw: onGpu, readback: onGpu ? readback : true, overlay: !onGpu };
+  // Streaming into the 2D canvas: the overlay comes in the segments' own colours (opacity 1) and
+  // the page lays it, made translucent, over the live <video> (drawMaskOverVideo).
+  if (overVideo && !onGpu) o.opacity = 1;
+  return o;
 }
 
 function showControlValues() {
@@ -239,7 +272,7 @@ function onControlChange() {
   showControlValues();
   clearTimeout(debounceTimer);
   debounceTimer = setTimeout(() => {
-    if (app.mode === "image") runStill();
+    if (app.mode === "image") runStill(); // supersedes a run in flight
   }, 250);
 }
 
@@ -292,6 +325,8 @@ function adoptEngine(engine, backend, reason, probe, freshCanvas = false) {
   if (probe !== undefined) app.probe = probe;
   app.info = plain(engine.info());
   app.stats = plain(engine.stats());
+  // The CPU worker restarts itself after a crash; say what failed.
+  if (engine instanceof WorkerEngine) engine.onCrash = (message) => showError(message);
   app.gpuDraw = backend === "webgpu" && wantsGpuDraw(app.info.adapter);
   if (app.gpuDraw) {
     // a WebGPU canvas stays configured for the device that drew into it last: a new one per engine
@@ -351,13 +386,18 @@ function renderEngine() {
 
   let speed;
   if (gpu && (info.adapter?.isFallbackAdapter || app.probe?.isFallback)) {
-    speed = "A software GPU emulates WebGPU on the CPU: expect seconds per image.";
+    speed = "A software GPU emulates WebGPU on the CPU.";
   } else if (gpu) {
-    speed = "Runs on your GPU: expect tens of milliseconds per image.";
+    speed = "Runs on your GPU.";
   } else {
-    speed =
-      "Runs on the CPU in a Web Worker (WebAssembly, one thread), so the page stays responsive: expect a few hundred milliseconds or more per photo, depending on the model.";
+    speed = "Runs on the CPU in a Web Worker (WebAssembly, one thread), so the page stays responsive.";
   }
+  // Only what this page measured on this machine: no promise made up front.
+  const run = app.measured;
+  speed +=
+    run && run.model === app.model?.name && run.backend === app.backend
+      ? ` Here a photo took ${formatMs(run.ms)} (${run.steps} step${run.steps === 1 ? "" : "s"}, ${run.width}×${run.height}); fewer steps are faster.`
+      : " The time per photo on this machine shows here after the first one; fewer steps are faster.";
   els.backendNote.innerHTML = "";
   const strong = document.createElement("strong");
   strong.textContent = `${app.reason}.`;
@@ -475,9 +515,12 @@ function publicResult(r, extra = {}) {
   };
 }
 
-function drawResult(r) {
+function drawResult(r, video = false) {
   const c = canvasEl();
-  if (r.overlay && app.canvasKind === "2d") drawOverlay(c, app.ctx2d, r);
+  if (r.overlay && app.canvasKind === "2d") {
+    if (video) drawMaskOverVideo(c, app.ctx2d, r, controlOptions().opacity);
+    else drawOverlay(c, app.ctx2d, r);
+  }
   if (r.overlay || r.drawn) c.classList.add("on");
 }
 
@@ -486,8 +529,8 @@ function showReadback(r, wallMs, extra) {
   app.stageMs = r.ms;
   pub.lastResult = publicResult(r, { wallMs, ...extra });
   renderLegend(r);
-  app.hoverKey = "";
-  drawHighlight();
+  hover.reset();
+  downloads.update();
 }
 
 function renderLegend(r) {
@@ -526,8 +569,8 @@ function renderLegend(r) {
       bar.append(fill);
       li.append(sw, name, meta, bar);
       li.setAttribute("aria-label", `${e.label}: ${e.isThing ? `${e.count} instances, ` : ""}${meta.textContent} of the image`);
-      const on = () => setHighlight(new Set(e.ids), `class:${e.class}`);
-      const off = () => setHighlight(null, "");
+      const on = () => hover.setHighlight(new Set(e.ids), `class:${e.class}`);
+      const off = () => hover.setHighlight(null, "");
       li.addEventListener("pointerenter", on);
       li.addEventListener("pointerleave", off);
       li.addEventListener("focus", on);
@@ -544,8 +587,9 @@ function clearResultView() {
   canvasEl().classList.remove("on");
   els.legend.innerHTML = '<li class="placeholder">No result yet.</li>';
   els.segcount.textContent = "";
-  setHighlight(null, "");
+  hover.setHighlight(null, "");
   renderTimings();
+  downloads.update();
 }
 
 function timingRows() {
@@ -557,7 +601,7 @@ function timingRows() {
     const steps = ms.decoderPerStep;
     const n = steps?.length;
     rows.push([n ? `Decoder (${n} step${n === 1 ? "" : "s"})` : "Decoder", formatMs(ms.decoder)]);
-    if (n) rows.push(["Per step", steps.map((x) => formatMs(x).replace(/ ms$/, "")).join(" · ") + " ms", "steps"]);
+    if (n) rows.push(["Per step", formatMsSeries(steps), "steps"]);
     rows.push(["Readout", formatMs(ms.readout)]);
     rows.push(["Post-processing", formatMs(ms.postprocess)]);
   }
@@ -584,7 +628,7 @@ function renderTimings(frameTotal) {
   add("Total", formatMs(total), "total");
   if (app.lastWallMs != null && app.mode === "image") add("Wall (page)", formatMs(app.lastWallMs));
   if (app.mode === "webcam" || app.mode === "video") {
-    add("FPS", webcamApi.fps ? webcamApi.fps.toFixed(1) : "—", "fps");
+    add("FPS", fpsText(), "fps");
     add("Frames", `${webcamApi.frames} (${webcamApi.skipped} skipped)`);
   }
   if (ms?.source) {
@@ -602,157 +646,15 @@ function renderTimings(frameTotal) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// hover: label under the pointer, highlight outline on a layered 2D canvas
+// hover (hover.js)
 
-const hoverCtx = els.hover.getContext("2d");
-
-function sizeHoverCanvas() {
-  const dpr = Math.min(2, window.devicePixelRatio || 1);
-  const w = Math.max(1, Math.round(els.stage.clientWidth * dpr));
-  const h = Math.max(1, Math.round(els.stage.clientHeight * dpr));
-  if (els.hover.width !== w || els.hover.height !== h) {
-    els.hover.width = w;
-    els.hover.height = h;
-    app.hoverKey = "";
-    drawHighlight();
-  }
-}
-new ResizeObserver(sizeHoverCanvas).observe(els.stage);
-
-function setHighlight(ids, key) {
-  if (key === app.hoverKey) return;
-  app.hoverKey = key;
-  app.hoverIds = ids && ids.size ? ids : null;
-  drawHighlight();
-}
-
-function drawHighlight() {
-  const c = els.hover;
-  hoverCtx.clearRect(0, 0, c.width, c.height);
-  const r = app.result;
-  const ids = app.hoverIds;
-  if (!r || !r.segmentIds || !ids) return;
-  const W = c.width;
-  const H = c.height;
-  const sx = r.width / W;
-  const sy = r.height / H;
-  // bounding box (display pixels) of the highlighted segments
-  let bx0 = Infinity;
-  let by0 = Infinity;
-  let bx1 = -Infinity;
-  let by1 = -Infinity;
-  for (const s of r.segments) {
-    if (!ids.has(s.id)) continue;
-    const [x, y, w, h] = s.bbox;
-    bx0 = Math.min(bx0, x);
-    by0 = Math.min(by0, y);
-    bx1 = Math.max(bx1, x + w);
-    by1 = Math.max(by1, y + h);
-  }
-  if (!Number.isFinite(bx0) || bx1 <= bx0) {
-    bx0 = 0;
-    by0 = 0;
-    bx1 = r.width;
-    by1 = r.height;
-  }
-  const x0 = Math.max(0, Math.floor(bx0 / sx) - 3);
-  const y0 = Math.max(0, Math.floor(by0 / sy) - 3);
-  const x1 = Math.min(W, Math.ceil(bx1 / sx) + 3);
-  const y1 = Math.min(H, Math.ceil(by1 / sy) + 3);
-  const w = x1 - x0;
-  const h = y1 - y0;
-  if (w <= 0 || h <= 0) return;
-  const inside = new Uint8Array(w * h);
-  const seg = r.segmentIds;
-  const single = ids.size === 1 ? ids.values().next().value : null;
-  for (let j = 0; j < h; j++) {
-    const iy = Math.min(r.height - 1, Math.floor((y0 + j + 0.5) * sy));
-    const row = iy * r.width;
-    for (let i = 0; i < w; i++) {
-      const ix = Math.min(r.width - 1, Math.floor((x0 + i + 0.5) * sx));
-      const id = seg[row + ix];
-      inside[j * w + i] = single !== null ? (id === single ? 1 : 0) : ids.has(id) ? 1 : 0;
-    }
-  }
-  const img = hoverCtx.createImageData(w, h);
-  const px = img.data;
-  const at = (i, j) => (i >= 0 && j >= 0 && i < w && j < h ? inside[j * w + i] : 0);
-  for (let j = 0; j < h; j++) {
-    for (let i = 0; i < w; i++) {
-      const k = (j * w + i) * 4;
-      const v = inside[j * w + i];
-      let edge = false;
-      let near = false;
-      for (let d = 1; d <= 2 && !edge; d++) {
-        const a = at(i - d, j);
-        const b = at(i + d, j);
-        const cc = at(i, j - d);
-        const dd = at(i, j + d);
-        if (v && (!a || !b || !cc || !dd)) edge = true;
-        if (!v && (a || b || cc || dd)) near = true;
-      }
-      if (edge) {
-        px[k] = 255;
-        px[k + 1] = 255;
-        px[k + 2] = 255;
-        px[k + 3] = 255;
-      } else if (v) {
-        px[k] = 255;
-        px[k + 1] = 255;
-        px[k + 2] = 255;
-        px[k + 3] = 46;
-      } else if (near) {
-        px[k + 3] = 150; // dark halo for contrast on light images
-      }
-    }
-  }
-  hoverCtx.putImageData(img, x0, y0);
-}
-
-function segmentAt(ev) {
-  const r = app.result;
-  if (!r || !r.segmentIds) return null;
-  const rect = canvasEl().getBoundingClientRect();
-  if (!rect.width || !rect.height) return null;
-  const x = Math.floor(((ev.clientX - rect.left) / rect.width) * r.width);
-  const y = Math.floor(((ev.clientY - rect.top) / rect.height) * r.height);
-  if (x < 0 || y < 0 || x >= r.width || y >= r.height) return null;
-  const id = r.segmentIds[y * r.width + x];
-  if (!id) return { id: 0, x, y };
-  return { id, x, y, seg: r.segments.find((s) => s.id === id) };
-}
-
-els.stage.addEventListener("pointermove", (ev) => {
-  const hit = segmentAt(ev);
-  const tip = els.tooltip;
-  if (!hit) {
-    tip.hidden = true;
-    setHighlight(null, "");
-    return;
-  }
-  const vr = els.dropzone.getBoundingClientRect();
-  tip.style.left = `${ev.clientX - vr.left}px`;
-  tip.style.top = `${ev.clientY - vr.top}px`;
-  tip.replaceChildren();
-  if (hit.seg) {
-    const s = hit.seg;
-    const sw = document.createElement("span");
-    sw.className = "sw";
-    sw.style.background = `rgb(${s.color.join(",")})`;
-    const small = document.createElement("small");
-    const pct = (100 * s.area) / (app.result.width * app.result.height);
-    small.textContent = `${pct < 1 ? pct.toFixed(2) : pct.toFixed(1)}% · ${s.area.toLocaleString()} px`;
-    tip.append(sw, s.isThing && s.instance != null ? `${s.label} #${s.instance}` : s.label, small);
-    setHighlight(new Set([s.id]), `seg:${s.id}`);
-  } else {
-    tip.append("void (unlabelled)");
-    setHighlight(null, "");
-  }
-  tip.hidden = false;
-});
-els.stage.addEventListener("pointerleave", () => {
-  els.tooltip.hidden = true;
-  setHighlight(null, "");
+const hover = initHover({
+  stage: els.stage,
+  hover: els.hover,
+  tooltip: els.tooltip,
+  dropzone: els.dropzone,
+  canvas: canvasEl,
+  result: () => app.result,
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -769,7 +671,7 @@ function showStage(width, height) {
   els.empty.hidden = true;
   els.stage.hidden = false;
   els.stage.style.setProperty("--ar", `${width} / ${height}`);
-  sizeHoverCanvas();
+  hover.resize();
 }
 
 async function openFile(file) {
@@ -808,10 +710,33 @@ async function openFile(file) {
   else if (!app.model) setStatus("Image ready; waiting for the model…");
 }
 
+/** Sampling progress of the still image in flight (the CPU engine reports its steps). */
+function showSteps(src, done, steps) {
+  if (src !== app.source || !app.busy) return;
+  pub.progress = { done, steps };
+  els.stepProgress.max = steps;
+  els.stepProgress.value = done;
+  els.stepProgress.hidden = false;
+  setStatus(`Segmenting ${src.name}… step ${done} of ${steps}`);
+}
+
+function endSteps() {
+  els.stepProgress.hidden = true;
+  els.cancel.hidden = true;
+}
+
+/** Stops the still image in flight (CPU engine: its worker restarts); false when it cannot. */
+function cancelRun() {
+  return Boolean(app.busy && app.mode === "image" && app.engine?.cancel?.());
+}
+
 async function runStill() {
   if (app.mode !== "image" || !app.source || !app.engine) return;
   if (app.busy) {
+    // A newer request supersedes the one in flight: cancelled where the engine can (CPU), else
+    // run as soon as it is done.
     app.rerun = true;
+    cancelRun();
     return;
   }
   app.busy = true;
@@ -819,19 +744,24 @@ async function runStill() {
   clearError();
   setState("running");
   setStatus(`Segmenting ${src.name}…`);
+  pub.progress = null;
+  els.cancel.hidden = !app.engine.cancel;
   try {
     const t0 = performance.now();
     const r = await segmentWith(
       src.rgba,
       src.width,
       src.height,
-      (backend) => segmentOptions(backend, false, true),
+      (backend) => ({ ...segmentOptions(backend, false, true), onStep: (done, steps) => showSteps(src, done, steps) }),
       false,
     );
     const wall = performance.now() - t0;
     if (src === app.source && app.mode === "image") {
       drawResult(r);
       app.lastWallMs = wall;
+      const steps = r.ms.decoderPerStep?.length || controlOptions().steps;
+      app.measured = { ms: wall, steps, width: r.width, height: r.height, model: app.model?.name, backend: app.backend };
+      renderEngine();
       pub.frames++;
       showReadback(r, wall, { source: src.name });
       renderTimings();
@@ -840,8 +770,12 @@ async function runStill() {
       setStatus(`${n} segment${n === 1 ? "" : "s"} in ${formatMs(r.ms.total ?? wall)}`);
     }
   } catch (e) {
-    if (src === app.source) showError(`Segmentation failed: ${errorMessage(e)}`);
+    if (e?.cancelled) {
+      setState(settledState());
+      setStatus(app.rerun ? "Superseded: segmenting again with the new input…" : "Cancelled");
+    } else if (src === app.source) showError(`Segmentation failed: ${errorMessage(e)}`);
   } finally {
+    endSteps();
     release();
   }
 }
@@ -973,6 +907,7 @@ async function beginLoop(kind) {
   loop.times = [];
   loop.lastTime = -1;
   loop.lastMediaTime = -1;
+  loop.maskLagMs = null;
   Object.assign(webcamApi, { frames: 0, fps: 0, readbacks: 0, skipped: 0, lastIds: null, lastIdsHead: null, history: [], paused: false, kind });
   app.engine.reset(); // a new clip: forget the video history (stable instance colours from here)
   clearResultView();
@@ -1168,6 +1103,20 @@ async function grabFrame(reuse) {
   return { rgba: loop.ctx.getImageData(0, 0, vw, vh).data, width: vw, height: vh };
 }
 
+/**
+ * How far the mask lags behind the live picture, when the model is slower than the camera (the
+ * video keeps playing under the last mask).
+ */
+function lagText() {
+  const lag = loop.maskLagMs;
+  return app.gpuDraw || !(lag > 100) ? "" : ` · mask ${formatMs(lag)} behind the camera`;
+}
+
+/** The webcam/video rate as shown: the status line and the timings card both read this. */
+function fpsText() {
+  return webcamApi.fps ? webcamApi.fps.toFixed(1) : "—";
+}
+
 function noteFps() {
   const now = performance.now();
   loop.times.push(now);
@@ -1214,17 +1163,20 @@ async function onFrame(session, meta) {
     const index = loop.frameIndex++;
     // Drawn on the GPU, only every readbackEvery-th frame comes back (segments, hover, ids).
     const readback = !gpu || (READBACK_EVERY > 0 && index % READBACK_EVERY === 0);
+    // A frozen frame is drawn with its own pixels; a live one over the playing video.
+    const overVideo = frame !== loop.frozen;
     const t0 = performance.now();
     const r = await segmentWith(
       frame.rgba,
       frame.width,
       frame.height,
-      (backend) => segmentOptions(backend, true, readback),
+      (backend) => segmentOptions(backend, true, readback, overVideo),
       disposable,
     );
     const wall = performance.now() - t0;
     if (session !== loop.session) return;
-    drawResult(r);
+    drawResult(r, overVideo);
+    loop.maskLagMs = wall;
     pub.frames++;
     webcamApi.frames++;
     noteFps();
@@ -1236,11 +1188,10 @@ async function onFrame(session, meta) {
       if (webcamApi.history.length > 12) webcamApi.history.shift();
       showReadback(r, wall, { frame: index, lastIds: webcamApi.lastIds });
     }
+    // The status line and the timings card show the same rate, updated together.
     renderTimings(r.ms.total ?? wall);
     setState("done");
-    if (webcamApi.frames % 5 === 0 && !loop.frozen) {
-      setStatus(`${loop.kind === "webcam" ? "Webcam" : "Video"} · ${webcamApi.fps.toFixed(1)} fps`);
-    }
+    if (!loop.frozen) setStatus(`${loop.kind === "webcam" ? "Webcam" : "Video"} · ${fpsText()} fps${lagText()}`);
   } catch (e) {
     if (session === loop.session) {
       const what = loop.kind === "video" ? "Video" : "Webcam";
@@ -1280,6 +1231,10 @@ els.webcam.addEventListener("click", async () => {
   }
 });
 els.freeze.addEventListener("click", () => freeze(!webcamApi.paused));
+els.cancel.addEventListener("click", () => {
+  app.rerun = false;
+  cancelRun();
+});
 
 for (const el of [els.steps, els.td, els.opacity]) el.addEventListener("input", onControlChange);
 for (const el of [els.steps, els.td]) el.addEventListener("input", () => (samplerTouched = true));
@@ -1369,6 +1324,43 @@ async function populateModelPicker(currentJsonUrl) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// sample gallery (samples/samples.json)
+
+/** The image model's name as its card's file names it (`objects` for models/objects.json). */
+function imageModelStem() {
+  const url = app.slots.image?.model?.jsonUrl ?? new URL(params.get("model") || DEFAULT_MODEL_URL, location.href).href;
+  return cardFileName(url).replace(/\.json$/i, "");
+}
+
+/** Segments a sample with its model: here when that model is loaded, else on a reload with it. */
+async function pickSample(sample) {
+  if (sample.model !== imageModelStem()) {
+    const p = new URLSearchParams(location.search);
+    p.set("model", `models/${sample.model}.json`);
+    p.set("sample", sample.file);
+    location.search = p.toString();
+    return;
+  }
+  try {
+    setStatus(`Loading the sample ${sample.file}…`);
+    await openFile(await fetchSample(sample));
+  } catch (e) {
+    showError(errorMessage(e));
+  }
+}
+
+async function initSamples() {
+  const samples = await loadSamples();
+  renderGallery(els.gallery, els.galleryList, samples, pickSample);
+  // ?sample=FILE (a gallery click that needed another model): open it once the model is there.
+  const wanted = samples.find((s) => s.file === params.get("sample"));
+  if (wanted) {
+    await engineReady;
+    if (wanted.model === imageModelStem() && !app.source) pickSample(wanted);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // boot
 
 function showProgress(p) {
@@ -1397,11 +1389,12 @@ async function boot() {
     if (!["auto", "webgpu", "cpu"].includes(pref)) {
       throw new Error(`Unknown backend '${params.get("backend")}': use backend=webgpu, backend=cpu or leave it out.`);
     }
-    const { jsonUrl, weightsUrl } = resolveModelUrl(params.get("model") || "models/default.json", {
+    const { jsonUrl, weightsUrl } = resolveModelUrl(params.get("model") || DEFAULT_MODEL_URL, {
       base: location.href,
       allowCrossOrigin: params.get("allowCrossOrigin") === "1",
     });
     populateModelPicker(jsonUrl);
+    initSamples().catch(() => {});
     setStatus("Loading the model…");
     els.loadTitle.textContent = `Loading the model ${cardFileName(jsonUrl)}…`;
     app.model = await loadModel(jsonUrl, weightsUrl, { onProgress: showProgress });

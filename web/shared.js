@@ -29,3 +29,13 @@ export function plain(value) {
   for (const k of Object.keys(value)) o[k] = plain(value[k]);
   return o;
 }
+
+/** A URL as short as it can be written for a message: a path on this origin, else the whole URL. */
+export function shortUrl(url) {
+  try {
+    const u = new URL(url);
+    return u.origin === location.origin ? u.pathname.replace(/^\//, "") + u.search : u.href;
+  } catch {
+    return String(url);
+  }
+}

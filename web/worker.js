@@ -6,35 +6,24 @@
 //
 // Messages in  (each with a numeric `id`):
 //   {type: "create", json: string, weights: Uint8Array}
-//   {type: "segment", rgba: Uint8Array|Uint8ClampedArray, width, height, options}   (rgba transferred)
+//   {type: "segment", rgba: Uint8Array|Uint8ClampedArray, width, height, options, progress}
+//                                              (rgba transferred; progress: report steps)
 //   {type: "reset"}
 //   {type: "stats"}
+//   {type: "crash"}   testing aid: an uncaught error, as a trap in the engine gives
 // Messages out (same `id`):
 //   {type: "created", info, version}        {type: "result", result, workerMs}
-//   {type: "ok"}    {type: "stats", stats}  {type: "error", message}
+//   {type: "progress", done, steps}         (before the result, once per finished step)
+//   {type: "ok"}    {type: "stats", stats}  {type: "error", message, fatal}
+// `fatal`: the engine trapped (WebAssembly.RuntimeError) and this worker cannot go on; the page
+// (element.js WorkerEngine) starts a new one.
 // Requests are handled one at a time, in order.
 
 import { errorMessage, get, plain } from "./shared.js";
+import { loadWasm } from "./wasm.js";
 
-const PKG_URL = new URL("./pkg/pix2seqd.js", import.meta.url).href;
-
-let wasm = null;
 let engine = null;
 let queue = Promise.resolve();
-
-
-async function loadWasm() {
-  if (wasm) return wasm;
-  let mod;
-  try {
-    mod = await import(PKG_URL);
-  } catch (e) {
-    throw new Error(`The CPU worker could not load the engine module (${PKG_URL}): ${errorMessage(e)}`);
-  }
-  await mod.default();
-  wasm = mod;
-  return wasm;
-}
 
 function transferable(view) {
   if (!view || !ArrayBuffer.isView(view)) return null;
@@ -71,7 +60,9 @@ async function handle(msg) {
       case "segment": {
         if (!engine) throw new Error("The CPU engine is not created yet.");
         const t0 = performance.now();
-        const r = await engine.segment(msg.rgba, msg.width, msg.height, msg.options || {});
+        const options = { ...(msg.options || {}) };
+        if (msg.progress) options.onStep = (done, steps) => post({ type: "progress", id, done, steps });
+        const r = await engine.segment(msg.rgba, msg.width, msg.height, options);
         const workerMs = performance.now() - t0;
         const result = plain(r);
         // Typed arrays stay typed arrays (plain() keeps views); copy views on wasm memory.
@@ -88,6 +79,11 @@ async function handle(msg) {
         if (engine) engine.reset();
         post({ type: "ok", id });
         return;
+      case "crash":
+        setTimeout(() => {
+          throw new Error("crash requested by the page (testing aid)");
+        });
+        return;
       case "stats":
         post({ type: "stats", id, stats: engine ? plain(engine.stats()) : null });
         return;
@@ -95,7 +91,8 @@ async function handle(msg) {
         throw new Error(`Unknown message type '${msg.type}'.`);
     }
   } catch (e) {
-    post({ type: "error", id, message: errorMessage(e) });
+    const fatal = typeof WebAssembly !== "undefined" && e instanceof WebAssembly.RuntimeError;
+    post({ type: "error", id, message: fatal ? `the engine trapped: ${errorMessage(e)}` : errorMessage(e), fatal });
   }
 }
 

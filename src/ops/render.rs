@@ -8,11 +8,12 @@
 //! land one pixel lower where the exact value is an integer (e.g. 2 → 49 at row 24).
 //! When the maps are at the original resolution pass [`Letterbox::identity`].
 //!
-//! Colours follow `panoptic.py` (`colorize`, `default_color`, `instance_boundaries`), blended with
-//! the image: void (class 0) keeps the image; other pixels mix the image with the class colour by
-//! `opacity` (thing classes shade the colour by instance id, `0.7 + 0.6·frac(id·0.618…)`, clamped
-//! to 0..255; the fraction is the exact one of the constant's 32-bit fixed-point part plus its rest
-//! in f32, within about 1e-7 of float64 for every u32 id);
+//! Colours: void (class 0) keeps the image; stuff, and things without an instance id, take the
+//! class colour (`panoptic.py` `default_color` unless the card names colours); each thing
+//! instance takes [`segment_color`]: a colour derived from the instance id alone (stable while
+//! streaming keeps the id), tinted by its class. It departs from `panoptic.py` `colorize`, which
+//! only shades the class colour by id (nine people in nine shades of one red): the page's users
+//! expect a colour per instance. The colour is mixed with the image by `opacity`;
 //! a non-void pixel whose right or lower neighbour (after mapping) has another (class, instance)
 //! is white. Class ids past the palette use its last entry, as `colorize` clips them. Output alpha
 //! is 255.
@@ -52,6 +53,41 @@ pub fn default_color(class_id: u32) -> [u8; 3] {
         _ => (v, p, q),
     };
     [(r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8]
+}
+
+/// The value and the minimum channel of [`hue_color`]'s colours.
+const HUE_MAX: u32 = 235;
+const HUE_MIN: u32 = 60;
+
+/// A saturated colour at hue `frac(id·0.618…)` (the top 16 bits of `id·0x9E3779B9`), by an
+/// integer HSV → RGB at value 235 and minimum channel 60: consecutive ids land far apart on the
+/// colour wheel. Integer arithmetic only, so `shaders/render.wgsl` computes the same bytes.
+pub fn hue_color(id: u32) -> [u8; 3] {
+    let h6 = (id.wrapping_mul(0x9E37_79B9) >> 16) * 6;
+    let f = h6 & 0xFFFF;
+    let rise = HUE_MIN + (((HUE_MAX - HUE_MIN) * f) >> 16);
+    let fall = HUE_MAX - (((HUE_MAX - HUE_MIN) * f) >> 16);
+    let (r, g, b) = match h6 >> 16 {
+        0 => (HUE_MAX, rise, HUE_MIN),
+        1 => (fall, HUE_MAX, HUE_MIN),
+        2 => (HUE_MIN, HUE_MAX, rise),
+        3 => (HUE_MIN, fall, HUE_MAX),
+        4 => (rise, HUE_MIN, HUE_MAX),
+        _ => (HUE_MAX, HUE_MIN, fall),
+    };
+    [r as u8, g as u8, b as u8]
+}
+
+/// The colour a segment is drawn in: the class colour for stuff and for things without an
+/// instance id (0), else `(3·class + 5·hue_color(instance) + 4) / 8` per channel: the
+/// instance's own colour, tinted by its class. The page reports it as each segment's `color`.
+pub fn segment_color(class_color: [u8; 3], is_thing: bool, instance: u32) -> [u8; 3] {
+    if !is_thing || instance == 0 {
+        return class_color;
+    }
+    let hue = hue_color(instance);
+    // ≤ (3·255 + 5·255 + 4) / 8 = 255: fits a byte.
+    std::array::from_fn(|c| ((3 * class_color[c] as u32 + 5 * hue[c] as u32 + 4) >> 3) as u8)
 }
 
 /// Packs RGB colours as the kernel's palette words (byte 0 = R, alpha 255).
@@ -195,11 +231,7 @@ pub fn overlay(
 
 /// CPU reference: the same arithmetic as `shaders/render.wgsl`.
 pub mod cpu {
-    use super::Letterbox;
-
-    /// `0.618033988749895 − 0x9E3779B9 / 2^32`: the golden-ratio constant past its 32-bit
-    /// fixed-point part (`PHI_REST` in render.wgsl).
-    const PHI_REST: f32 = 1.157_706_2e-10;
+    use super::{segment_color, Letterbox};
 
     /// The pixel of a `dst`-long axis that pixel `i` of a `src`-long axis maps to (nearest, at
     /// pixel centres, exact integers).
@@ -282,14 +314,8 @@ pub mod cpu {
                     return 0xFFFF_FFFF;
                 }
                 let k = (c as usize).min(palette.len() - 1);
-                let mut color = rgb(palette[k]);
-                if isthing[k] != 0 {
-                    let frac = (id.wrapping_mul(0x9E37_79B9) >> 8) as f32 * (1.0 / 16_777_216.0)
-                        + id as f32 * PHI_REST;
-                    let frac = frac - frac.floor();
-                    let shade = 0.7 + 0.6 * frac;
-                    color = color.map(|v| (v * shade).clamp(0.0, 255.0));
-                }
+                let [r, g, b, _] = palette[k].to_le_bytes();
+                let color = segment_color([r, g, b], isthing[k] != 0, id).map(f32::from);
                 let img = rgb(px);
                 let mut word = 0xFF00_0000u32;
                 for (ch, (a, b)) in img.iter().zip(color).enumerate() {

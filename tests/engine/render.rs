@@ -75,12 +75,16 @@ fn overlay_colours_void_passthrough_and_shading() {
     // All void: the image itself with alpha 255.
     let out = cpu::overlay(&image, &[0; 4], &[5, 0, 9, 1], 2, 2, &lb, &palette, &isthing, 0.5, true);
     assert_eq!(out, image.map(|p| p | 0xFF00_0000));
-    // A thing: colour (0, 0, 100) shaded by 0.7 + 0.6·frac(5·0.618…) = 0.754102 → 75.41; opacity 1.
+    // A thing instance: (3·class colour + 5·hue_color(id) + 4) / 8; opacity 1 shows it as is.
+    let want = render::segment_color([0, 0, 100], true, 5);
     let out = cpu::overlay(&image, &[2; 4], &[5; 4], 2, 2, &lb, &palette, &isthing, 1.0, true);
-    assert!(out.iter().all(|&p| rgba(p) == [0, 0, 75, 255]), "{:x?}", out);
+    assert!(out.iter().all(|&p| rgba(p)[..3] == want), "{:x?} vs {want:?}", out);
     // Class ids past the palette use its last entry (as colorize clips), with its isthing flag.
     let out = cpu::overlay(&image, &[9; 4], &[5; 4], 2, 2, &lb, &palette, &isthing, 1.0, true);
-    assert!(out.iter().all(|&p| rgba(p) == [0, 0, 75, 255]), "{:x?}", out);
+    assert!(out.iter().all(|&p| rgba(p)[..3] == want), "{:x?}", out);
+    // A thing pixel without an instance id keeps the class colour.
+    let out = cpu::overlay(&image, &[2; 4], &[0; 4], 2, 2, &lb, &palette, &isthing, 1.0, true);
+    assert!(out.iter().all(|&p| rgba(p) == [0, 0, 100, 255]), "{:x?}", out);
     // Outlines are white; the void pixel stays the image.
     //   (1,1) (2,5)
     //   (0,0) (2,5)
@@ -89,22 +93,42 @@ fn overlay_colours_void_passthrough_and_shading() {
 }
 
 #[test]
-fn shading_matches_colorize_in_float64() {
-    // colorize: clip(colour · (0.7 + 0.6·((id·0.618033988749895) mod 1)), 0, 255), then uint8.
-    // With opacity 1 our overlay is that colour rounded instead of truncated: within 1.
-    let palette = pack_palette(&[[0, 0, 0], [255, 100, 1]]);
-    let lb = Letterbox::identity(1, 1);
-    for id in (0..2000u32).chain([65_535, 1 << 20, 123_456_789, u32::MAX]) {
-        let out = rgba(cpu::overlay(&[0], &[1], &[id], 1, 1, &lb, &palette, &[0, 1], 1.0, true)[0]);
-        let shade = 0.7 + 0.6 * ((id as f64 * 0.618033988749895) % 1.0);
-        for (ch, c) in [255.0f64, 100.0, 1.0].into_iter().enumerate() {
-            let exact = (c * shade).clamp(0.0, 255.0);
-            assert!(
-                (out[ch] as f64 - exact).abs() <= 0.5 + 1e-3,
-                "id {id} channel {ch}: {} vs {exact}",
-                out[ch]
-            );
+fn instance_colours_are_distinct_and_class_tinted() {
+    // hue_color(id): hue frac(id·0.618…) from the top 16 bits of id·0x9E3779B9, HSV in integers.
+    // id 1: 0x9E37 → h6 = 0x9E37·6 = 0x3B54A, sector 3 (blue–cyan), f = 0xB54A → green falls to 112.
+    assert_eq!(render::hue_color(1), [60, 112, 235]);
+    assert_eq!(render::hue_color(0), [235, 60, 60]);
+    // Every colour is saturated: one channel at 235, one at 60.
+    for id in (0..5000u32).chain([65_535, 1 << 20, 123_456_789, u32::MAX]) {
+        let c = render::hue_color(id);
+        assert!(c.contains(&235) && c.contains(&60), "id {id}: {c:?}");
+    }
+    // Instances 1..=12 of one class (what a crowded photo gives): pairwise clearly different.
+    let red = [229, 80, 80];
+    let colours: Vec<[u8; 3]> = (1..=12).map(|id| render::segment_color(red, true, id)).collect();
+    for (a, ca) in colours.iter().enumerate() {
+        for (b, cb) in colours.iter().enumerate().skip(a + 1) {
+            let d: i32 = ca.iter().zip(cb).map(|(x, y)| (*x as i32 - *y as i32).abs()).sum();
+            assert!(d >= 24, "instances {} and {} look alike: {ca:?} {cb:?}", a + 1, b + 1);
         }
+    }
+    // Tinted by the class: the same id in two classes differs, 3/8 of the way to the class colour.
+    let blue = [80, 123, 229];
+    assert_ne!(render::segment_color(red, true, 3), render::segment_color(blue, true, 3));
+    let hue = render::hue_color(3);
+    for c in 0..3 {
+        let want = (3 * red[c] as u32 + 5 * hue[c] as u32 + 4) / 8;
+        assert_eq!(render::segment_color(red, true, 3)[c] as u32, want);
+    }
+    // Stuff, and things without an id, keep the class colour.
+    assert_eq!(render::segment_color(red, false, 7), red);
+    assert_eq!(render::segment_color(red, true, 0), red);
+    // The overlay draws exactly segment_color at opacity 1 (what the page reports per segment).
+    let lb = Letterbox::identity(1, 1);
+    let palette = pack_palette(&[[0, 0, 0], red]);
+    for id in [1u32, 2, 9, 1000, u32::MAX] {
+        let out = rgba(cpu::overlay(&[0], &[1], &[id], 1, 1, &lb, &palette, &[0, 1], 1.0, true)[0]);
+        assert_eq!(out[..3], render::segment_color(red, true, id), "id {id}");
     }
 }
 

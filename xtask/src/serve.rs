@@ -1,6 +1,8 @@
 //! A small static file server for `web/`: HTTP/1.1 GET and HEAD, one thread per connection,
 //! `Connection: close`, `Cache-Control: no-cache`, the MIME types the page needs (`.wasm` must be
-//! `application/wasm` for `WebAssembly.instantiateStreaming`).
+//! `application/wasm` for `WebAssembly.instantiateStreaming`), and the security headers
+//! ([`SECURITY_HEADERS`]) on every response, so the page is tested under the policy
+//! docs/web-api.md asks other hosts to send.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -11,6 +13,26 @@ use std::time::Duration;
 
 /// The largest request head (request line + headers) accepted.
 const MAX_HEAD: usize = 16 * 1024;
+
+/// The Content-Security-Policy of every response: scripts only from this origin, no inline script
+/// and no eval ('wasm-unsafe-eval' lets WebAssembly compile, nothing else); no inline style
+/// (the custom element styles its shadow root with a constructed stylesheet); images, video and
+/// workers also from `blob:` (dropped files, video files, the worker shim) and images from
+/// `data:` (the favicon); fetches only to this origin (models); no plugins, no framing by others.
+pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; \
+object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'";
+
+/// Sent with every response (docs/web-api.md lists them for other hosts).
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Cross-Origin-Resource-Policy", "same-origin"),
+    ("X-Frame-Options", "SAMEORIGIN"),
+    ("Permissions-Policy", "camera=(self), microphone=(), geolocation=(), payment=(), usb=()"),
+];
 
 pub struct Server {
     listener: TcpListener,
@@ -195,9 +217,10 @@ fn serve_request(
     };
     let path = root.join(&rel);
     if path.is_dir() {
-        // `/dir` → `/dir/` so that relative URLs in its index.html resolve.
-        let bare = target.split(['?', '#']).next().unwrap_or("/");
-        let location = format!("{bare}/");
+        // `/dir` → `/dir/` so that relative URLs in its index.html resolve. The location is
+        // rebuilt from the checked segments: echoing the target would turn `//host` into
+        // `Location: //host/`, a redirect to another site.
+        let location = redirect_location(&rel);
         respond_text(out, 301, "Moved Permanently", "moved\n", head_only, &[("Location", &location)])?;
         return Ok(301);
     }
@@ -209,11 +232,8 @@ fn serve_request(
         }
     };
     let len = file.metadata()?.len();
-    write!(
-        out,
-        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n",
-        mime_type(&path)
-    )?;
+    write!(out, "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\n", mime_type(&path))?;
+    write_common_headers(out)?;
     if !head_only {
         io::copy(&mut file.take(len), out)?;
     }
@@ -236,11 +256,38 @@ fn respond_text(
     for (k, v) in extra {
         write!(out, "{k}: {v}\r\n")?;
     }
-    write!(out, "Cache-Control: no-cache\r\nConnection: close\r\n\r\n")?;
+    write_common_headers(out)?;
     if !head_only {
         out.write_all(body.as_bytes())?;
     }
     out.flush()
+}
+
+/// The headers every response ends with: caching, the security headers, the connection, and the
+/// blank line that ends the head.
+fn write_common_headers(out: &mut impl Write) -> io::Result<()> {
+    write!(out, "Cache-Control: no-cache\r\n")?;
+    for (k, v) in SECURITY_HEADERS {
+        write!(out, "{k}: {v}\r\n")?;
+    }
+    write!(out, "Connection: close\r\n\r\n")
+}
+
+/// `/a/b/` for the directory `a/b` (percent-encoded): always one leading slash, so never a
+/// scheme-relative `//host` URL.
+fn redirect_location(rel: &Path) -> String {
+    let mut location = String::from("/");
+    for seg in rel.iter() {
+        for b in seg.to_string_lossy().bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=@".contains(&b) {
+                location.push(b as char);
+            } else {
+                location.push_str(&format!("%{b:02X}"));
+            }
+        }
+        location.push('/');
+    }
+    location
 }
 
 /// Reads up to the blank line that ends the request head. `None` when it is too long or not text.
@@ -364,6 +411,50 @@ mod tests {
         let r = get(f.addr, "/sub?x");
         assert_eq!(r.status, 301);
         assert_eq!(r.header("location"), Some("/sub/"));
+    }
+
+    #[test]
+    fn no_open_redirect() {
+        let f = start();
+        // `//sub` used to answer `Location: //sub/`: a scheme-relative URL, i.e. another host.
+        for (target, want) in [
+            ("//sub", "/sub/"),
+            ("///sub?x", "/sub/"),
+            ("/%2Fsub", "/sub/"),
+            ("/./sub", "/sub/"),
+            ("/sub", "/sub/"),
+        ] {
+            let r = get(f.addr, target);
+            assert_eq!(r.status, 301, "{target}");
+            assert_eq!(r.header("location"), Some(want), "{target}");
+        }
+        std::fs::create_dir_all(f.dir.join("a b")).unwrap();
+        assert_eq!(get(f.addr, "/a%20b").header("location"), Some("/a%20b/"));
+    }
+
+    #[test]
+    fn every_response_carries_the_security_headers() {
+        let f = start();
+        let responses = [
+            get(f.addr, "/"),
+            get(f.addr, "/pkg/m_bg.wasm"),
+            get(f.addr, "/nope.js"),
+            get(f.addr, "/sub"),
+            get(f.addr, "/../x"),
+            request(f.addr, "HEAD /app.js HTTP/1.1\r\nHost: x\r\n\r\n"),
+            request(f.addr, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
+        ];
+        for r in &responses {
+            for (k, v) in SECURITY_HEADERS {
+                assert_eq!(r.header(k), Some(*v), "{k} on a {} response", r.status);
+            }
+        }
+        let csp = CSP;
+        // No inline script, no eval; WebAssembly may compile.
+        let script = csp.split(';').map(str::trim).find(|d| d.starts_with("script-src")).unwrap();
+        assert_eq!(script, "script-src 'self' 'wasm-unsafe-eval'");
+        assert!(!csp.contains("'unsafe-inline'") && !csp.contains("'unsafe-eval'"), "{csp}");
+        assert!(csp.contains("object-src 'none'"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `cargo xtask web`: build the crate for wasm32, run wasm-bindgen into `web/pkg/`, shrink it with
-//! npm binaryen's `wasm-opt` when installed, print the sizes, and stage the models in `web/models/`.
+//! npm binaryen's `wasm-opt` when installed, print the sizes, and stage the models in `web/models/`
+//! and the sample photos in `web/samples/`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -230,45 +231,84 @@ fn group(n: usize) -> String {
     out
 }
 
+/// The model the page and `<pix2seqd-segmenter>` load without a `model` (web/element.js
+/// `DEFAULT_MODEL_URL`).
+const DEFAULT_MODEL: &str = "objects";
+
 struct Staged {
     name: String,
     source: PathBuf,
+    /// In `web/models/index.json` (the page's model picker): shipped models, not test fixtures.
+    listed: bool,
 }
 
-/// Fills `web/models/` (generated, git-ignored): `default` (the shipped `objects` model, else the
-/// untrained parity fixture), `tiny` (the fixture), `tiny-video` (a tiny trained video model for
-/// the browser tests) and every `assets/models/NAME.{json,safetensors}`.
-/// Writes `web/models/index.json` listing them.
+/// Copies `assets/samples/` (the photos, `samples.json` with each one's model, licence, source
+/// and author, and the README) into `web/samples/` (generated, git-ignored): the page's gallery
+/// and the embed page's example. Every photo `samples.json` names must be there. Returns the
+/// photos' file names.
+fn stage_samples(root: &Path, web: &Path) -> Result<Vec<String>, String> {
+    let from = root.join("assets/samples");
+    let to = web.join("samples");
+    if to.exists() {
+        std::fs::remove_dir_all(&to).map_err(|e| format!("cannot clear {}: {e}", to.display()))?;
+    }
+    std::fs::create_dir_all(&to).map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    let list = from.join("samples.json");
+    let text = std::fs::read_to_string(&list).map_err(|e| format!("cannot read {}: {e}", list.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: bad JSON: {e}", list.display()))?;
+    let files: Vec<String> = v["samples"]
+        .as_array()
+        .ok_or_else(|| format!("{}: no \"samples\" list", list.display()))?
+        .iter()
+        .map(|s| {
+            let file = s["file"].as_str().unwrap_or_default();
+            // A plain file name: the page builds `samples/FILE` from it.
+            let plain = !file.is_empty() && !file.contains(['/', '\\']) && !file.starts_with('.');
+            let complete = ["title", "model", "licence", "source", "author"].iter().all(|k| s[k].is_string());
+            if plain && complete && from.join(file).is_file() {
+                Ok(file.to_string())
+            } else {
+                Err(format!(
+                    "{}: each sample needs a file in assets/samples/ and title, model, licence, source, author: {s}",
+                    list.display()
+                ))
+            }
+        })
+        .collect::<Result<_, String>>()?;
+    for name in files.iter().map(String::as_str).chain(["samples.json", "README.md"]) {
+        let (src, dst) = (from.join(name), to.join(name));
+        let bytes = std::fs::read(&src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+        std::fs::write(&dst, bytes).map_err(|e| format!("cannot write {}: {e}", dst.display()))?;
+    }
+    Ok(files)
+}
+
+/// Fills `web/models/` (generated, git-ignored) with every shipped model,
+/// `assets/models/NAME.{json,safetensors}`, listed in `web/models/index.json` (the page's model
+/// picker), and `web/models/test/` with the browser tests' fixtures, which the index does not list:
+/// `tiny` (the untrained parity fixture) and `tiny-video` (a tiny trained video model).
 fn stage_models(root: &Path, web: &Path, log: &mut dyn FnMut(String)) -> Result<Vec<Staged>, String> {
     let models = web.join("models");
     if models.exists() {
         std::fs::remove_dir_all(&models).map_err(|e| format!("cannot clear {}: {e}", models.display()))?;
     }
-    std::fs::create_dir_all(&models).map_err(|e| format!("cannot create {}: {e}", models.display()))?;
+    std::fs::create_dir_all(models.join("test"))
+        .map_err(|e| format!("cannot create {}: {e}", models.display()))?;
     let assets = root.join("assets/models");
-    let fixture = root.join("tests/fixtures/tiny-efficientnet/model");
     let has_pair =
         |stem: &Path| stem.with_extension("json").is_file() && stem.with_extension("safetensors").is_file();
-    if !has_pair(&fixture) {
-        return Err(format!("the parity fixture {}.{{json,safetensors}} is missing", fixture.display()));
+    // (name under web/models/, source stem, listed in the index)
+    let mut plan: Vec<(String, PathBuf, bool)> = Vec::new();
+    // The parity fixture, and a tiny video model trained on DAVIS (tests/fixtures/tiny-video/README.md):
+    // the browser tests' streaming checks need weights whose masks settle on a still input.
+    for (name, dir) in [("tiny", "tiny-efficientnet"), ("tiny-video", "tiny-video")] {
+        let stem = root.join("tests/fixtures").join(dir).join("model");
+        if !has_pair(&stem) {
+            return Err(format!("the test model {}.{{json,safetensors}} is missing", stem.display()));
+        }
+        plan.push((format!("test/{name}"), stem, false));
     }
-
-    let mut plan: Vec<(String, PathBuf)> = Vec::new();
-    let objects = assets.join("objects");
-    if has_pair(&objects) {
-        plan.push(("default".into(), objects));
-    } else {
-        log("note: assets/models/objects.{json,safetensors} is not there yet; the page's default model is the UNTRAINED parity fixture (tests/fixtures/tiny-efficientnet)".into());
-        plan.push(("default".into(), fixture.clone()));
-    }
-    plan.push(("tiny".into(), fixture));
-    // A tiny video model trained on DAVIS (tests/fixtures/tiny-video/README.md): the browser
-    // tests' streaming checks need weights whose masks settle on a still input.
-    let tiny_video = root.join("tests/fixtures/tiny-video/model");
-    if !has_pair(&tiny_video) {
-        return Err(format!("the test model {}.{{json,safetensors}} is missing", tiny_video.display()));
-    }
-    plan.push(("tiny-video".into(), tiny_video));
     if let Ok(entries) = std::fs::read_dir(&assets) {
         let mut stems: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -279,16 +319,21 @@ fn stage_models(root: &Path, web: &Path, log: &mut dyn FnMut(String)) -> Result<
         stems.sort();
         for stem in stems {
             let Some(name) = stem.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
-            if ["default", "tiny", "tiny-video", "index"].contains(&name.as_str()) {
-                log(format!("note: assets/models/{name}.* is not staged: the name is reserved"));
+            if name == "index" {
+                log("note: assets/models/index.* is not staged: the name is reserved".into());
                 continue;
             }
-            plan.push((name, stem));
+            plan.push((name, stem, true));
         }
+    }
+    if !plan.iter().any(|(name, _, _)| name == DEFAULT_MODEL) {
+        log(format!(
+            "note: assets/models/{DEFAULT_MODEL}.{{json,safetensors}} is missing: the page's default model will not load"
+        ));
     }
 
     let mut staged = Vec::new();
-    for (name, stem) in plan {
+    for (name, stem, listed) in plan {
         for ext in ["json", "safetensors"] {
             let (from, to) = (stem.with_extension(ext), models.join(format!("{name}.{ext}")));
             // read + write rather than fs::copy: the copy gets ordinary permissions, not the source's.
@@ -297,10 +342,10 @@ fn stage_models(root: &Path, web: &Path, log: &mut dyn FnMut(String)) -> Result<
         }
         let rel = stem.strip_prefix(root).unwrap_or(&stem);
         let source = PathBuf::from(format!("{}.{{json,safetensors}}", rel.display()));
-        staged.push(Staged { name, source });
+        staged.push(Staged { name, source, listed });
     }
     let index = serde_json::json!({
-        "models": staged.iter().map(|s| serde_json::json!({
+        "models": staged.iter().filter(|s| s.listed).map(|s| serde_json::json!({
             "name": s.name,
             "config": format!("{}.json", s.name),
             "weights": format!("{}.safetensors", s.name),
@@ -376,6 +421,8 @@ pub fn build(opts: &BuildOptions) -> Result<(), String> {
         "models in web/models/: {}",
         staged.iter().map(|s| format!("{} ({})", s.name, s.source.display())).collect::<Vec<_>>().join(", ")
     ));
+    let samples = stage_samples(&root, &web)?;
+    say(format!("sample photos in web/samples/: {}", samples.join(", ")));
 
     if json {
         let v = serde_json::json!({
@@ -385,6 +432,7 @@ pub fn build(opts: &BuildOptions) -> Result<(), String> {
             "totalBytes": sizes.iter().map(|s| s.raw).sum::<usize>(),
             "totalGzip": sizes.iter().map(|s| s.gzip).sum::<usize>(),
             "models": staged.iter().map(|s| serde_json::json!({"name": s.name, "source": s.source.to_string_lossy()})).collect::<Vec<_>>(),
+            "samples": samples,
         });
         println!("{v}");
     }
@@ -407,6 +455,34 @@ mod tests {
     fn gzip_shrinks_repetitive_data() {
         let n = gzip_len(&[b'a'; 10_000]);
         assert!(n > 18 && n < 100, "{n}");
+    }
+
+    #[test]
+    fn stages_shipped_models_in_the_index_and_fixtures_apart() {
+        let web = std::env::temp_dir().join(format!("xtask-stage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&web);
+        let staged = stage_models(&repo_root(), &web, &mut |_| {}).unwrap();
+        let index: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(web.join("models/index.json")).unwrap()).unwrap();
+        let listed: Vec<&str> =
+            index["models"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+        // Exactly the shipped models: no `default` alias, no test fixtures.
+        let mut shipped: Vec<String> = std::fs::read_dir(repo_root().join("assets/models"))
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().into_string().ok())
+            .filter_map(|n| n.strip_suffix(".json").map(str::to_string))
+            .collect();
+        shipped.sort();
+        assert_eq!(listed, shipped);
+        assert!(listed.contains(&DEFAULT_MODEL));
+        for name in ["test/tiny", "test/tiny-video"] {
+            assert!(web.join(format!("models/{name}.safetensors")).is_file(), "{name}");
+            assert!(staged.iter().any(|s| s.name == name && !s.listed), "{name}");
+        }
+        let samples = stage_samples(&repo_root(), &web).unwrap();
+        assert!(samples.iter().any(|s| s == "astronaut.jpg"), "{samples:?}");
+        assert!(web.join("samples/samples.json").is_file() && web.join("samples/astronaut.jpg").is_file());
+        let _ = std::fs::remove_dir_all(&web);
     }
 
     #[test]
