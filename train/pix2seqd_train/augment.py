@@ -178,6 +178,7 @@ def copy_paste(
         t.image[region] = source.image[region]
         t.cls[region] = source.cls[region]
         t.inst[region] = pasted_ids[source.inst[region]]
+        t.ignore[region] = False  # a pasted object is labelled wherever it lands
     return new_ids.tolist()
 
 

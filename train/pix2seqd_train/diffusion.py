@@ -58,17 +58,26 @@ def ddim_step(m: torch.Tensor, x0: torch.Tensor, t_now: float, t_next: float) ->
     return math.sqrt(g_next) * x0 + math.sqrt(1.0 - g_next) * eps
 
 
-def pixel_weights(inst_map: torch.Tensor, max_instances: int, p: float = 0.2) -> torch.Tensor:
+def pixel_weights(inst_map: torch.Tensor, max_instances: int, p: float = 0.2,
+                  ignore: torch.Tensor | None = None) -> torch.Tensor:
     """Per-pixel loss weights (spec §1.5): w = (1 / (count(id) + 1))^p over the instance ids
     0..max_instances-1 of each image, normalised to mean 1 per image. Void (id 0) is one group and
-    stays in the loss; ids >= max_instances get weight 0 (they fall outside the one-hot)."""
+    stays in the loss; ids >= max_instances get weight 0 (they fall outside the one-hot).
+
+    ``ignore`` (bool, like ``inst_map``): pixels of unknown label get weight 0 and are not counted;
+    the rest keep mean 1, so an image that is half ignored weighs half in the batch."""
     batch = inst_map.shape[0]
     flat = inst_map.reshape(batch, -1).long()
     valid = (flat >= 0) & (flat < max_instances)
+    total = torch.full((batch, 1), float(flat.shape[1]), device=flat.device)
+    if ignore is not None:
+        known = ~ignore.reshape(batch, -1)
+        valid = valid & known
+        total = known.sum(1, keepdim=True).float()
     index = flat.clamp(0, max_instances - 1)
     counts = torch.zeros(batch, max_instances, device=flat.device).scatter_add_(1, index, valid.float())
     weights = (1.0 / (counts.gather(1, index) + 1.0)) ** p * valid
-    weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12) * flat.shape[1]
+    weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-12) * total
     return weights.reshape(inst_map.shape)
 
 
@@ -91,11 +100,13 @@ def training_loss(
     inst_map: torch.Tensor,
     prev_maps: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    ignore: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """x0-prediction trained with softmax cross-entropy per bit group (spec §3.2).
 
     images [B, 3, H, W] in [0, 1]; cls_map / inst_map [B, Hm, Wm] ints (class = dataset label + 1);
     prev_maps [B, k, Hm, Wm, 2] ints for video models (already frame-dropped by the data side).
+    ignore [B, Hm, Wm] bool: pixels of unknown label, left out of the loss (see pixel_weights).
     loss = mean over B, Hm, Wm and the 2 groups of w * CE, with t ~ U(0, 1) per example.
     `model` may be wrapped in DistributedDataParallel: the gradient pass is one model(...) call.
     """
@@ -103,7 +114,7 @@ def training_loss(
     device = images.device
     batch = images.shape[0]
     m0 = ids_to_analog_bits(cls_map, inst_map, cfg)
-    weights = pixel_weights(inst_map, cfg.max_instances, cfg.mask_weight_p)
+    weights = pixel_weights(inst_map, cfg.max_instances, cfg.mask_weight_p, ignore)
 
     t = torch.rand(batch, generator=generator, device=device)
     eps = torch.randn(m0.shape, generator=generator, device=device)

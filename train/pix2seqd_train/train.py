@@ -208,6 +208,7 @@ def collate(items: Sequence[Any], prev_masks: int = 0) -> dict[str, Any]:
         "image": torch.stack([t["image"] for t in targets]),
         "cls": torch.stack([t["cls"] for t in targets]),
         "inst": torch.stack([t["inst"] for t in targets]),
+        "ignore": torch.stack([t["ignore"] for t in targets]),
         "name": [t["name"] for t in targets],
         "orig_size": torch.stack([t["orig_size"] for t in targets]),
         "content_size": torch.stack([t["content_size"] for t in targets]),
@@ -226,9 +227,18 @@ def frame_dropout(prev: torch.Tensor, p: float, generator: torch.Generator) -> t
     return prev * keep.to(prev.device)[:, :, None, None, None].to(prev.dtype)
 
 
-def build_train_data(exp: Experiment, rank: int, world: int, start_step: int) -> torch.utils.data.DataLoader:
+def dataset_options(d: "DatasetSpec", out_dir: Path) -> dict[str, Any]:
+    """The reader options of a training dataset; a teacher's labels are cached in the run folder."""
+    options = dict(d.options)
+    if options.get("teacher"):
+        options.setdefault("teacher_cache", str(out_dir / "teachers" / f"{d.name}_{options['teacher']}.json"))
+    return options
+
+
+def build_train_data(exp: Experiment, rank: int, world: int, start_step: int,
+                     out_dir: Path) -> torch.utils.data.DataLoader:
     augment = AugmentConfig.from_dict(exp.augment)
-    datasets = [build_dataset(d.name, d.split, exp.model, augment=augment, seed=exp.seed, **d.options)
+    datasets = [build_dataset(d.name, d.split, exp.model, augment=augment, seed=exp.seed, **dataset_options(d, out_dir))
                 for d in exp.train_datasets]
     mixture = MixtureDataset(datasets, [d.weight for d in exp.train_datasets], seed=exp.seed,
                              cross_paste=exp.cross_dataset_paste)
@@ -283,8 +293,8 @@ class LossModule(nn.Module):
         self.model = model
 
     def forward(self, images: torch.Tensor, cls: torch.Tensor, inst: torch.Tensor, prev: torch.Tensor | None,
-                generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        return training_loss(self.model, images, cls, inst, prev_maps=prev, generator=generator)
+                generator: torch.Generator, ignore: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        return training_loss(self.model, images, cls, inst, prev_maps=prev, generator=generator, ignore=ignore)
 
 
 def average_over_ranks(logs: dict[str, float], d: "Dist", device: torch.device) -> dict[str, float]:
@@ -488,11 +498,12 @@ def train_step(state: TrainState, batch: dict[str, Any], exp: Experiment, d: Dis
     generator = torch.Generator(device=device).manual_seed(seed)
     images = batch["image"].to(device, non_blocking=True)
     cls, inst = batch["cls"].to(device), batch["inst"].to(device)
+    ignore = batch["ignore"].to(device) if batch["ignore"].any() else None
     prev = batch["prev"]
     if prev is not None:
         prev = frame_dropout(prev.to(device), exp.frame_dropout, generator)
     with autocast:
-        loss, logs = state.train_module(images, cls, inst, prev, generator)
+        loss, logs = state.train_module(images, cls, inst, prev, generator, ignore)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), exp.grad_clip)
@@ -538,7 +549,7 @@ def run(exp: Experiment, out_dir: Path, resume: bool = False, max_steps: int | N
         return json.loads((out_dir / "metrics.json").read_text())
     val_ds = (build_dataset(exp.val_dataset.name, exp.val_dataset.split, cfg, seed=exp.seed, **exp.val_dataset.options)
               if exp.val_dataset else None)
-    batches = iter(build_train_data(exp, d.rank, d.world, start_step))
+    batches = iter(build_train_data(exp, d.rank, d.world, start_step, out_dir))
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
 

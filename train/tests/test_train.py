@@ -107,7 +107,8 @@ def test_video_training_on_davis_clips(tmp_path):
 def test_collate_builds_previous_masks():
     def frame(v):
         return {"image": torch.zeros(3, 4, 4), "cls": torch.full((2, 2), v), "inst": torch.full((2, 2), v + 10),
-                "name": str(v), "orig_size": torch.tensor([4, 4]), "content_size": torch.tensor([4, 4])}
+                "name": str(v), "orig_size": torch.tensor([4, 4]), "content_size": torch.tensor([4, 4]),
+                "ignore": torch.zeros(2, 2, dtype=torch.bool)}
 
     batch = collate([[frame(1), frame(2), frame(3)], frame(5)], prev_masks=2)
     assert batch["prev"].shape == (2, 2, 2, 2, 2)

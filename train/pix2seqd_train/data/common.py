@@ -11,7 +11,9 @@ uint8 RGB image plus two int64 label maps, ``cls`` (class id = dataset label + 1
 * ``cls`` / ``inst``: int64 ``[H_m, W_m]`` at mask resolution, nearest-neighbour resized from the
   image-resolution canvas, padding = void;
 * ``name`` (str), ``orig_size`` and ``content_size`` (int64 ``[2]``, H and W): the original image
-  size and the unpadded part of the canvas, to map predictions back for evaluation.
+  size and the unpadded part of the canvas, to map predictions back for evaluation;
+* ``ignore``: bool ``[H_m, W_m]``, True where a teacher marked the label unknown (no loss there;
+  all False for datasets without a teacher).
 
 The registry (:mod:`.registry`) does this; this module holds the shared types and geometry.
 
@@ -71,6 +73,9 @@ class RawExample:
     cls: np.ndarray  # int64 [H, W]
     inst: np.ndarray  # int64 [H, W]
     name: str
+    # bool [H, W]: pixels whose label is unknown (a teacher saw an unlabelled object there); they
+    # carry no loss. None: every pixel is labelled.
+    ignore: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         h, w = self.image.shape[:2]
@@ -78,6 +83,8 @@ class RawExample:
             raise ValueError(f"{self.name}: image must be uint8 [H, W, 3], got {self.image.dtype} {self.image.shape}")
         if self.cls.shape != (h, w) or self.inst.shape != (h, w):
             raise ValueError(f"{self.name}: label shapes {self.cls.shape}/{self.inst.shape} != image {(h, w)}")
+        if self.ignore is not None and (self.ignore.shape != (h, w) or self.ignore.dtype != bool):
+            raise ValueError(f"{self.name}: ignore mask must be bool {(h, w)}, got {self.ignore.dtype} {self.ignore.shape}")
 
 
 class SourceDataset(Protocol):
@@ -166,6 +173,11 @@ class Canvas:
     valid: np.ndarray  # bool [H, W], False on padding
     name: str
     orig_size: tuple[int, int]
+    ignore: np.ndarray | None = None  # bool [H, W], True where the label is unknown (no loss)
+
+    def __post_init__(self) -> None:
+        if self.ignore is None:
+            self.ignore = np.zeros(self.cls.shape, dtype=bool)
 
     @property
     def content_size(self) -> tuple[int, int]:
@@ -176,11 +188,13 @@ class Canvas:
 def place_on_canvas(ex: RawExample, geom: Geometry, canvas_hw: tuple[int, int]) -> Canvas:
     out_h, out_w = canvas_hw
     image, cls, inst = ex.image, ex.cls, ex.inst
+    ignore = ex.ignore if ex.ignore is not None else np.zeros(cls.shape, dtype=bool)
     if geom.flip:
-        image, cls, inst = image[:, ::-1], cls[:, ::-1], inst[:, ::-1]
+        image, cls, inst, ignore = image[:, ::-1], cls[:, ::-1], inst[:, ::-1], ignore[:, ::-1]
     rh, rw = geom.resized_hw(*image.shape[:2])
     image = resize_image(np.ascontiguousarray(image), rh, rw)
     cls, inst = nearest_resize(cls, rh, rw), nearest_resize(inst, rh, rw)
+    ignore = nearest_resize(np.ascontiguousarray(ignore), rh, rw)
     # Crop the part that falls on the canvas, then pad the rest.
     bottom, right = min(rh, geom.top + out_h), min(rw, geom.left + out_w)
     ch, cw = bottom - geom.top, right - geom.left
@@ -197,6 +211,7 @@ def place_on_canvas(ex: RawExample, geom: Geometry, canvas_hw: tuple[int, int]) 
     canvas.cls[:ch, :cw] = cls[window]
     canvas.inst[:ch, :cw] = inst[window]
     canvas.valid[:ch, :cw] = True
+    canvas.ignore[:ch, :cw] = ignore[window]
     return canvas
 
 
@@ -259,6 +274,7 @@ def canvas_to_sample(canvas: Canvas, mask_hw: tuple[int, int]) -> dict[str, Any]
         "name": canvas.name,
         "orig_size": torch.tensor(canvas.orig_size, dtype=torch.int64),
         "content_size": torch.tensor(canvas.content_size, dtype=torch.int64),
+        "ignore": torch.from_numpy(np.ascontiguousarray(nearest_resize(canvas.ignore, h, w))),
     }
 
 

@@ -9,6 +9,9 @@ soapbox) are ``val``, the first 12 ``train``; ``all`` has the 16.
 Items are clips of ``clip_length`` consecutive frames ending at every frame that has
 ``clip_length - 1`` predecessors: the k-previous-frames sampler for video training (k = clip
 length - 1; the last frame is the target). ``clip_length = 1`` gives single frames.
+
+``teacher="ssd_boxes"`` (training only): the people, vehicles and animals a COCO detector finds
+outside the annotated object become ignore regions (:mod:`..teachers`), cached in ``teacher_cache``.
 """
 
 from __future__ import annotations
@@ -28,9 +31,14 @@ SPLITS = ("train", "val", "all")
 class Davis:
     classes = CLASSES
 
-    def __init__(self, split: str, clip_length: int = 1, root: Path | None = None, groups: str | None = None) -> None:
+    def __init__(self, split: str, clip_length: int = 1, root: Path | None = None, groups: str | None = None,
+                 teacher: str | None = None, teacher_cache: str | Path | None = None) -> None:
         """``groups="objects"``: each sequence's object gets its group of :mod:`.groups`
         (person, vehicle, animal, ...) instead of the one class "object"."""
+        if teacher not in (None, "ssd_boxes"):
+            raise ValueError(f"DAVIS teacher must be 'ssd_boxes' or absent, got {teacher!r}")
+        if teacher and teacher_cache is None:
+            raise ValueError("DAVIS teacher 'ssd_boxes' needs teacher_cache (the training command sets it)")
         if groups not in (None, "objects"):
             raise ValueError(f"DAVIS groups must be 'objects' or absent, got {groups!r}")
         self.groups = groups
@@ -50,6 +58,11 @@ class Davis:
             self.class_of = {seq: group_id(davis_group(seq)) for seq in self.sequences}
         self.frames = {seq: sorted(p.stem for p in (self.root / seq / "images").glob("*.jpg")) for seq in self.sequences}
         self.items = [(seq, t) for seq in self.sequences for t in range(clip_length - 1, len(self.frames[seq]))]
+        self.teacher_boxes = None
+        if teacher:
+            from ..teachers import load_or_compute
+
+            self.teacher_boxes = load_or_compute(Path(teacher_cache), self.root)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -67,4 +80,9 @@ class Davis:
             raise ValueError(f"{mask_path}: size {mask.shape} differs from its image {image.shape[:2]}")
         ids = mask.astype(np.int64)
         cls = ids * self.class_of[seq] if self.groups else ids.copy()
-        return RawExample(image, cls, ids, f"{seq}/{frame}")
+        ignore = None
+        if self.teacher_boxes is not None:
+            from ..teachers import ignore_mask
+
+            ignore = ignore_mask(self.teacher_boxes.get(f"{seq}/{frame}", []), mask)
+        return RawExample(image, cls, ids, f"{seq}/{frame}", ignore)

@@ -136,7 +136,7 @@ class PanopticDataset(torch.utils.data.Dataset):
             if f.cls.max(initial=0) >= len(self.class_lut):
                 raise ValueError(f"{self.name}/{f.name}: class id {f.cls.max()} beyond the dataset's classes")
             cls = self.class_lut[f.cls]
-            frames.append(RawExample(f.image, cls, np.where(cls == VOID, 0, f.inst), f.name))
+            frames.append(RawExample(f.image, cls, np.where(cls == VOID, 0, f.inst), f.name, f.ignore))
         return frames
 
     def get(self, index: int, rng: np.random.Generator | None,
