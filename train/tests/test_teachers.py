@@ -3,7 +3,6 @@ detector finds carry no loss there (pix2seqd_train.teachers)."""
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -43,14 +42,6 @@ def test_pixel_weights_leave_ignored_pixels_out_and_keep_mean_one_elsewhere():
     torch.testing.assert_close(w[0][~ignore[0]].mean(), torch.tensor(1.0))
     torch.testing.assert_close(w[1], pixel_weights(inst, 10, 0.2)[1])  # nothing ignored: unchanged
     torch.testing.assert_close(pixel_weights(inst, 10, 0.2, torch.zeros_like(ignore)), pixel_weights(inst, 10, 0.2))
-
-
-@pytest.fixture
-def cv2_one_thread():
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    yield
-    cv2.setNumThreads(threads)
 
 
 def test_detector_finds_the_breakdance_audience(cv2_one_thread):
