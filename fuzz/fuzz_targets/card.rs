@@ -1,4 +1,4 @@
-//! `bodies::card` under libFuzzer: `cargo +nightly fuzz run card fuzz/work/card fuzz/seeds/card`.
+//! `bodies::card` under libFuzzer, from `fuzz/`: `cargo +nightly fuzz run card corpus/card seeds/card` (see README.md).
 #![no_main]
 
 #[path = "../bodies.rs"]

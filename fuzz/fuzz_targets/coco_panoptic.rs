@@ -1,4 +1,4 @@
-//! `bodies::coco_panoptic` under libFuzzer: `cargo +nightly fuzz run coco_panoptic fuzz/work/coco_panoptic fuzz/seeds/coco_panoptic`.
+//! `bodies::coco_panoptic` under libFuzzer, from `fuzz/`: `cargo +nightly fuzz run coco_panoptic corpus/coco_panoptic seeds/coco_panoptic` (see README.md).
 #![no_main]
 
 #[path = "../bodies.rs"]

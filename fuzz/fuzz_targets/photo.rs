@@ -1,4 +1,4 @@
-//! `bodies::photo` under libFuzzer: `cargo +nightly fuzz run photo fuzz/work/photo fuzz/seeds/photo`.
+//! `bodies::photo` under libFuzzer, from `fuzz/`: `cargo +nightly fuzz run photo corpus/photo seeds/photo` (see README.md).
 #![no_main]
 
 #[path = "../bodies.rs"]

@@ -1,4 +1,4 @@
-//! `bodies::safetensors` under libFuzzer: `cargo +nightly fuzz run safetensors fuzz/work/safetensors fuzz/seeds/safetensors`.
+//! `bodies::safetensors` under libFuzzer, from `fuzz/`: `cargo +nightly fuzz run safetensors corpus/safetensors seeds/safetensors` (see README.md).
 #![no_main]
 
 #[path = "../bodies.rs"]
