@@ -59,3 +59,28 @@ pub fn photo(data: &[u8]) {
     assert!(small.width <= 32 && small.height <= 32);
     let _ = pix2seqd::Image::new(small.width, small.height, &small.rgba);
 }
+
+/// A whole model as `segment --cpu` and the page's CPU worker load it: the card and the weights
+/// together (`Segmenter::new`: card parsed and validated, weights parsed, every tensor the card
+/// implies taken at its shape and dtype, leftovers refused), so that cards and weights that
+/// disagree (shapes, dtypes, names, counts) are fuzzed, not only each alone. The input is the
+/// card's JSON, a NUL byte (which JSON text cannot hold), then the safetensors bytes.
+pub fn model(data: &[u8]) {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let Some(split) = data.iter().position(|&b| b == 0) else { return };
+    let Ok(json) = std::str::from_utf8(&data[..split]) else { return };
+    let weights = data[split + 1..].to_vec();
+    let load = pix2seqd::Segmenter::new(json, weights, pix2seqd::BackendKind::Cpu);
+    // On the CPU nothing is awaited: the first poll finishes the load.
+    let mut load = std::pin::pin!(load);
+    match load.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(segmenter)) => {
+            let cfg = segmenter.config();
+            let _ = (cfg.n_bits(), cfg.n_logits(), cfg.isthing(), cfg.palette());
+        }
+        Poll::Ready(Err(_)) => {}
+        Poll::Pending => panic!("loading a model on the CPU waited for something"),
+    }
+}

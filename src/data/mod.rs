@@ -108,7 +108,8 @@ impl RgbImage {
     }
 }
 
-/// Read any image the `image` crate decodes (format guessed from the content, like PIL), as RGB.
+/// Read a JPEG or PNG (format guessed from the content, like PIL) as RGB, through the one checked
+/// decoder of image files ([`crate::photo::decode_checked`]).
 ///
 /// Like PIL's `Image.open(..).convert("RGB")`, EXIF orientation is not applied. JPEG decoding is
 /// not bit-identical to PIL's libjpeg: pixel values can differ by a few levels.
@@ -116,15 +117,17 @@ impl RgbImage {
 /// The file must be a regular file within `limits::MAX_IMAGE_FILE_BYTES`, and the size its header
 /// declares within the decoding limits (`limits::check_declared_size`).
 pub fn read_rgb(path: &Path) -> Result<RgbImage, DataError> {
-    let image_err = |source| DataError::Image { path: path.to_path_buf(), source };
-    let io_err = |source| DataError::Io { path: path.to_path_buf(), source };
-    let bytes = crate::limits::read_capped(path, crate::limits::MAX_IMAGE_FILE_BYTES).map_err(io_err)?;
-    let reader =
-        || image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format().map_err(io_err);
-    let (width, height) = reader()?.into_dimensions().map_err(image_err)?;
-    crate::limits::check_declared_size(width, height)
-        .map_err(|reason| DataError::TooLarge { path: path.to_path_buf(), reason })?;
-    let rgb = reader()?.decode().map_err(image_err)?.into_rgb8();
+    use crate::photo::{decode_checked, DecodeError};
+    let bytes = crate::limits::read_capped(path, crate::limits::MAX_IMAGE_FILE_BYTES)
+        .map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+    // A JPEG cut short is not refused here (as before): only photos are (`photo::decode_photo`).
+    let image = decode_checked(&bytes).map_err(|e| match e {
+        DecodeError::Format(source) | DecodeError::Image(source) => {
+            DataError::Image { path: path.to_path_buf(), source }
+        }
+        DecodeError::TooLarge(reason) => DataError::TooLarge { path: path.to_path_buf(), reason },
+    })?;
+    let rgb = image.into_rgb8();
     Ok(RgbImage { width: rgb.width() as usize, height: rgb.height() as usize, rgb: rgb.into_raw() })
 }
 

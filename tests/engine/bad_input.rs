@@ -227,3 +227,30 @@ fn the_shared_jpegs_decode() {
     }
     eprintln!("{checked} JPEGs decoded");
 }
+
+/// Dataset images (`data::read_rgb`) and photos (`photo::read_photo`) go through one checked
+/// decoder (`photo::decode_checked`): the same size limits and the same pixels. Only photos refuse
+/// a JPEG cut short; dataset readers decode it as they always have.
+#[test]
+fn dataset_images_and_photos_share_the_checked_decoder() {
+    use pix2seqd::{data::read_rgb, photo::read_photo};
+    let scratch = Scratch::new("bad-input-decoder");
+    let big = scratch.path("big.png");
+    std::fs::write(&big, files::huge_png_header(16000, 16000)).unwrap();
+    for message in [read_rgb(&big).unwrap_err().to_string(), read_photo(&big).unwrap_err().to_string()] {
+        assert!(message.contains("declares 16000x16000 pixels"), "{message}");
+    }
+    let text = scratch.path("text.jpg");
+    std::fs::write(&text, "not an image").unwrap();
+    assert!(read_rgb(&text).is_err() && read_photo(&text).is_err());
+    let jpeg = scratch.path("complete.jpg");
+    std::fs::write(&jpeg, files::truncated_jpeg_of(1)).unwrap();
+    let (rgb, photo) = (read_rgb(&jpeg).unwrap(), read_photo(&jpeg).unwrap());
+    assert_eq!((rgb.width, rgb.height), (photo.width, photo.height));
+    assert!(rgb.rgb.chunks_exact(3).zip(photo.rgba.chunks_exact(4)).all(|(a, b)| a == &b[..3]));
+    let cut = scratch.path("cut.jpg");
+    std::fs::write(&cut, files::truncated_jpeg()).unwrap();
+    assert!(read_rgb(&cut).is_ok());
+    let message = read_photo(&cut).unwrap_err().to_string();
+    assert!(message.contains("truncated"), "{message}");
+}

@@ -285,10 +285,10 @@ pub fn pq_cases(s: &Scratch) -> Vec<Case> {
 }
 
 /// `eval davis --dir`: dataset files are read by the same rules (a FIFO frame, a mask that is a
-/// PNG bomb).
+/// PNG bomb, a frame that is one: dataset images go through the photos' checked decoder).
 pub fn dataset_cases(s: &Scratch) -> Vec<Case> {
     let mut cases = Vec::new();
-    for kind in ["fifo-frame", "bomb-mask"] {
+    for kind in ["fifo-frame", "bomb-mask", "bomb-frame"] {
         let dir = s.path(&format!("davis-{kind}"));
         let seq = dir.join("seq");
         std::fs::create_dir_all(seq.join("images")).unwrap();
@@ -297,9 +297,13 @@ pub fn dataset_cases(s: &Scratch) -> Vec<Case> {
         if kind == "fifo-frame" {
             files::fifo(&image);
             image::GrayImage::new(4, 3).save(&mask).unwrap();
-        } else {
+        } else if kind == "bomb-mask" {
             image::RgbImage::new(4, 3).save_with_format(&image, image::ImageFormat::Jpeg).unwrap();
             std::fs::write(&mask, files::huge_png(16000, 16000)).unwrap();
+        } else {
+            // A PNG named .jpg: the format is told from the content, as PIL does.
+            std::fs::write(&image, files::huge_png(16000, 16000)).unwrap();
+            image::GrayImage::new(4, 3).save(&mask).unwrap();
         }
         let model = std::path::Path::new(files::FIXTURE);
         let args: [&dyn AsRef<OsStr>; 9] =
