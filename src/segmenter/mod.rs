@@ -12,18 +12,22 @@
 //! which is what the readout gives at the cell centres. They stay on the GPU between frames.
 //! [`Segmenter::reset`] forgets them (a new clip).
 
-use std::collections::VecDeque;
+mod frame;
+mod overlay;
+mod video;
 
-use crate::backend::{Backend, GpuBackend, Upload};
+pub use overlay::overlay_rgba_with;
+
+use frame::Output;
+use video::VideoHistory;
+
+use crate::backend::GpuBackend;
 use crate::cpu::{CpuBackend, CpuTensor};
-use crate::diffusion::{sample, SamplerOptions};
 use crate::error::Error;
 use crate::geometry::Letterbox;
 use crate::gpu::{Gpu, GpuOptions, Presenter, Tensor};
 use crate::model::config::Postprocess;
 use crate::model::{ModelConfig, Pix2SeqD, Weights};
-use crate::ops::ingest;
-use crate::ops::readout::{IdSpace, Resample};
 use crate::ops::render;
 use crate::panoptic::{self, PanopticMap};
 
@@ -215,29 +219,24 @@ pub struct DrawnFrame {
 }
 
 /// Where [`Segmenter::run`]'s result goes.
-enum Output<'p> {
-    /// Read the maps back and post-process them (the CLI, stills without a canvas).
-    Read,
-    /// Read back, and draw into the canvas: the post-processed maps for still images, the raw
-    /// sampler maps (in the same frame) for video.
-    ReadAndDraw(&'p mut Presenter, DrawStyle),
-    /// Draw the raw maps in the same frame and read nothing back (the webcam fast path).
-    DrawOnly(&'p mut Presenter, DrawStyle),
+/// The loaded model on its backend, with the video history beside it.
+enum BackendState {
+    Gpu(Box<GpuEngine>),
+    Cpu(CpuEngine),
 }
 
-enum BackendState {
-    Gpu {
-        gpu: Box<Gpu>,
-        model: Pix2SeqD<Tensor>,
-        history: VecDeque<(Tensor, Tensor)>,
-        /// Packed class colours and thing flags for the overlay kernel, uploaded once.
-        palette: Tensor,
-        isthing: Tensor,
-    },
-    Cpu {
-        model: Pix2SeqD<CpuTensor>,
-        history: VecDeque<(CpuTensor, CpuTensor)>,
-    },
+struct GpuEngine {
+    gpu: Gpu,
+    model: Pix2SeqD<Tensor>,
+    history: VideoHistory<Tensor>,
+    /// Packed class colours and thing flags for the overlay kernel, uploaded once.
+    palette: Tensor,
+    isthing: Tensor,
+}
+
+struct CpuEngine {
+    model: Pix2SeqD<CpuTensor>,
+    history: VideoHistory<CpuTensor>,
 }
 
 pub struct Segmenter {
@@ -250,117 +249,6 @@ fn now_ms() -> f64 {
     use std::sync::OnceLock;
     static START: OnceLock<web_time::Instant> = OnceLock::new();
     START.get_or_init(web_time::Instant::now).elapsed().as_secs_f64() * 1e3
-}
-
-/// Keeps the last `k` predicted maps of a video (oldest first).
-fn remember<T>(history: &mut VecDeque<T>, maps: T, k: usize) {
-    history.push_back(maps);
-    while history.len() > k {
-        history.pop_front();
-    }
-}
-
-/// Stage markers recorded while building one frame: dispatch indices on the GPU, wall-clock
-/// milliseconds on the CPU.
-#[derive(Default)]
-struct Marks {
-    ingest: f64,
-    encoder: f64,
-    steps: Vec<f64>,
-    readout: f64,
-}
-
-/// The video condition: analog bits of the last k maps `[1, Hm, Wm, k·n_bits]`, oldest first;
-/// frames missing at the start of a clip are all-void maps (every bit −b). `None` for image models.
-fn prev_bits<B: Backend>(
-    b: &mut B,
-    cfg: &ModelConfig,
-    history: &VecDeque<(B::Tensor, B::Tensor)>,
-) -> Result<Option<B::Tensor>, Error> {
-    let k = cfg.video_prev_masks;
-    if k == 0 {
-        return Ok(None);
-    }
-    let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
-    let missing = k - history.len().min(k);
-    // All-void padding, only at the start of a clip (no upload per frame once the history is full).
-    let empty = if missing > 0 { Some(b.upload_u32(&[1, hm, wm], &vec![0; hm * wm])?) } else { None };
-    let skip = history.len().saturating_sub(k);
-    let frames: Vec<B::Tensor> = (0..k)
-        .map(|i| {
-            let (c, inst) = match &empty {
-                Some(e) if i < missing => (e, e),
-                _ => (&history[skip + i - missing].0, &history[skip + i - missing].1),
-            };
-            b.ids_to_bits(c, inst, &cfg.bit_spec())
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Some(b.concat_channels(&frames.iter().collect::<Vec<_>>())?))
-}
-
-/// What the model part of one frame leaves on the backend: u32 (class, instance) maps.
-struct ModelOutput<T> {
-    /// The cell ids at mask resolution (the video history's maps).
-    cells: (T, T),
-    /// The bilinear readout at the output resolution.
-    ids: (T, T),
-    /// The previous readout's classes (x̂0's class bits thresholded) at mask resolution, for
-    /// `eval`; its instances are the cells' (the same thresholded bits).
-    threshold_class: T,
-}
-
-/// The model part of one frame, on any backend: encode, condition (with the video history),
-/// sample, read the last logits out per cell and at the output resolution.
-#[allow(clippy::too_many_arguments)]
-fn run_model<B: Backend>(
-    b: &mut B,
-    model: &Pix2SeqD<B::Tensor>,
-    input: &B::Tensor,
-    history: &VecDeque<(B::Tensor, B::Tensor)>,
-    opts: &SegmentOptions,
-    resample: &Resample,
-    marks: &mut Marks,
-    mut on_step: Option<&mut dyn FnMut(usize, usize)>,
-    mark: impl Fn(&mut B) -> f64,
-) -> Result<ModelOutput<B::Tensor>, Error> {
-    let cfg = &model.cfg;
-    let enc = model.encode(b, input)?;
-    let prev = prev_bits(b, cfg, history)?;
-    let cond = model.condition(b, &enc, prev.as_ref())?;
-    marks.encoder = mark(b);
-    let sampler = SamplerOptions { steps: opts.steps, td: opts.td, seed: opts.seed };
-    // `sample` calls back before each step and once after the last: call i > 0 means i steps done.
-    let out = sample(b, model, &cond, &sampler, false, |b, i| {
-        marks.steps.push(mark(b));
-        if let (Some(f), true) = (on_step.as_mut(), i > 0) {
-            f(i, opts.steps);
-        }
-    })?;
-    let id_space = IdSpace::new(&cfg.bit_spec(), cfg.num_classes, cfg.max_instances);
-    let cells = b.cells(&out.logits, &out.x0, &id_space)?;
-    let ids = b.readout(&out.logits, &out.x0, &cells, &id_space, resample)?;
-    marks.readout = mark(b);
-    Ok(ModelOutput { cells: (cells.class, cells.instance), ids, threshold_class: out.class })
-}
-
-/// The maps of [`ModelOutput`] in host memory: class, instance.
-struct HostMaps {
-    cells: (Vec<u32>, Vec<u32>),
-    ids: (Vec<u32>, Vec<u32>),
-    threshold_class: Vec<u32>,
-}
-
-/// Where a map of the output size lands on the image: nearest neighbour from `out` to `image`
-/// (the identity when they agree).
-fn output_letterbox(image: (usize, usize), out: (usize, usize)) -> Letterbox {
-    Letterbox {
-        orig_h: image.0,
-        orig_w: image.1,
-        canvas_h: out.0,
-        canvas_w: out.1,
-        content_h: out.0,
-        content_w: out.1,
-    }
 }
 
 impl Segmenter {
@@ -406,12 +294,18 @@ impl Segmenter {
                 // here makes "loaded" mean "ready", instead of a stalled first frame (and, on a
                 // software adapter, a page that stops repainting for seconds after it says ready).
                 gpu.work_done().await?;
-                BackendState::Gpu { gpu: Box::new(gpu), model, history: VecDeque::new(), palette, isthing }
+                BackendState::Gpu(Box::new(GpuEngine {
+                    gpu,
+                    model,
+                    history: VideoHistory::new(),
+                    palette,
+                    isthing,
+                }))
             }
-            BackendKind::Cpu => BackendState::Cpu {
+            BackendKind::Cpu => BackendState::Cpu(CpuEngine {
                 model: Pix2SeqD::load(cfg.clone(), &mut weights, &CpuBackend)?,
-                history: VecDeque::new(),
-            },
+                history: VideoHistory::new(),
+            }),
         };
         let isthing = cfg.isthing();
         Ok(Segmenter { engine, cfg, isthing })
@@ -432,16 +326,16 @@ impl Segmenter {
 
     pub fn backend(&self) -> BackendKind {
         match self.engine {
-            BackendState::Gpu { .. } => BackendKind::Gpu,
-            BackendState::Cpu { .. } => BackendKind::Cpu,
+            BackendState::Gpu(_) => BackendKind::Gpu,
+            BackendState::Cpu(_) => BackendKind::Cpu,
         }
     }
 
     /// The GPU, when running on one.
     pub fn gpu(&self) -> Option<&Gpu> {
         match &self.engine {
-            BackendState::Gpu { gpu, .. } => Some(gpu),
-            BackendState::Cpu { .. } => None,
+            BackendState::Gpu(engine) => Some(&engine.gpu),
+            BackendState::Cpu(_) => None,
         }
     }
 
@@ -544,8 +438,8 @@ impl Segmenter {
     /// Forgets the previous frames (start of a new clip).
     pub fn reset(&mut self) {
         match &mut self.engine {
-            BackendState::Gpu { history, .. } => history.clear(),
-            BackendState::Cpu { history, .. } => history.clear(),
+            BackendState::Gpu(engine) => engine.history.clear(),
+            BackendState::Cpu(engine) => engine.history.clear(),
         }
     }
 
@@ -554,15 +448,17 @@ impl Segmenter {
     /// tests and debugging: it reads the state back from the GPU.
     pub async fn conditioning(&self) -> Result<Option<Vec<f32>>, Error> {
         match &self.engine {
-            BackendState::Gpu { gpu, history, .. } => {
-                let mut frame = gpu.frame();
-                let bits = prev_bits(&mut GpuBackend::new(&mut frame), &self.cfg, history)?;
+            BackendState::Gpu(engine) => {
+                let mut frame = engine.gpu.frame();
+                let bits = engine.history.bits(&mut GpuBackend::new(&mut frame), &self.cfg, true)?;
                 let Some(bits) = bits else { return Ok(None) };
                 let pending = frame.read(&bits);
                 frame.submit();
-                Ok(Some(pending.into_f32(gpu).await?))
+                Ok(Some(pending.into_f32(&engine.gpu).await?))
             }
-            BackendState::Cpu { history, .. } => Ok(prev_bits(&mut CpuBackend, &self.cfg, history)?
+            BackendState::Cpu(engine) => Ok(engine
+                .history
+                .bits(&mut CpuBackend, &self.cfg, true)?
                 .map(|t| t.f32().map(|v| v.to_vec()))
                 .transpose()?),
         }
@@ -571,8 +467,8 @@ impl Segmenter {
     /// Previous frames currently held for conditioning.
     pub fn history_len(&self) -> usize {
         match &self.engine {
-            BackendState::Gpu { history, .. } => history.len(),
-            BackendState::Cpu { history, .. } => history.len(),
+            BackendState::Gpu(engine) => engine.history.len(),
+            BackendState::Cpu(engine) => engine.history.len(),
         }
     }
 
@@ -607,220 +503,6 @@ impl Segmenter {
             .ok_or_else(|| Error::Invalid("a read-back frame returned no maps".into()))
     }
 
-    /// One image or frame; `None` only for [`Output::DrawOnly`]. `on_step`: see
-    /// [`Segmenter::segment_with_progress`].
-    async fn run(
-        &mut self,
-        image: Pixels<'_>,
-        opts: &SegmentOptions,
-        video: bool,
-        output: Output<'_>,
-        on_step: Option<&mut dyn FnMut(usize, usize)>,
-    ) -> Result<Option<Segmentation>, Error> {
-        SamplerOptions { steps: opts.steps, td: opts.td, seed: opts.seed }.validate()?;
-        if let Output::ReadAndDraw(_, style) | Output::DrawOnly(_, style) = &output {
-            if !(0.0..=1.0).contains(&style.opacity) {
-                return Err(Error::Invalid(format!("overlay opacity {} must be in [0, 1]", style.opacity)));
-            }
-            if matches!(self.engine, BackendState::Cpu { .. }) {
-                return Err(Error::Invalid("drawing into a canvas needs the GPU engine".into()));
-            }
-        }
-        if opts.max_output_side == 0 {
-            return Err(Error::Invalid("the output's longest side must be at least 1 pixel".into()));
-        }
-        let start = now_ms();
-        let cfg = self.cfg.clone();
-        let (height, width) = image.size();
-        let lb = Letterbox::fit(height, width, cfg.image_size[0], cfg.image_size[1])?;
-        let (hm, wm) = (cfg.mask_size[0], cfg.mask_size[1]);
-        let (out_h, out_w) = output_size(height, width, opts.max_output_side);
-        let resample = Resample::new(&lb, hm, wm, out_h, out_w)?;
-        let on_image = output_letterbox((height, width), (out_h, out_w));
-        let (alpha, beta) = (cfg.backbone.input_scale, cfg.backbone.input_offset);
-        let k = if video { cfg.video_prev_masks } else { 0 };
-        let mut marks = Marks::default();
-        let mut output = output;
-        // The packed image on the GPU, kept for drawing a still image after post-processing.
-        let mut image_words = None;
-        let (maps, mut timings, conditioned_on);
-        match &mut self.engine {
-            BackendState::Gpu { gpu, model, history, palette, isthing } => {
-                gpu.check()?;
-                let empty = VecDeque::new();
-                let hist = if video { &*history } else { &empty };
-                conditioned_on = hist.len().min(cfg.video_prev_masks);
-                let mut frame = gpu.frame();
-                let words = match image {
-                    Pixels::Rgba(image) => {
-                        frame.upload_u32(&[height, width], &ingest::pack_rgba8(image.rgba))?
-                    }
-                    Pixels::Texture(texture) => frame.copy_texture_in(texture)?,
-                };
-                let out = {
-                    let mut b = GpuBackend::new(&mut frame);
-                    let input = ingest::ingest(b.frame, &words, &lb, alpha, beta)?;
-                    marks.ingest = b.frame.len() as f64;
-                    // Recorded, not run: the steps finish together after the submit.
-                    run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, None, |b| {
-                        b.frame.len() as f64
-                    })?
-                };
-                let kept =
-                    if k > 0 { Some((frame.keep(&out.cells.0)?, frame.keep(&out.cells.1)?)) } else { None };
-                let in_frame_draw = match &mut output {
-                    Output::DrawOnly(p, style) => Some((p, *style)),
-                    Output::ReadAndDraw(p, style) if video => Some((p, *style)),
-                    _ => None,
-                };
-                if let Some((presenter, style)) = in_frame_draw {
-                    let (class, instance) = (&out.ids.0, &out.ids.1);
-                    let overlay = render::overlay(
-                        &mut frame,
-                        &words,
-                        class,
-                        instance,
-                        &on_image,
-                        palette,
-                        isthing,
-                        style.opacity,
-                        style.outline,
-                    )?;
-                    frame.present(presenter, &overlay)?;
-                }
-                if let Output::DrawOnly(..) = output {
-                    frame.submit();
-                    if let Some(kept) = kept {
-                        remember(history, kept, k);
-                    }
-                    gpu.work_done().await?;
-                    return Ok(None);
-                }
-                let reads = [&out.ids.0, &out.ids.1, &out.cells.0, &out.cells.1, &out.threshold_class]
-                    .map(|t| frame.read(t));
-                let dispatches = frame.len();
-                let profile = if opts.profile
-                    && gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY)
-                    && dispatches <= 2048
-                {
-                    Some(frame.submit_profiled()?)
-                } else {
-                    frame.submit();
-                    None
-                };
-                let mut host = Vec::with_capacity(reads.len());
-                for read in reads {
-                    host.push(read.into_u32(gpu).await?);
-                }
-                gpu.check()?;
-                let [ic, ii, cc, ci, tc]: [Vec<u32>; 5] =
-                    host.try_into().map_err(|_| Error::Invalid("read-back lost a map".into()))?;
-                maps = HostMaps { ids: (ic, ii), cells: (cc, ci), threshold_class: tc };
-                timings = Timings { source: "total-only", ..Default::default() };
-                if let Some(profile) = profile {
-                    let per_dispatch = profile.into_timings(gpu).await?;
-                    let sum = |a: f64, b: f64| {
-                        per_dispatch[a as usize..b as usize].iter().map(|t| t.1).sum::<f64>()
-                    };
-                    timings.ingest = Some(sum(0.0, marks.ingest));
-                    timings.encoder = Some(sum(marks.ingest, marks.encoder));
-                    timings.decoder_steps = marks.steps.windows(2).map(|w| sum(w[0], w[1])).collect();
-                    timings.readout = marks.steps.last().map(|&last| sum(last, marks.readout));
-                    timings.source = "gpu-timestamps";
-                }
-                if let Some(kept) = kept {
-                    remember(history, kept, k);
-                }
-                image_words = Some(words);
-            }
-            BackendState::Cpu { model, history } => {
-                let empty = VecDeque::new();
-                let hist = if video { &*history } else { &empty };
-                conditioned_on = hist.len().min(cfg.video_prev_masks);
-                let t0 = now_ms();
-                let Pixels::Rgba(image) = image else {
-                    return Err(Error::Invalid("the CPU engine takes RGBA bytes, not a GPU texture".into()));
-                };
-                let input = CpuBackend.upload(
-                    &[1, cfg.image_size[0], cfg.image_size[1], 3],
-                    &ingest::cpu::ingest(image.rgba, &lb, alpha, beta),
-                )?;
-                marks.ingest = now_ms();
-                let mut b = CpuBackend;
-                let out =
-                    run_model(&mut b, model, &input, hist, opts, &resample, &mut marks, on_step, |_| {
-                        now_ms()
-                    })?;
-                let host = |(c, i): &(CpuTensor, CpuTensor)| -> Result<(Vec<u32>, Vec<u32>), Error> {
-                    Ok((c.u32()?.to_vec(), i.u32()?.to_vec()))
-                };
-                maps = HostMaps {
-                    ids: host(&out.ids)?,
-                    cells: host(&out.cells)?,
-                    threshold_class: out.threshold_class.u32()?.to_vec(),
-                };
-                timings = Timings {
-                    ingest: Some(marks.ingest - t0),
-                    encoder: Some(marks.encoder - marks.ingest),
-                    decoder_steps: marks.steps.windows(2).map(|w| w[1] - w[0]).collect(),
-                    readout: marks.steps.last().map(|&last| marks.readout - last),
-                    source: "wall-clock",
-                    ..Default::default()
-                };
-                if k > 0 {
-                    remember(history, out.cells, k);
-                }
-            }
-        }
-        let post_start = now_ms();
-        let threshold_mask = PanopticMap::new(hm, wm, maps.threshold_class, maps.cells.1.clone())?;
-        let mask = PanopticMap::new(hm, wm, maps.cells.0, maps.cells.1)?;
-        let raw = PanopticMap::new(out_h, out_w, maps.ids.0, maps.ids.1)?;
-        let panoptic = panoptic::postprocess_ids(&raw, &self.isthing, opts.min_area, opts.postprocess);
-        let (segment_ids, segments) = self.segment_infos(&panoptic);
-        timings.postprocess = Some(now_ms() - post_start);
-        if let (
-            Output::ReadAndDraw(presenter, style),
-            false,
-            BackendState::Gpu { gpu, palette, isthing, .. },
-            Some(words),
-        ) = (output, video, &self.engine, &image_words)
-        {
-            // A still image is drawn as post-processed.
-            let mut frame = gpu.frame();
-            let class_t = frame.upload_u32(&[out_h, out_w], &panoptic.class)?;
-            let inst_t = frame.upload_u32(&[out_h, out_w], &panoptic.instance)?;
-            let overlay = render::overlay(
-                &mut frame,
-                words,
-                &class_t,
-                &inst_t,
-                &on_image,
-                palette,
-                isthing,
-                style.opacity,
-                style.outline,
-            )?;
-            frame.present(presenter, &overlay)?;
-            frame.submit();
-            gpu.check()?;
-        }
-        timings.total = now_ms() - start;
-        let backend = self.backend();
-        Ok(Some(Segmentation {
-            mask,
-            threshold_mask,
-            raw,
-            panoptic,
-            segment_ids,
-            segments,
-            letterbox: lb,
-            timings,
-            backend,
-            conditioned_on,
-        }))
-    }
-
     /// Numbers the segments of a post-processed map and describes them.
     fn segment_infos(&self, panoptic: &PanopticMap) -> (Vec<u32>, Vec<SegmentInfo>) {
         let (segment_ids, segs) = panoptic::segments(panoptic);
@@ -853,64 +535,4 @@ pub fn model_paths(path: &std::path::Path) -> (std::path::PathBuf, std::path::Pa
         std::path::PathBuf::from(s)
     };
     (with(".json"), with(".safetensors"))
-}
-
-/// The overlay of a panoptic map on `image` (RGBA8) with any class colours (`palette[c]`,
-/// `isthing[c]` per class id): for maps in classes other than a model's, such as DAVIS's
-/// class-free object masks. The overlay has the map's size, which is the image's or smaller (an
-/// output capped by [`SegmentOptions::max_output_side`]: the image is then sampled at the map's
-/// pixel centres).
-pub fn overlay_rgba_with(
-    image: Image<'_>,
-    p: &PanopticMap,
-    palette: &[[u8; 3]],
-    isthing: &[bool],
-    style: DrawStyle,
-) -> Result<Vec<u8>, Error> {
-    if p.height == 0 || p.width == 0 || p.height > image.height || p.width > image.width {
-        return Err(Error::Image {
-            name: format!("{}x{}", image.width, image.height),
-            detail: format!(
-                "the segmentation is {}x{}: it must be non-empty and at most the image's size",
-                p.width, p.height
-            ),
-        });
-    }
-    if palette.is_empty()
-        || palette.len() != isthing.len()
-        || p.class.iter().any(|&c| c as usize >= palette.len())
-    {
-        return Err(Error::Image {
-            name: format!("{}x{}", image.width, image.height),
-            detail: format!("the map's classes do not fit the {} colours given", palette.len()),
-        });
-    }
-    let palette = render::pack_palette(palette);
-    let isthing: Vec<u32> = isthing.iter().map(|&t| t as u32).collect();
-    let words = ingest::pack_rgba8(image.rgba);
-    let words = if (p.height, p.width) == (image.height, image.width) {
-        words
-    } else {
-        let pick = render::cpu::nearest;
-        (0..p.height * p.width)
-            .map(|k| {
-                words[pick(k / p.width, p.height, image.height) * image.width
-                    + pick(k % p.width, p.width, image.width)]
-            })
-            .collect()
-    };
-    let lb = Letterbox::identity(p.height, p.width);
-    let overlay = render::cpu::overlay(
-        &words,
-        &p.class,
-        &p.instance,
-        p.height,
-        p.width,
-        &lb,
-        &palette,
-        &isthing,
-        style.opacity,
-        style.outline,
-    );
-    Ok(bytemuck::cast_slice(&overlay).to_vec())
 }

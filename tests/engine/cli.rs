@@ -301,6 +301,18 @@ fn eval_davis_streams_a_video_model_at_each_step_count() {
         // the trained tiny video model conditions on its own previous masks: the ids stay put
         // (measured: every pair kept; an image model keeps about 40% of them by chance)
         assert!(kept >= 0.75, "streaming lost the object's id: {x}");
+        // class kept: over the same kind of pairs; each sequence's frames counted by class
+        let class_pairs = x["class_pairs"].as_u64().unwrap_or(0);
+        let class_kept = x["class_kept"].as_f64().unwrap_or(-1.0);
+        assert!(class_pairs > 0 && class_pairs <= 12 && (0.0..=1.0).contains(&class_kept), "{x}");
+        let counted: u64 = x["object_classes"]
+            .as_object()
+            .expect("object_classes")
+            .values()
+            .flat_map(|seq| seq.as_object().expect("classes of a sequence").values())
+            .map(|n| n.as_u64().unwrap_or(0))
+            .sum();
+        assert!(counted >= class_pairs && counted <= 16, "{x}");
     }
 }
 

@@ -58,6 +58,7 @@ def _segmentation_cells(r: dict[str, Any]) -> list[str]:
 def _davis_cells(r: dict[str, Any]) -> list[str]:
     mt = r["metrics"]
     kept = "" if r.get("ids_kept") is None else f", ids kept {_pct(r['ids_kept'])}%"
+    kept += "" if r.get("class_kept") is None else f", class kept {_pct(r['class_kept'])}%"
     return [f"J&F {_pct(mt['J&F'])}", f"J {_pct((mt.get('J') or {}).get('mean'))}, F {_pct((mt.get('F') or {}).get('mean'))}{kept}"]
 
 

@@ -91,13 +91,13 @@ def test_table_shows_the_nearest_readout_beside_the_bilinear_one(tmp_path):
     nearest = {"postprocess": "thing_vote", "miou": 0.5, "miou_before_postprocess": 0.59,
                "pq": {"all": {"pq": 0.29}, "things": {"pq": 0.08}, "stuff": {"pq": 0.39}}}
     camvid = {**CAMVID, "results": [{**CAMVID["results"][0], "nearest_readout": nearest}]}
-    davis = {**DAVIS, "results": [{**DAVIS["results"][0], "ids_kept": 0.9,
+    davis = {**DAVIS, "results": [{**DAVIS["results"][0], "ids_kept": 0.9, "class_kept": 0.75,
                                    "nearest_readout": {"metrics": {"J&F": 0.5, "J": {"mean": 0.55}, "F": {"mean": 0.45}}, "ids_kept": 0.8}}]}
     add_metrics(path, "camvid_test", [camvid], ["c1"])
     add_metrics(path, "davis_val", [davis], ["c2"])
     rows = table_rows(path)
     assert rows[2] == "| `street` | camvid/test, 233 | 1 | thing_vote, nearest readout | mIoU 50.0 (class bits alone: 59.0) | PQ 29.0 (things 8.0, stuff 39.0) |"
     assert rows[3:] == [
-        "| `street` | davis2016/val (streaming), 300 | 4 | — | J&F 60.0 | J 65.0, F 55.0, ids kept 90.0% |",
+        "| `street` | davis2016/val (streaming), 300 | 4 | — | J&F 60.0 | J 65.0, F 55.0, ids kept 90.0%, class kept 75.0% |",
         "| `street` | davis2016/val (streaming), 300 | 4 | —, nearest readout | J&F 50.0 | J 55.0, F 45.0, ids kept 80.0% |",
     ]

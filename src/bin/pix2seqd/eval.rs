@@ -397,11 +397,13 @@ pub fn davis(
             }
         }
         let [bilinear, nearest] = scores;
-        let mut result = bilinear.json();
+        let cfg = loaded.segmenter.config();
+        let class_name = |c: u32| cfg.class_name(c as usize);
+        let mut result = bilinear.json(&class_name);
         result["steps"] = serde_json::json!(o.steps);
         result["readout"] = serde_json::json!("bilinear");
         result["ms_per_frame"] = serde_json::json!(if total > 0 { ms / total as f64 } else { 0.0 });
-        result["nearest_readout"] = nearest.json();
+        result["nearest_readout"] = nearest.json(&class_name);
         results.push(result);
     }
     bar.finish_and_clear();
@@ -416,22 +418,24 @@ pub fn davis(
     } else {
         print_header(&out);
         println!(
-            "{:>5} {:<9} {:>7} {:>7} {:>7} {:>10} {:>9}",
-            "steps", "readout", "J&F", "J", "F", "ms/frame", "ids kept"
+            "{:>5} {:<9} {:>7} {:>7} {:>7} {:>10} {:>9} {:>10}",
+            "steps", "readout", "J&F", "J", "F", "ms/frame", "ids kept", "class kept"
         );
         for r in &results {
             for (name, m) in [("bilinear", r), ("nearest", &r["nearest_readout"])] {
                 let metric = |k: &str| 100.0 * m["metrics"][k]["mean"].as_f64().unwrap_or(0.0);
                 // DavisSummary serialises as the DAVIS toolkit names them: "J&F", "J", "F".
+                let pct = |k: &str| m[k].as_f64().map_or("–".to_string(), |v| format!("{:.1}%", 100.0 * v));
                 println!(
-                    "{:>5} {:<9} {:>7.1} {:>7.1} {:>7.1} {:>10} {:>9}",
+                    "{:>5} {:<9} {:>7.1} {:>7.1} {:>7.1} {:>10} {:>9} {:>10}",
                     r["steps"].as_u64().unwrap_or(0),
                     name,
                     100.0 * m["metrics"]["J&F"].as_f64().unwrap_or(0.0),
                     metric("J"),
                     metric("F"),
                     m["ms_per_frame"].as_f64().map_or(String::new(), |v| format!("{v:.0}")),
-                    m["ids_kept"].as_f64().map_or("–".to_string(), |k| format!("{:.1}%", 100.0 * k))
+                    pct("ids_kept"),
+                    pct("class_kept")
                 );
             }
         }
@@ -450,6 +454,13 @@ struct DavisScore {
     /// Consecutive frames whose object keeps its instance id: streaming should keep it.
     id_pairs: usize,
     id_kept: usize,
+    previous_class: Option<u32>,
+    /// Consecutive frames whose object keeps its class: a tracked person stays a person.
+    class_pairs: usize,
+    class_kept: usize,
+    /// Per sequence: how many frames the object was read as each class id.
+    object_classes: Vec<(String, std::collections::BTreeMap<u32, usize>)>,
+    current_classes: std::collections::BTreeMap<u32, usize>,
 }
 
 impl DavisScore {
@@ -465,22 +476,47 @@ impl DavisScore {
             self.id_kept += usize::from(before == now);
         }
         self.previous_id = id;
+        let class = object_class(pred, object);
+        if let (Some(before), Some(now)) = (self.previous_class, class) {
+            self.class_pairs += 1;
+            self.class_kept += usize::from(before == now);
+        }
+        if let Some(c) = class {
+            *self.current_classes.entry(c).or_default() += 1;
+        }
+        self.previous_class = class;
         Ok(())
     }
 
     fn end_sequence(&mut self, seq: &str, gts: &[Mask]) -> Result<(), String> {
         self.previous_id = None;
+        self.previous_class = None;
+        self.object_classes.push((seq.to_string(), std::mem::take(&mut self.current_classes)));
         self.evaluator
             .add_sequence(seq, gts, &std::mem::take(&mut self.preds))
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
 
-    fn json(&self) -> serde_json::Value {
+    /// `class_name` names a class id in the per-sequence histogram.
+    fn json(&self, class_name: &dyn Fn(u32) -> String) -> serde_json::Value {
+        let share = |kept: usize, pairs: usize| (pairs > 0).then(|| kept as f64 / pairs as f64);
+        let object_classes: serde_json::Map<String, serde_json::Value> = self
+            .object_classes
+            .iter()
+            .map(|(seq, counts)| {
+                let named: serde_json::Map<String, serde_json::Value> =
+                    counts.iter().map(|(&c, &n)| (class_name(c), serde_json::json!(n))).collect();
+                (seq.clone(), serde_json::Value::Object(named))
+            })
+            .collect();
         serde_json::json!({
             "metrics": self.evaluator.summary(),
-            "ids_kept": if self.id_pairs > 0 { Some(self.id_kept as f64 / self.id_pairs as f64) } else { None },
+            "ids_kept": share(self.id_kept, self.id_pairs),
             "id_pairs": self.id_pairs,
+            "class_kept": share(self.class_kept, self.class_pairs),
+            "class_pairs": self.class_pairs,
+            "object_classes": object_classes,
         })
     }
 }
@@ -495,6 +531,18 @@ fn object_id(pred: &PanopticMap, object: &[bool]) -> Option<u32> {
         }
     }
     counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map(|(id, _)| id)
+}
+
+/// The class that covers most of the annotated object (ties: the smaller id), or None where the
+/// prediction misses the object.
+fn object_class(pred: &PanopticMap, object: &[bool]) -> Option<u32> {
+    let mut counts: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+    for (&c, &inside) in pred.class.iter().zip(object) {
+        if inside && c != 0 {
+            *counts.entry(c).or_default() += 1;
+        }
+    }
+    counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map(|(c, _)| c)
 }
 
 /// The human header: what was evaluated, with which model and sampler.
