@@ -1,7 +1,7 @@
 //! EfficientNet-Lite0 up to stride 16 (`efficientnet_lite.py`): stem 3×3/2 + MBConv blocks, every
 //! conv with TensorFlow "SAME" padding, BatchNorm folded into `conv.bias`, ReLU6.
 
-use super::layers::{Conv2d, DepthwiseConv2d, Padding};
+use super::layers::{Conv2d, Conv2dConfig, DepthwiseConv2d, Padding};
 use crate::backend::{Backend, Upload};
 use crate::model::config::BackboneConfig;
 use crate::model::{ModelError, Params};
@@ -29,23 +29,20 @@ impl<T: Clone> MBConv<T> {
     ) -> Result<Self, ModelError> {
         let hidden = in_ch * expand_ratio;
         let expand = if expand_ratio != 1 {
-            Some(Conv2d::load(p, &format!("{name}.expand.conv"), in_ch, hidden, 1, 1, true, Padding::TfSame)?)
+            Some(
+                Conv2dConfig::new(in_ch, hidden, 1)
+                    .padding(Padding::TfSame)
+                    .load(p, &format!("{name}.expand.conv"))?,
+            )
         } else {
             None
         };
         Ok(MBConv {
             expand,
             dw: DepthwiseConv2d::load(p, &format!("{name}.dw.conv"), hidden, kernel, stride)?,
-            project: Conv2d::load(
-                p,
-                &format!("{name}.project.conv"),
-                hidden,
-                out_ch,
-                1,
-                1,
-                true,
-                Padding::TfSame,
-            )?,
+            project: Conv2dConfig::new(hidden, out_ch, 1)
+                .padding(Padding::TfSame)
+                .load(p, &format!("{name}.project.conv"))?,
             residual: stride == 1 && in_ch == out_ch,
         })
     }
@@ -69,7 +66,10 @@ pub struct EfficientNetLite<T> {
 
 impl<T: Clone> EfficientNetLite<T> {
     pub fn load<U: Upload<T>>(p: &mut Params<U>, cfg: &BackboneConfig) -> Result<Self, ModelError> {
-        let stem = Conv2d::load(p, "backbone.stem.conv", 3, cfg.stem_channels, 3, 2, true, Padding::TfSame)?;
+        let stem = Conv2dConfig::new(3, cfg.stem_channels, 3)
+            .stride(2)
+            .padding(Padding::TfSame)
+            .load(p, "backbone.stem.conv")?;
         let mut blocks = Vec::new();
         let mut strides = Vec::new();
         let mut channels = Vec::new();

@@ -2,7 +2,7 @@
 //! (which taps merge, block widths, the final solo block) is computed from the config's sizes
 //! exactly as `plan_fusion`.
 
-use super::layers::{Conv2d, Norm, Padding};
+use super::layers::{Conv2d, Conv2dConfig, Norm};
 use crate::backend::{Backend, Upload};
 use crate::model::{ModelError, Params};
 use crate::ops::Activation;
@@ -90,32 +90,16 @@ impl<T: Clone> FeaturePyramidMerge<T> {
             let name = format!("fusion.blocks.{j}");
             blocks.push(UpsampleBlock {
                 step,
-                lateral: Conv2d::load(
-                    p,
-                    &format!("{name}.lateral"),
-                    step.in_channels,
-                    step.hr_channels,
-                    1,
-                    1,
-                    true,
-                    Padding::Symmetric,
-                )?,
+                lateral: Conv2dConfig::new(step.in_channels, step.hr_channels, 1)
+                    .load(p, &format!("{name}.lateral"))?,
                 lateral_norm: Norm::group(
                     p,
                     &format!("{name}.lateral_norm"),
                     step.hr_channels,
                     step.hr_channels,
                 )?,
-                conv: Conv2d::load(
-                    p,
-                    &format!("{name}.conv"),
-                    step.hr_channels,
-                    step.out_channels,
-                    3,
-                    1,
-                    true,
-                    Padding::Symmetric,
-                )?,
+                conv: Conv2dConfig::new(step.hr_channels, step.out_channels, 3)
+                    .load(p, &format!("{name}.conv"))?,
                 norm: Norm::group(p, &format!("{name}.norm"), step.out_channels, step.out_channels)?,
             });
         }

@@ -38,18 +38,36 @@ pub struct Conv2d<T> {
     pub padding: Padding,
 }
 
-impl<T> Conv2d<T> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn load<U: Upload<T>>(
-        p: &mut Params<U>,
-        name: &str,
-        in_ch: usize,
-        out_ch: usize,
-        kernel: usize,
-        stride: usize,
-        bias: bool,
-        padding: Padding,
-    ) -> Result<Self, ModelError> {
+/// `nn.Conv2d(in_ch, out_ch, kernel, stride=1, bias=True)` as PyTorch's constructor reads:
+/// `Conv2dConfig::new(in_ch, out_ch, 3).stride(2).load(p, name)`. Every conv of the model has a
+/// bias (BatchNorm folds into it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dConfig {
+    pub in_ch: usize,
+    pub out_ch: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub bias: bool,
+    pub padding: Padding,
+}
+
+impl Conv2dConfig {
+    /// Stride 1, a bias, PyTorch's symmetric padding.
+    pub fn new(in_ch: usize, out_ch: usize, kernel: usize) -> Self {
+        Conv2dConfig { in_ch, out_ch, kernel, stride: 1, bias: true, padding: Padding::Symmetric }
+    }
+
+    pub fn stride(self, stride: usize) -> Self {
+        Conv2dConfig { stride, ..self }
+    }
+
+    pub fn padding(self, padding: Padding) -> Self {
+        Conv2dConfig { padding, ..self }
+    }
+
+    /// Reads `NAME.weight` (and `NAME.bias`) with the shapes this config implies.
+    pub fn load<T, U: Upload<T>>(self, p: &mut Params<U>, name: &str) -> Result<Conv2d<T>, ModelError> {
+        let Conv2dConfig { in_ch, out_ch, kernel, stride, bias, padding } = self;
         let oihw = [out_ch, in_ch, kernel, kernel];
         let w = p.raw(&format!("{name}.weight"), &oihw)?;
         let hwio = oihw_to_hwio(&w, oihw)?;
@@ -57,7 +75,9 @@ impl<T> Conv2d<T> {
         let bias = if bias { Some(p.tensor(&format!("{name}.bias"), &[out_ch])?) } else { None };
         Ok(Conv2d { weight, bias, kernel, stride, padding })
     }
+}
 
+impl<T> Conv2d<T> {
     pub fn geometry(&self, (h, w): (usize, usize)) -> Geometry {
         match self.padding {
             Padding::Symmetric => Geometry::symmetric(self.stride, (self.kernel - 1) / 2),

@@ -1,7 +1,7 @@
 //! ResNet-50 "c4" (`resnet.py`): 7×7/2 stem, 3×3/2 max-pool (pad 1), bottleneck stages C2..C4,
 //! BatchNorm folded, symmetric padding.
 
-use super::layers::{Conv2d, Padding};
+use super::layers::{Conv2d, Conv2dConfig};
 use crate::backend::{Backend, Upload};
 use crate::model::config::BackboneConfig;
 use crate::model::{ModelError, Params};
@@ -28,7 +28,7 @@ impl<T: Clone> Bottleneck<T> {
     ) -> Result<Self, ModelError> {
         let out_ch = width * EXPANSION;
         let conv = |p: &mut Params<U>, part: &str, i: usize, o: usize, k: usize, s: usize| {
-            Conv2d::load(p, &format!("{name}.{part}.conv"), i, o, k, s, true, Padding::Symmetric)
+            Conv2dConfig::new(i, o, k).stride(s).load(p, &format!("{name}.{part}.conv"))
         };
         Ok(Bottleneck {
             reduce: conv(p, "reduce", in_ch, width, 1, 1)?,
@@ -61,8 +61,7 @@ pub struct ResNetC4<T> {
 
 impl<T: Clone> ResNetC4<T> {
     pub fn load<U: Upload<T>>(p: &mut Params<U>, cfg: &BackboneConfig) -> Result<Self, ModelError> {
-        let stem =
-            Conv2d::load(p, "backbone.stem.conv", 3, cfg.stem_channels, 7, 2, true, Padding::Symmetric)?;
+        let stem = Conv2dConfig::new(3, cfg.stem_channels, 7).stride(2).load(p, "backbone.stem.conv")?;
         let mut stages = Vec::new();
         let mut in_ch = cfg.stem_channels;
         for (s, (&width, &count)) in cfg.widths.iter().zip(&cfg.blocks).enumerate() {

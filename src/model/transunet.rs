@@ -8,7 +8,7 @@
 //!   image ([`TransUNet::condition`]) and added in the per-step conv's epilogue;
 //! - the cross-attention K/V of E are computed once per image for all layers.
 
-use super::layers::{Conv2d, Linear, Norm, Padding};
+use super::layers::{Conv2d, Conv2dConfig, Linear, Norm};
 use super::transformer::DecoderLayer;
 use crate::backend::{Backend, Upload};
 use crate::model::config::DecoderConfig;
@@ -52,12 +52,12 @@ impl<T: Clone> ResBlock<T> {
     ) -> Result<Self, ModelError> {
         Ok(ResBlock {
             norm0: Norm::group(p, &format!("{name}.norm0"), in_ch, in_ch)?,
-            conv0: Conv2d::load(p, &format!("{name}.conv0"), in_ch, out_ch, 3, 1, true, Padding::Symmetric)?,
+            conv0: Conv2dConfig::new(in_ch, out_ch, 3).load(p, &format!("{name}.conv0"))?,
             time_proj: Linear::load(p, &format!("{name}.time_proj"), emb_dim, 2 * out_ch)?,
             norm1: Norm::group(p, &format!("{name}.norm1"), out_ch, out_ch)?,
-            conv1: Conv2d::load(p, &format!("{name}.conv1"), out_ch, out_ch, 3, 1, true, Padding::Symmetric)?,
+            conv1: Conv2dConfig::new(out_ch, out_ch, 3).load(p, &format!("{name}.conv1"))?,
             skip: if in_ch != out_ch {
-                Some(Conv2d::load(p, &format!("{name}.skip"), in_ch, out_ch, 1, 1, true, Padding::Symmetric)?)
+                Some(Conv2dConfig::new(in_ch, out_ch, 1).load(p, &format!("{name}.skip"))?)
             } else {
                 None
             },
@@ -187,16 +187,11 @@ impl<T: Clone> TransUNet<T> {
             }
             let mut resample = None;
             if i != last {
-                resample = Some(Conv2d::load(
-                    p,
-                    &format!("decoder.down.{i}.downsample"),
-                    ch,
-                    width,
-                    3,
-                    2,
-                    true,
-                    Padding::Symmetric,
-                )?);
+                resample = Some(
+                    Conv2dConfig::new(ch, width, 3)
+                        .stride(2)
+                        .load(p, &format!("decoder.down.{i}.downsample"))?,
+                );
                 skips.push(width);
             }
             down.push(Level { res, resample });
@@ -206,7 +201,7 @@ impl<T: Clone> TransUNet<T> {
         let mid = Bottleneck {
             dim,
             norm_in: Norm::group(p, "decoder.mid.norm_in", ch, dim)?,
-            conv_in: Conv2d::load(p, "decoder.mid.conv_in", ch, dim, 1, 1, true, Padding::Symmetric)?,
+            conv_in: Conv2dConfig::new(ch, dim, 1).load(p, "decoder.mid.conv_in")?,
             time_token: Linear::load(p, "decoder.mid.time_token", emb_dim, dim)?,
             layers: (0..cfg.transformer_layers)
                 .map(|l| {
@@ -221,7 +216,7 @@ impl<T: Clone> TransUNet<T> {
                 })
                 .collect::<Result<_, _>>()?,
             norm_out: Norm::group(p, "decoder.mid.norm_out", dim, dim)?,
-            conv_out: Conv2d::load(p, "decoder.mid.conv_out", dim, dim, 1, 1, true, Padding::Symmetric)?,
+            conv_out: Conv2dConfig::new(dim, dim, 1).load(p, "decoder.mid.conv_out")?,
         };
         ch = dim;
 
@@ -236,16 +231,7 @@ impl<T: Clone> TransUNet<T> {
                 ch = width;
             }
             let resample = if i != 0 {
-                Some(Conv2d::load(
-                    p,
-                    &format!("decoder.up.{i}.upsample"),
-                    ch,
-                    width,
-                    3,
-                    1,
-                    true,
-                    Padding::Symmetric,
-                )?)
+                Some(Conv2dConfig::new(ch, width, 3).load(p, &format!("decoder.up.{i}.upsample"))?)
             } else {
                 None
             };
@@ -263,16 +249,7 @@ impl<T: Clone> TransUNet<T> {
             mid,
             up,
             norm_out: Norm::group(p, "decoder.norm_out", widths[0], cfg.dim)?,
-            conv_out: Conv2d::load(
-                p,
-                "decoder.conv_out",
-                widths[0],
-                out_channels,
-                1,
-                1,
-                true,
-                Padding::Symmetric,
-            )?,
+            conv_out: Conv2dConfig::new(widths[0], out_channels, 1).load(p, "decoder.conv_out")?,
         })
     }
 
