@@ -51,3 +51,18 @@ python3 -m pytest train/ -q -p no:cacheprovider
 
 step "browser: build the wasm, serve web/, drive the page in headless Chromium (Playwright)"
 cargo xtask test-web
+
+step "npm package for embedders: cargo xtask package, then npm pack into target/ (nothing is published)"
+cargo xtask package --out target/npm-package
+rm -f target/pix2seqd-*.tgz
+npm pack ./target/npm-package --pack-destination target --json --loglevel=error >target/npm-pack.json
+node -e '
+const [pack] = JSON.parse(require("fs").readFileSync("target/npm-pack.json", "utf8"));
+const files = pack.files.map((f) => f.path);
+const missing = ["element.js", "worker.js", "pkg/pix2seqd.js", "pkg/pix2seqd_bg.wasm", "package.json"].filter((f) => !files.includes(f));
+if (missing.length) {
+  console.error(`the package lacks ${missing.join(", ")}; it holds ${files.join(", ")}`);
+  process.exit(1);
+}
+console.log(`target/${pack.filename}: ${files.length} files, ${pack.size} bytes (${pack.unpackedSize} unpacked)`);
+'

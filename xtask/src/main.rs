@@ -7,7 +7,10 @@
 //!   Chromium's fake camera.
 //! - `test-web`: `web --no-serve`, the fake camera clip, a server on a free port, then
 //!   `node web/e2e/run.mjs` (Playwright + headless Chromium).
+//! - `package [--out DIR] [--models NAME,…]`: `web --no-serve`, then the npm package for embedders
+//!   (`element.js`, the modules it and `worker.js` import, `pkg/`, package.json, README) in DIR.
 
+mod package;
 mod serve;
 mod web;
 mod y4m;
@@ -30,6 +33,11 @@ commands:
         then node web/e2e/run.mjs (env PIX2SEQD_URL, PIX2SEQD_Y4M, PIX2SEQD_DATA)
   serve [--port N]
         serve web/ as it is, without building
+  package [--out DIR] [--models NAME,...]
+        web --no-serve, then the npm package for embedders in DIR (default <target>/npm-package):
+        element.js, the modules it and worker.js import, worker.js, pkg/, package.json and a README;
+        --models copies assets/models/NAME.{json,safetensors} into it (none by default).
+        Then `npm pack DIR` makes the tarball (nothing is published)
 ";
 
 /// The DAVIS sequence the fake camera plays in `test-web`, and how many frames.
@@ -138,6 +146,15 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             a.finish()?;
             return test_web();
         }
+        "package" => {
+            let out = a.value("--out")?.map(PathBuf::from);
+            let models: Vec<String> = a
+                .value("--models")?
+                .map(|m| m.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default();
+            a.finish()?;
+            package::run(&package::Options { out, models })?;
+        }
         "help" | "--help" | "-h" => print!("{USAGE}"),
         other => {
             eprint!("{USAGE}");
@@ -150,10 +167,11 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
 fn serve_forever(port: u16) -> Result<(), String> {
     let web = web::repo_root().join("web");
     let addr = format!("127.0.0.1:{port}");
+    web::Say::new(false).line(&format!("starting the server on {addr}…"));
     let server = serve::Server::bind(&addr, &web, true)
         .map_err(|e| format!("cannot listen on {addr}: {e} (try --port N)"))?;
     let bound = server.local_addr().map_err(|e| e.to_string())?;
-    println!("serving web/ on http://{bound}/  (Ctrl-C to stop)");
+    web::Say::new(false).line(&format!("serving web/ on http://{bound}/  (Ctrl-C to stop)"));
     server.run();
     Ok(())
 }

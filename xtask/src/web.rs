@@ -11,7 +11,7 @@ use flate2::Compression;
 
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
 /// The crate built for the page, and the base name of wasm-bindgen's output.
-const CRATE: &str = "pix2seqd";
+pub const CRATE: &str = "pix2seqd";
 
 pub struct BuildOptions {
     pub debug: bool,
@@ -28,8 +28,8 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// Cargo's target directory (honours CARGO_TARGET_DIR and `build.target-dir`).
-pub fn target_dir(root: &Path) -> Result<PathBuf, String> {
+/// `cargo metadata --no-deps` of the workspace.
+pub fn metadata(root: &Path) -> Result<serde_json::Value, String> {
     let out = Command::new(cargo())
         .current_dir(root)
         .args(["metadata", "--format-version", "1", "--no-deps"])
@@ -39,9 +39,12 @@ pub fn target_dir(root: &Path) -> Result<PathBuf, String> {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!("cargo metadata failed: {}", err.lines().last().unwrap_or("").trim()));
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: bad JSON: {e}"))?;
-    v["target_directory"]
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: bad JSON: {e}"))
+}
+
+/// Cargo's target directory (honours CARGO_TARGET_DIR and `build.target-dir`).
+pub fn target_dir(root: &Path) -> Result<PathBuf, String> {
+    metadata(root)?["target_directory"]
         .as_str()
         .map(PathBuf::from)
         .ok_or_else(|| "cargo metadata has no target_directory".into())
@@ -358,42 +361,72 @@ fn stage_models(root: &Path, web: &Path, log: &mut dyn FnMut(String)) -> Result<
     Ok(staged)
 }
 
-/// Build + bindgen + wasm-opt + sizes + models. Human text goes to stdout, or to stderr with `json`
-/// (stdout then carries one JSON object).
+/// How long the first release build of the wasm takes on a 2-core machine (no cargo cache), as
+/// `cargo xtask web` announces it; measured: README.md, "The web page".
+pub const FIRST_BUILD: &str = "about 7 min on 2 cores";
+
+/// One line per phase, printed and flushed before the phase starts, so a slow first build is never
+/// silent. Human text goes to stdout, or to stderr with `json` (stdout then carries one JSON object).
+pub struct Say {
+    json: bool,
+}
+
+impl Say {
+    pub fn new(json: bool) -> Say {
+        Say { json }
+    }
+
+    pub fn line(&self, s: &str) {
+        if self.json {
+            eprintln!("{s}");
+            let _ = std::io::stderr().flush();
+        } else {
+            println!("{s}");
+            let _ = std::io::stdout().flush();
+        }
+    }
+}
+
+/// Build + bindgen + wasm-opt + sizes + models, each phase announced before it starts.
 pub fn build(opts: &BuildOptions) -> Result<(), String> {
     let root = repo_root();
     let web = root.join("web");
     let json = opts.json;
-    let mut say = |s: String| {
-        if json {
-            eprintln!("{s}");
-        } else {
-            println!("{s}");
-        }
-    };
+    let out = Say::new(json);
+    let say = |s: String| out.line(&s);
+    let profile = if opts.debug { "debug" } else { "release" };
+    say(format!(
+        "cargo xtask web: building the page into web/ ({profile}); each phase is announced before it starts"
+    ));
     let target = target_dir(&root)?;
     if !opts.debug {
         ensure_npm_tools(&web);
     }
-    let profile = if opts.debug { "debug" } else { "release" };
-    say(format!("building {CRATE} for {WASM_TARGET} ({profile})"));
+    say(format!(
+        "[1/5] building the wasm (cargo build --lib --target {WASM_TARGET}{}; the first build takes {FIRST_BUILD}, later ones seconds)…",
+        if opts.debug { "" } else { " --release" }
+    ));
+    let t = std::time::Instant::now();
     let wasm = build_wasm(&root, &target, opts.debug)?;
+    say(format!("      built {CRATE}.wasm ({:.1} s)", t.elapsed().as_secs_f64()));
 
     let pkg = web.join("pkg");
+    say("[2/5] wasm-bindgen --target web → web/pkg/…".into());
     let t = std::time::Instant::now();
     bindgen(&wasm, &pkg, opts.debug)?;
-    say(format!("wasm-bindgen --target web → web/pkg/ ({:.1} s)", t.elapsed().as_secs_f64()));
+    say(format!("      done ({:.1} s)", t.elapsed().as_secs_f64()));
 
     let out_wasm = pkg.join(format!("{CRATE}_bg.wasm"));
     let optimized = if opts.debug {
-        say("wasm-opt: skipped (--debug)".into());
+        say("[3/5] wasm-opt: skipped (--debug)".into());
         false
     } else {
+        say("[3/5] wasm-opt -Oz (npm binaryen; a minute or two when the wasm changed)…".into());
         let t = std::time::Instant::now();
         let before = std::fs::metadata(&out_wasm).map(|m| m.len()).unwrap_or(0);
         match wasm_opt(&web, &out_wasm, &target.join("xtask-wasm-opt"))? {
             Opt::NotInstalled => {
-                say("wasm-opt: skipped (web/node_modules/.bin/wasm-opt not found; run `npm ci --prefix web` for npm binaryen)".into());
+                say("      skipped (web/node_modules/.bin/wasm-opt not found; run `npm ci --prefix web` for npm binaryen)".into());
                 false
             }
             done => {
@@ -401,7 +434,7 @@ pub fn build(opts: &BuildOptions) -> Result<(), String> {
                 let how =
                     if matches!(done, Opt::Cached) { "unchanged input, cached" } else { "npm binaryen" };
                 say(format!(
-                    "wasm-opt -Oz: {} → {} bytes ({how}, {:.1} s)",
+                    "      {} → {} bytes ({how}, {:.1} s)",
                     group(before as usize),
                     group(after as usize),
                     t.elapsed().as_secs_f64()
@@ -416,13 +449,15 @@ pub fn build(opts: &BuildOptions) -> Result<(), String> {
         print_sizes(&sizes);
     }
 
-    let staged = stage_models(&root, &web, &mut say)?;
+    say("[4/5] staging the models in web/models/…".into());
+    let staged = stage_models(&root, &web, &mut |s| out.line(&s))?;
     say(format!(
-        "models in web/models/: {}",
+        "      {}",
         staged.iter().map(|s| format!("{} ({})", s.name, s.source.display())).collect::<Vec<_>>().join(", ")
     ));
+    say("[5/5] staging the sample photos in web/samples/…".into());
     let samples = stage_samples(&root, &web)?;
-    say(format!("sample photos in web/samples/: {}", samples.join(", ")));
+    say(format!("      {}", samples.join(", ")));
 
     if json {
         let v = serde_json::json!({
