@@ -49,6 +49,9 @@ cargo build --locked --lib --target wasm32-unknown-unknown
 step "pytest train/"
 python3 -m pytest train/ -q -p no:cacheprovider
 
+step "CPU comparison, smoke run: the tiny fixture through pix2seqd, ONNX Runtime and PyTorch"
+python3 scripts/compare_cpu.py --smoke
+
 step "browser: build the wasm, serve web/, drive the page in headless Chromium (Playwright)"
 cargo xtask test-web
 

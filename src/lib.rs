@@ -6,7 +6,6 @@
 //! dispatcher and its plain-Rust CPU reference.
 
 pub mod backend;
-pub mod cpu;
 pub mod data;
 pub mod diffusion;
 mod error;

@@ -26,6 +26,15 @@ pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
 
+/// Runs the fast CPU kernels against their plain twins in this build (the browser tests call it, so
+/// the wasm SIMD build is checked where it runs): `{cases, cpuPath}`, or an error naming the first
+/// kernel that differs.
+#[wasm_bindgen(js_name = cpuSelfCheck)]
+pub fn cpu_self_check() -> Result<JsValue, JsError> {
+    let cases = crate::backend::cpu::check::self_check().map_err(|e| JsError::new(&e))?;
+    to_js(&json!({"cases": cases, "cpuPath": crate::backend::CpuPath::detect().to_string()}))
+}
+
 /// `segment`'s options object (all optional; unknown keys are an error, so a typo is not ignored).
 #[derive(Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
@@ -169,6 +178,9 @@ impl Engine {
         to_js(&json!({
             "backend": self.segmenter.backend().name(),
             "adapter": adapter,
+            // Where the CPU path runs (the page shows it on the Engine card): SIMD and threads.
+            "cpuPath": (self.segmenter.backend() == BackendKind::Cpu)
+                .then(|| crate::backend::CpuPath::detect().to_string()),
             "model": {
                 "name": cfg.name,
                 "imageSize": cfg.image_size,

@@ -36,7 +36,7 @@ export function renderEngine() {
   } else if (gpu) {
     speed = "Runs on your GPU.";
   } else {
-    speed = "Runs on the CPU in a Web Worker (WebAssembly, one thread), so the page stays responsive.";
+    speed = `Runs on the CPU in a Web Worker (WebAssembly, ${info.cpuPath || "one thread"}), so the page stays responsive.`;
   }
   // Only what this page measured on this machine: no promise made up front.
   const run = app.measured;
@@ -59,6 +59,7 @@ export function renderEngine() {
     ["Download", app.model ? `${formatBytes(app.model.weights.length)}${app.model.fromCache ? ", from cache" : ""}` : "—"],
   ];
   if (m.purpose) facts.splice(1, 0, ["Purpose", m.purpose]);
+  if (!gpu && info.cpuPath) facts.push(["CPU path", info.cpuPath]);
   const vm = pub.videoModel;
   if (vm.url) {
     const state = app.slot && app.slot === app.slots.video ? "in use" : { none: "", idle: "loaded when the webcam starts", loading: "loading…", ready: "ready", failed: `could not load: ${vm.error}` }[vm.state];

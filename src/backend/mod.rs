@@ -1,15 +1,17 @@
 //! The ops the model is written against. The model code (`crate::model`) is generic over a
 //! [`Backend`], so one forward pass, written like the PyTorch modules, runs on the GPU
 //! ([`GpuBackend`]: records into a [`Frame`](crate::gpu::Frame)) and on the CPU
-//! ([`crate::cpu::CpuBackend`]: the plain-Rust twins of the kernels), and both are checked
+//! ([`CpuBackend`]: fast CPU kernels, checked against the plain-Rust twins `ops::*::cpu`), and both are checked
 //! against the PyTorch fixtures.
 //!
 //! All activations are channels-last (`[N, H, W, C]`, tokens `[N, L, C]`); weights are in the
 //! engine's layouts (conv HWIO, depthwise `[KH, KW, C]`, linear `[in, out]`).
 
 pub mod bands;
+pub mod cpu;
 mod gpu;
 
+pub use cpu::{CpuBackend, CpuPath, CpuTensor};
 pub use gpu::GpuBackend;
 
 use crate::gpu::GpuError;

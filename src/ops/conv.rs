@@ -598,7 +598,7 @@ pub mod cpu {
     }
 
     /// Input coordinate of output coordinate `o`, window tap `k`, or `None` in the padding.
-    fn tap(o: usize, k: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
+    pub(crate) fn tap(o: usize, k: usize, stride: usize, pad: usize, size: usize) -> Option<usize> {
         (o * stride + k).checked_sub(pad).filter(|i| *i < size)
     }
 

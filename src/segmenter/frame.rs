@@ -8,7 +8,7 @@ use super::{
     Timings,
 };
 use crate::backend::{Backend, GpuBackend};
-use crate::cpu::{CpuBackend, CpuTensor};
+use crate::backend::{CpuBackend, CpuTensor};
 use crate::diffusion::{sample, SamplerOptions};
 use crate::error::Error;
 use crate::geometry::Letterbox;
@@ -42,6 +42,22 @@ struct Marks {
     readout: f64,
 }
 
+impl Marks {
+    /// Stage times from per-dispatch GPU timestamps `(kernel, ms)`, the marks being dispatch
+    /// indices.
+    fn gpu_timings(&self, per_dispatch: &[(&'static str, f64)]) -> Timings {
+        let sum = |a: f64, b: f64| per_dispatch[a as usize..b as usize].iter().map(|t| t.1).sum::<f64>();
+        Timings {
+            ingest: Some(sum(0.0, self.ingest)),
+            encoder: Some(sum(self.ingest, self.encoder)),
+            decoder_steps: self.steps.windows(2).map(|w| sum(w[0], w[1])).collect(),
+            readout: self.steps.last().map(|&last| sum(last, self.readout)),
+            source: "gpu-timestamps",
+            ..Default::default()
+        }
+    }
+}
+
 /// The geometry of one frame: where the image sits on the model's canvas, the output size, and
 /// where the output pixels land on the image.
 struct FramePlan {
@@ -53,6 +69,8 @@ struct FramePlan {
     on_image: Letterbox,
     /// How many maps the video history keeps after this frame (0: a still image or an image model).
     keep: usize,
+    /// How many previous masks condition this frame (what the history holds, up to the model's).
+    conditioned_on: usize,
     video: bool,
 }
 
@@ -61,7 +79,7 @@ impl FramePlan {
         cfg: &ModelConfig,
         image: (usize, usize),
         opts: &SegmentOptions,
-        video: bool,
+        (video, history_len): (bool, usize),
     ) -> Result<Self, Error> {
         let (height, width) = image;
         let lb = Letterbox::fit(height, width, cfg.image_size[0], cfg.image_size[1])?;
@@ -69,7 +87,8 @@ impl FramePlan {
         let resample = Resample::new(&lb, cfg.mask_size[0], cfg.mask_size[1], out.0, out.1)?;
         let on_image = output_letterbox(image, out);
         let keep = if video { cfg.video_prev_masks } else { 0 };
-        Ok(FramePlan { image, lb, resample, out, on_image, keep, video })
+        let conditioned_on = history_len.min(keep);
+        Ok(FramePlan { image, lb, resample, out, on_image, keep, conditioned_on, video })
     }
 }
 
@@ -126,7 +145,6 @@ struct HostMaps {
 struct Readback {
     maps: HostMaps,
     timings: Timings,
-    conditioned_on: usize,
     /// The packed image on the GPU, kept for drawing a still image after post-processing.
     image_words: Option<Tensor>,
 }
@@ -178,7 +196,6 @@ impl GpuEngine {
     ) -> Result<Option<Readback>, Error> {
         self.gpu.check()?;
         let cfg = &self.model.cfg;
-        let conditioned_on = if plan.video { self.history.len().min(cfg.video_prev_masks) } else { 0 };
         let mut marks = Marks::default();
         let mut frame = self.gpu.frame();
         let words = match image {
@@ -234,20 +251,14 @@ impl GpuEngine {
         let [ic, ii, cc, ci, tc]: [Vec<u32>; 5] =
             host.try_into().map_err(|_| Error::Invalid("read-back lost a map".into()))?;
         let maps = HostMaps { ids: (ic, ii), cells: (cc, ci), threshold_class: tc };
-        let mut timings = Timings { source: "total-only", ..Default::default() };
-        if let Some(profile) = profile {
-            let per_dispatch = profile.into_timings(&self.gpu).await?;
-            let sum = |a: f64, b: f64| per_dispatch[a as usize..b as usize].iter().map(|t| t.1).sum::<f64>();
-            timings.ingest = Some(sum(0.0, marks.ingest));
-            timings.encoder = Some(sum(marks.ingest, marks.encoder));
-            timings.decoder_steps = marks.steps.windows(2).map(|w| sum(w[0], w[1])).collect();
-            timings.readout = marks.steps.last().map(|&last| sum(last, marks.readout));
-            timings.source = "gpu-timestamps";
-        }
+        let timings = match profile {
+            Some(profile) => marks.gpu_timings(&profile.into_timings(&self.gpu).await?),
+            None => Timings { source: "total-only", ..Default::default() },
+        };
         if let Some(kept) = kept {
             self.history.remember(kept, plan.keep);
         }
-        Ok(Some(Readback { maps, timings, conditioned_on, image_words: Some(words) }))
+        Ok(Some(Readback { maps, timings, image_words: Some(words) }))
     }
 
     /// A still image is drawn as post-processed: its maps go back up for the overlay.
@@ -278,7 +289,6 @@ impl CpuEngine {
         on_step: Option<&mut dyn FnMut(usize, usize)>,
     ) -> Result<Readback, Error> {
         let cfg = &self.model.cfg;
-        let conditioned_on = if plan.video { self.history.len().min(cfg.video_prev_masks) } else { 0 };
         let mut marks = Marks::default();
         let t0 = now_ms();
         let Pixels::Rgba(image) = image else {
@@ -317,7 +327,7 @@ impl CpuEngine {
         if plan.keep > 0 {
             self.history.remember(out.cells, plan.keep);
         }
-        Ok(Readback { maps, timings, conditioned_on, image_words: None })
+        Ok(Readback { maps, timings, image_words: None })
     }
 }
 
@@ -351,12 +361,16 @@ impl Segmenter {
     ) -> Result<Option<Segmentation>, Error> {
         self.check_request(opts, &output)?;
         let start = now_ms();
-        let plan = FramePlan::new(&self.cfg, image.size(), opts, video)?;
+        let history_len = match &self.engine {
+            BackendState::Gpu(engine) => engine.history.len(),
+            BackendState::Cpu(engine) => engine.history.len(),
+        };
+        let plan = FramePlan::new(&self.cfg, image.size(), opts, (video, history_len))?;
         let read = match &mut self.engine {
             BackendState::Gpu(engine) => engine.frame(image, opts, &plan, &mut output).await?,
             BackendState::Cpu(engine) => Some(engine.frame(image, opts, &plan, on_step)?),
         };
-        let Some(Readback { maps, mut timings, conditioned_on, image_words }) = read else {
+        let Some(Readback { maps, mut timings, image_words }) = read else {
             return Ok(None);
         };
         let post_start = now_ms();
@@ -383,7 +397,7 @@ impl Segmenter {
             letterbox: plan.lb,
             timings,
             backend: self.backend(),
-            conditioned_on,
+            conditioned_on: plan.conditioned_on,
         }))
     }
 }

@@ -22,7 +22,7 @@ use frame::Output;
 use video::VideoHistory;
 
 use crate::backend::GpuBackend;
-use crate::cpu::{CpuBackend, CpuTensor};
+use crate::backend::{CpuBackend, CpuTensor};
 use crate::error::Error;
 use crate::geometry::Letterbox;
 use crate::gpu::{Gpu, GpuOptions, Presenter, Tensor};

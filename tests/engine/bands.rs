@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::{assert_close, Rand};
 use pix2seqd::backend::{Backend, Epilogue, GpuBackend};
-use pix2seqd::cpu::{CpuBackend, CpuTensor};
+use pix2seqd::backend::{CpuBackend, CpuTensor};
 use pix2seqd::diffusion::ddim_coefficients;
 use pix2seqd::geometry::Letterbox;
 use pix2seqd::gpu::{Gpu, GpuOptions, Tensor};

@@ -217,7 +217,7 @@ mod model_seeds {
             let bytes = safetensors(&tensors, dtype);
             let cfg = ModelConfig::from_json(json).unwrap();
             let mut weights = Weights::parse(bytes.clone()).unwrap();
-            match Pix2SeqD::load(cfg, &mut weights, &pix2seqd::cpu::CpuBackend) {
+            match Pix2SeqD::load(cfg, &mut weights, &pix2seqd::backend::CpuBackend) {
                 Ok(_) => return bytes,
                 Err(ModelError::MissingTensor(name)) => tensors.push((name, vec![0])),
                 Err(ModelError::WrongShape { name, expected, .. }) => {

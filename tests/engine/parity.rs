@@ -7,7 +7,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 
 use pix2seqd::backend::{Backend, GpuBackend};
-use pix2seqd::cpu::{CpuBackend, CpuTensor};
+use pix2seqd::backend::{CpuBackend, CpuTensor};
 use pix2seqd::diffusion::{sample, SamplerOptions};
 use pix2seqd::geometry::Letterbox;
 use pix2seqd::gpu::{Gpu, Pending, Tensor};

@@ -260,6 +260,22 @@ async function main() {
     assert(st.result.backend === "cpu", `backend ${st.result.backend}, expected cpu`);
     assert(st.result.segments.length > 0, "no segments");
     assert(/CPU/.test(st.backendText), `#backend says '${st.backendText}'`);
+    // The CPU path is the wasm SIMD build on the worker's one thread, and the Engine card says so;
+    // its fast kernels match their plain twins in this very build (the worker's wasm).
+    const cpuPath = await page.evaluate(() => window.pix2seqd.engineInfo.cpuPath);
+    assert(cpuPath === "wasm SIMD128, 1 thread", `engine info cpuPath '${cpuPath}'`);
+    const facts = await page.locator("#engine-facts").textContent();
+    assert(facts.includes("CPU pathwasm SIMD128, 1 thread"), `engine card facts '${facts}'`);
+    const check = await page.evaluate(async () => {
+      const mod = await import("./pkg/pix2seqd.js");
+      await mod.default();
+      try {
+        return mod.cpuSelfCheck();
+      } catch (e) {
+        return { error: String(e?.message ?? e) };
+      }
+    });
+    assert(!check.error && check.cases >= 40 && check.cpuPath === cpuPath, `wasm CPU self-check: ${JSON.stringify(check)}`);
     const seg = st.result.segments[0];
     assert(typeof seg.label === "string" && typeof seg.isThing === "boolean" && seg.area > 0, `bad segment ${JSON.stringify(seg)}`);
     // The default model is the shipped `objects`: the rugby players are person instances.
@@ -420,6 +436,14 @@ async function main() {
       assert(m && m[1] === fps.card, `status '${fps.status}' vs timings card '${fps.card}'`);
     }
     // The camera stays live under the last mask: two snapshots between two mask updates differ.
+    // At the card's steps the CPU path updates the mask about every 0.5 s, less than two
+    // snapshots take here; at 12 steps an update takes seconds, so the snapshots fit between two.
+    // (The value only, no input event: the loop reads it per frame, and the page does not take it
+    // for the user's choice, which would keep it for the photo below.)
+    const setSteps = (v) => page.evaluate((v) => (document.getElementById("steps").value = v), v);
+    await setSteps("12");
+    const slowFrom = await page.evaluate(() => window.pix2seqd.webcam.frames);
+    await webcamFrames(page, slowFrom + 2);
     let live = null;
     for (let attempt = 0; attempt < 5 && !live; attempt++) {
       const n0 = await page.evaluate(() => window.pix2seqd.webcam.frames);
@@ -430,6 +454,7 @@ async function main() {
       if (n0 === n1) live = { changed: await changedShare(page, a, b) };
     }
     assert(live, "no two snapshots fell between two mask updates");
+    await setSteps(String(during.steps[0]));
     // An opaque canvas with the frame baked in changes a few edge pixels at most.
     assert(live.changed > 0.01, `${(100 * live.changed).toFixed(2)}% of the picture changed between two mask updates: the camera is not live`);
     const lag = await page.locator("#status").textContent();

@@ -160,6 +160,9 @@ fn wasm_opt(web: &Path, wasm: &Path, cache: &Path) -> Result<Opt, String> {
     let tmp = wasm.with_extension("opt.wasm");
     let status = Command::new(&bin)
         .arg("-Oz")
+        // The engine is built with simd128 (.cargo/config.toml); say so rather than rely on
+        // binaryen reading the target-features section.
+        .arg("--enable-simd")
         .arg(wasm)
         .arg("-o")
         .arg(&tmp)

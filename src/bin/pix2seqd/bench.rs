@@ -327,10 +327,11 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
     let adapter = sources
         .iter()
         .find_map(|(_, s, _)| s.as_ref().ok().and_then(|s| s.gpu()).map(|g| g.adapter().name.clone()));
+    let cpu_path = a.cpu.then(|| pix2seqd::backend::CpuPath::detect().to_string());
     if a.json {
         println!(
             "{:#}",
-            serde_json::json!({"backend": backend.name(), "adapter": adapter, "input": [h, w], "results": rows})
+            serde_json::json!({"backend": backend.name(), "adapter": adapter, "cpu_path": cpu_path, "input": [h, w], "results": rows})
         );
     } else {
         println!(
@@ -338,6 +339,9 @@ pub fn pipeline(a: &PipelineArgs) -> Result<(), String> {
         );
         if let Some(a) = adapter {
             println!("adapter: {a}");
+        }
+        if let Some(path) = &cpu_path {
+            println!("CPU path: {path} (RAYON_NUM_THREADS sets the threads)");
         }
     }
     match failures.first() {

@@ -405,6 +405,7 @@ fn info(cli: &Cli) -> Result<(), String> {
             "limits": limits.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
             "features": features.iter().map(|(k, v)| (k.to_string(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
             "kernels": pix2seqd::ops::all_kernels().len(),
+            "cpu_path": pix2seqd::backend::CpuPath::detect(),
         });
         println!("{json:#}");
     } else {
@@ -426,6 +427,7 @@ fn info(cli: &Cli) -> Result<(), String> {
             println!("  {k:<40} {v}");
         }
         println!("kernels   {}", pix2seqd::ops::all_kernels().len());
+        println!("CPU path  {} (`--cpu`; RAYON_NUM_THREADS sets the threads)", pix2seqd::backend::CpuPath::detect());
     }
     Ok(())
 }

@@ -1,98 +1,29 @@
-//! The whole forward pass on the CPU: [`CpuBackend`] runs the model code with the plain-Rust twins
-//! of the kernels (`ops::*::cpu`). It is the reference the GPU path is tested against and the
-//! fallback where WebGPU is missing. Shapes are checked here, so the twins' assertions can not
-//! fire on a model that passed loading.
+//! The whole forward pass on the CPU: [`CpuBackend`] runs the model code where WebGPU is missing
+//! (the page's worker, the CLI's `--cpu`). Convolutions, linears and attention run on the fast
+//! kernels of this folder (packed GEMM tiles over all threads: [`gemm`], [`conv`], [`attention`]),
+//! which their tests check against the plain-Rust twins (`ops::*::cpu`); the rest runs the twins
+//! themselves. Shapes are checked here, so no kernel's assertion can fire on a model that passed
+//! loading.
 
-use std::sync::Arc;
+pub mod attention;
+pub mod check;
+pub mod conv;
+pub mod gemm;
+pub mod norm;
+pub mod par;
+mod tensor;
+
+pub use par::CpuPath;
+pub use tensor::CpuTensor;
+use tensor::{last, nhwc, same_shape, vector};
 
 use crate::backend::{Backend, Epilogue, Upload};
 use crate::gpu::GpuError;
 use crate::ops::bits::{self, BitSpec, DdimCoefficients};
-use crate::ops::conv::{self, Geometry};
+use crate::ops::conv::{self as conv_ops, Geometry};
 use crate::ops::readout::{self, Cells, IdSpace, Resample};
-use crate::ops::{attention, elementwise, embed, layout, matmul, norm, rng, Activation};
-
-#[derive(Clone, Debug)]
-enum Data {
-    F32(Arc<Vec<f32>>),
-    U32(Arc<Vec<u32>>),
-}
-
-/// A host tensor: shape + shared f32 or u32 storage.
-#[derive(Clone, Debug)]
-pub struct CpuTensor {
-    shape: Vec<usize>,
-    data: Data,
-}
-
-impl CpuTensor {
-    pub fn new(shape: &[usize], data: Vec<f32>) -> Result<CpuTensor, GpuError> {
-        check_len("cpu tensor", shape, data.len())?;
-        Ok(CpuTensor { shape: shape.to_vec(), data: Data::F32(Arc::new(data)) })
-    }
-
-    pub fn new_u32(shape: &[usize], data: Vec<u32>) -> Result<CpuTensor, GpuError> {
-        check_len("cpu tensor", shape, data.len())?;
-        Ok(CpuTensor { shape: shape.to_vec(), data: Data::U32(Arc::new(data)) })
-    }
-
-    pub fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-
-    /// The f32 values (an error for a u32 tensor).
-    pub fn f32(&self) -> Result<&[f32], GpuError> {
-        match &self.data {
-            Data::F32(v) => Ok(v),
-            Data::U32(_) => Err(GpuError::shape("cpu", "expected an f32 tensor, got u32")),
-        }
-    }
-
-    pub fn u32(&self) -> Result<&[u32], GpuError> {
-        match &self.data {
-            Data::U32(v) => Ok(v),
-            Data::F32(_) => Err(GpuError::shape("cpu", "expected a u32 tensor, got f32")),
-        }
-    }
-}
-
-fn check_len(op: &'static str, shape: &[usize], len: usize) -> Result<(), GpuError> {
-    if shape.iter().product::<usize>() != len {
-        return Err(GpuError::shape(op, format!("{len} values do not fill the shape {shape:?}")));
-    }
-    Ok(())
-}
-
-fn nhwc(op: &'static str, t: &CpuTensor) -> Result<[usize; 4], GpuError> {
-    match *t.shape() {
-        [n, h, w, c] => Ok([n, h, w, c]),
-        _ => Err(GpuError::shape(op, format!("expected [N, H, W, C], got {:?}", t.shape()))),
-    }
-}
-
-fn last(t: &CpuTensor) -> usize {
-    t.shape().last().copied().unwrap_or(0)
-}
-
-fn vector<'t>(op: &'static str, t: Option<&'t CpuTensor>, len: usize) -> Result<Option<&'t [f32]>, GpuError> {
-    match t {
-        None => Ok(None),
-        Some(t) if t.shape() == [len] => Ok(Some(t.f32()?)),
-        Some(t) => Err(GpuError::shape(op, format!("expected [{len}], got {:?}", t.shape()))),
-    }
-}
-
-fn same_shape<'t>(
-    op: &'static str,
-    a: &CpuTensor,
-    b: Option<&'t CpuTensor>,
-) -> Result<Option<&'t [f32]>, GpuError> {
-    match b {
-        None => Ok(None),
-        Some(b) if b.shape() == a.shape() => Ok(Some(b.f32()?)),
-        Some(b) => Err(GpuError::shape(op, format!("{:?} and {:?} differ", a.shape(), b.shape()))),
-    }
-}
+use crate::ops::norm as norm_ops;
+use crate::ops::{elementwise, embed, layout, rng, Activation};
 
 /// The CPU backend; stateless.
 #[derive(Clone, Copy, Debug, Default)]
@@ -154,13 +85,8 @@ impl Backend for CpuBackend {
             Some(r) => Some(r.f32()?),
             None => None,
         };
-        let cpu_epi = conv::cpu::Epilogue {
-            bias: vector(OP, epi.bias, ws[3])?,
-            act: epi.act,
-            residual,
-            scale: epi.scale,
-        };
-        CpuTensor::new(&out_shape, conv::cpu::conv2d(x.f32()?, xs, w.f32()?, ws, geom, &cpu_epi))
+        let row_epi = gemm::RowEpilogue::conv(vector(OP, epi.bias, ws[3])?, residual, epi.act, epi.scale);
+        CpuTensor::new(&out_shape, conv::conv2d(x.f32()?, xs, w.f32()?, ws, geom, &row_epi))
     }
 
     fn depthwise_conv2d(
@@ -185,7 +111,7 @@ impl Backend for CpuBackend {
         let (oh, ow) = geom
             .output_size((xs[1], xs[2]), (kh, kw))
             .ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
-        let y = conv::cpu::depthwise_conv2d(
+        let y = conv::depthwise_conv2d(
             x.f32()?,
             xs,
             w.f32()?,
@@ -208,7 +134,7 @@ impl Backend for CpuBackend {
         let (oh, ow) = geom
             .output_size((xs[1], xs[2]), window)
             .ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
-        CpuTensor::new(&[xs[0], oh, ow, xs[3]], conv::cpu::max_pool2d(x.f32()?, xs, window, geom))
+        CpuTensor::new(&[xs[0], oh, ow, xs[3]], conv_ops::cpu::max_pool2d(x.f32()?, xs, window, geom))
     }
 
     fn linear(
@@ -240,19 +166,8 @@ impl Backend for CpuBackend {
             None => None,
         };
         let rows = x.shape().iter().product::<usize>() / k.max(1);
-        let y = matmul::cpu::matmul(
-            x.f32()?,
-            w.f32()?,
-            vector(OP, epi.bias, n)?,
-            residual,
-            epi.act,
-            1,
-            rows,
-            k,
-            n,
-            true,
-        );
-        CpuTensor::new(&out_shape, y)
+        let row_epi = gemm::RowEpilogue::linear(vector(OP, epi.bias, n)?, residual, epi.act);
+        CpuTensor::new(&out_shape, gemm::linear(x.f32()?, rows, k, w.f32()?, n, &row_epi))
     }
 
     fn layer_norm(
@@ -266,7 +181,7 @@ impl Backend for CpuBackend {
         const OP: &str = "cpu layer_norm";
         let d = last(x);
         let (g, b) = (vector(OP, Some(gamma), d)?.unwrap_or(&[]), vector(OP, Some(beta), d)?.unwrap_or(&[]));
-        CpuTensor::new(x.shape(), norm::cpu::layer_norm(x.f32()?, d, g, b, eps, act))
+        CpuTensor::new(x.shape(), norm_ops::cpu::layer_norm(x.f32()?, d, g, b, eps, act))
     }
 
     fn group_norm(
@@ -299,7 +214,8 @@ impl Backend for CpuBackend {
             None => None,
         };
         let (g, b) = (vector(OP, Some(gamma), c)?.unwrap_or(&[]), vector(OP, Some(beta), c)?.unwrap_or(&[]));
-        CpuTensor::new(x.shape(), norm::cpu::group_norm(x.f32()?, n, c, groups, g, b, eps, ss, act))
+        let spec = norm::GroupNorm { groups, gamma: g, beta: b, eps, act };
+        CpuTensor::new(x.shape(), norm::group_norm(x.f32()?, n, c, &spec, ss))
     }
 
     fn attention_qkv(&mut self, qkv: &CpuTensor, heads: usize) -> Result<CpuTensor, GpuError> {
@@ -314,11 +230,10 @@ impl Backend for CpuBackend {
                 format!("{d3} channels do not split into q, k, v of {heads} heads"),
             ));
         }
-        let parts = attention::cpu::split_channels(qkv.f32()?, 3, d);
-        CpuTensor::new(
-            &[n, l, d],
-            attention::cpu::attention(&parts[0], &parts[1], &parts[2], n, l, l, heads, d / heads),
-        )
+        let data = qkv.f32()?;
+        let part = |i: usize| attention::Rows { data, offset: i * d, row_stride: d3 };
+        let shape = attention::Shape { batch: n, lq: l, lk: l, heads, dh: d / heads };
+        CpuTensor::new(&[n, l, d], attention::attention(part(0), part(1), part(2), &shape))
     }
 
     fn attention_q_kv(&mut self, q: &CpuTensor, kv: &CpuTensor, heads: usize) -> Result<CpuTensor, GpuError> {
@@ -335,11 +250,11 @@ impl Backend for CpuBackend {
                 format!("q {:?} and kv {:?} do not match ({heads} heads)", q.shape(), kv.shape()),
             ));
         }
-        let parts = attention::cpu::split_channels(kv.f32()?, 2, d);
-        CpuTensor::new(
-            &[n, lq, d],
-            attention::cpu::attention(q.f32()?, &parts[0], &parts[1], n, lq, lk, heads, d / heads),
-        )
+        let q = attention::Rows { data: q.f32()?, offset: 0, row_stride: d };
+        let (data, row_stride) = (kv.f32()?, d2);
+        let (k, v) = (attention::Rows { data, offset: 0, row_stride }, attention::Rows { data, offset: d, row_stride });
+        let shape = attention::Shape { batch: n, lq, lk, heads, dh: d / heads };
+        CpuTensor::new(&[n, lq, d], attention::attention(q, k, v, &shape))
     }
 
     fn add(&mut self, a: &CpuTensor, b: &CpuTensor, act: Activation) -> Result<CpuTensor, GpuError> {
