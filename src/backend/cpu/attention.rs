@@ -86,4 +86,3 @@ fn softmax_rows(scores: &mut [f32], n: usize, scale: f32) {
         row.iter_mut().for_each(|s| *s *= inv);
     }
 }
-

@@ -44,15 +44,24 @@ fn geometries() -> Vec<([usize; 4], (usize, usize), Geometry)> {
 fn convs() -> Result<usize, String> {
     let mut cases = 0;
     for (xs, (kh, kw), geom) in geometries() {
-        for (cout, act, with_residual, scale) in [(7, Activation::Silu, true, 0.5), (1, Activation::None, false, 1.0)] {
+        for (cout, act, with_residual, scale) in
+            [(7, Activation::Silu, true, 0.5), (1, Activation::None, false, 1.0)]
+        {
             let ws = [kh, kw, xs[3], cout];
-            let (x, w, bias) = (pattern(xs.iter().product(), 1), pattern(ws.iter().product(), 2), pattern(cout, 3));
-            let (oh, ow) = geom.output_size((xs[1], xs[2]), (kh, kw)).ok_or("a check geometry has no output")?;
+            let (x, w, bias) =
+                (pattern(xs.iter().product(), 1), pattern(ws.iter().product(), 2), pattern(cout, 3));
+            let (oh, ow) =
+                geom.output_size((xs[1], xs[2]), (kh, kw)).ok_or("a check geometry has no output")?;
             let residual = pattern(xs[0] * oh * ow * cout, 4);
             let residual = with_residual.then_some(residual.as_slice());
-            let fast = conv::conv2d(&x, xs, &w, ws, &geom, &RowEpilogue::conv(Some(&bias), residual, act, scale));
+            let fast =
+                conv::conv2d(&x, xs, &w, ws, &geom, &RowEpilogue::conv(Some(&bias), residual, act, scale));
             let twin = conv_ops::cpu::Epilogue { bias: Some(&bias), act, residual, scale };
-            compare(&format!("conv2d {xs:?} {ws:?}"), &fast, &conv_ops::cpu::conv2d(&x, xs, &w, ws, &geom, &twin))?;
+            compare(
+                &format!("conv2d {xs:?} {ws:?}"),
+                &fast,
+                &conv_ops::cpu::conv2d(&x, xs, &w, ws, &geom, &twin),
+            )?;
 
             let (w, bias) = (pattern(kh * kw * xs[3], 5), pattern(xs[3], 6));
             let bias = with_residual.then_some(bias.as_slice());
@@ -69,7 +78,8 @@ fn linears() -> Result<usize, String> {
     let shapes = [(1, 1, 1), (2, 256, 37), (7, 13, 5), (193, 33, 71), (300, 0, 4), (64, 256, 768)];
     for (rows, k, n) in shapes {
         let (x, w, b, r) = (pattern(rows * k, 1), pattern(k * n, 2), pattern(n, 3), pattern(rows * n, 4));
-        let fast = gemm::linear(&x, rows, k, &w, n, &RowEpilogue::linear(Some(&b), Some(&r), Activation::Gelu));
+        let fast =
+            gemm::linear(&x, rows, k, &w, n, &RowEpilogue::linear(Some(&b), Some(&r), Activation::Gelu));
         let plain = matmul::cpu::matmul(&x, &w, Some(&b), Some(&r), Activation::Gelu, 1, rows, k, n, true);
         compare(&format!("linear {rows}x{k}x{n}"), &fast, &plain)?;
     }

@@ -130,4 +130,3 @@ pub fn depthwise_conv2d(
     });
     y
 }
-

@@ -48,7 +48,13 @@ impl<'a> View<'a> {
 
     /// Rows `cols` apart in memory are this view's columns (e.g. `kᵀ` of a `[L, d]` key matrix).
     pub fn transposed(self) -> Self {
-        View { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+        View {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
     }
 
     fn in_bounds(&self) -> bool {

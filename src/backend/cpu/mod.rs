@@ -21,8 +21,8 @@ use crate::backend::{Backend, Epilogue, Upload};
 use crate::gpu::GpuError;
 use crate::ops::bits::{self, BitSpec, DdimCoefficients};
 use crate::ops::conv::{self as conv_ops, Geometry};
-use crate::ops::readout::{self, Cells, IdSpace, Resample};
 use crate::ops::norm as norm_ops;
+use crate::ops::readout::{self, Cells, IdSpace, Resample};
 use crate::ops::{elementwise, embed, layout, rng, Activation};
 
 /// The CPU backend; stateless.
@@ -111,15 +111,7 @@ impl Backend for CpuBackend {
         let (oh, ow) = geom
             .output_size((xs[1], xs[2]), (kh, kw))
             .ok_or_else(|| GpuError::shape(OP, "no output for this geometry"))?;
-        let y = conv::depthwise_conv2d(
-            x.f32()?,
-            xs,
-            w.f32()?,
-            (kh, kw),
-            vector(OP, bias, xs[3])?,
-            geom,
-            act,
-        );
+        let y = conv::depthwise_conv2d(x.f32()?, xs, w.f32()?, (kh, kw), vector(OP, bias, xs[3])?, geom, act);
         CpuTensor::new(&[xs[0], oh, ow, xs[3]], y)
     }
 
@@ -252,7 +244,10 @@ impl Backend for CpuBackend {
         }
         let q = attention::Rows { data: q.f32()?, offset: 0, row_stride: d };
         let (data, row_stride) = (kv.f32()?, d2);
-        let (k, v) = (attention::Rows { data, offset: 0, row_stride }, attention::Rows { data, offset: d, row_stride });
+        let (k, v) = (
+            attention::Rows { data, offset: 0, row_stride },
+            attention::Rows { data, offset: d, row_stride },
+        );
         let shape = attention::Shape { batch: n, lq, lk, heads, dh: d / heads };
         CpuTensor::new(&[n, lq, d], attention::attention(q, k, v, &shape))
     }

@@ -44,7 +44,8 @@ pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.5, 88.75);
     let n = (x * LOG2E + ROUND) - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let p = 1.0
+        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     // 2^n as an f32 built from its exponent bits, in two halves so n up to 128 does not overflow
     // the exponent field.
     let half = (n as i32) >> 1;
@@ -94,7 +95,8 @@ pub fn group_norm(x: &[f32], n: usize, c: usize, layer: &GroupNorm, scale_shift:
     let cg = c / groups;
     let count = (per / groups) as f64;
     for (b, (xb, yb)) in x.chunks_exact(per).zip(y.chunks_exact_mut(per)).enumerate() {
-        let mean: Vec<f64> = per_group(&channel_sums(xb, &vec![0.0; c], 1), groups).iter().map(|s| s / count).collect();
+        let mean: Vec<f64> =
+            per_group(&channel_sums(xb, &vec![0.0; c], 1), groups).iter().map(|s| s / count).collect();
         let channel_mean: Vec<f64> = (0..c).map(|ch| mean[ch / cg]).collect();
         let var = per_group(&channel_sums(xb, &channel_mean, 2), groups);
         // y = act(x · a + b) per channel.
@@ -102,7 +104,8 @@ pub fn group_norm(x: &[f32], n: usize, c: usize, layer: &GroupNorm, scale_shift:
         for ch in 0..c {
             let g = ch / cg;
             let rstd = 1.0 / (var[g] / count + eps as f64).sqrt();
-            let (film_scale, film_shift) = scale_shift.map_or((1.0, 0.0), |ss| (1.0 + ss[b * 2 * c + ch], ss[b * 2 * c + c + ch]));
+            let (film_scale, film_shift) =
+                scale_shift.map_or((1.0, 0.0), |ss| (1.0 + ss[b * 2 * c + ch], ss[b * 2 * c + c + ch]));
             a[ch] = (rstd as f32) * gamma[ch] * film_scale;
             shift[ch] = (beta[ch] - (mean[g] * rstd) as f32 * gamma[ch]) * film_scale + film_shift;
         }
@@ -119,4 +122,3 @@ pub fn group_norm(x: &[f32], n: usize, c: usize, layer: &GroupNorm, scale_shift:
     }
     y
 }
-

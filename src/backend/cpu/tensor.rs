@@ -67,7 +67,11 @@ pub(super) fn last(t: &CpuTensor) -> usize {
     t.shape().last().copied().unwrap_or(0)
 }
 
-pub(super) fn vector<'t>(op: &'static str, t: Option<&'t CpuTensor>, len: usize) -> Result<Option<&'t [f32]>, GpuError> {
+pub(super) fn vector<'t>(
+    op: &'static str,
+    t: Option<&'t CpuTensor>,
+    len: usize,
+) -> Result<Option<&'t [f32]>, GpuError> {
     match t {
         None => Ok(None),
         Some(t) if t.shape() == [len] => Ok(Some(t.f32()?)),

@@ -427,7 +427,10 @@ fn info(cli: &Cli) -> Result<(), String> {
             println!("  {k:<40} {v}");
         }
         println!("kernels   {}", pix2seqd::ops::all_kernels().len());
-        println!("CPU path  {} (`--cpu`; RAYON_NUM_THREADS sets the threads)", pix2seqd::backend::CpuPath::detect());
+        println!(
+            "CPU path  {} (`--cpu`; RAYON_NUM_THREADS sets the threads)",
+            pix2seqd::backend::CpuPath::detect()
+        );
     }
     Ok(())
 }
