@@ -361,11 +361,7 @@ impl Segmenter {
     ) -> Result<Option<Segmentation>, Error> {
         self.check_request(opts, &output)?;
         let start = now_ms();
-        let history_len = match &self.engine {
-            BackendState::Gpu(engine) => engine.history.len(),
-            BackendState::Cpu(engine) => engine.history.len(),
-        };
-        let plan = FramePlan::new(&self.cfg, image.size(), opts, (video, history_len))?;
+        let plan = FramePlan::new(&self.cfg, image.size(), opts, (video, self.history_len()))?;
         let read = match &mut self.engine {
             BackendState::Gpu(engine) => engine.frame(image, opts, &plan, &mut output).await?,
             BackendState::Cpu(engine) => Some(engine.frame(image, opts, &plan, on_step)?),
